@@ -1,0 +1,14 @@
+//! API settings.
+
+use crate::auth::TokenConfig;
+
+/// Settings of the API server.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// sqlx URL: `sqlite://PATH?mode=rwc` (created if missing) or `postgres://...`.
+    pub database_url: String,
+    /// Access-token settings.
+    pub tokens: TokenConfig,
+    /// Largest request body accepted, in bytes; larger bodies answer 413.
+    pub max_body_bytes: usize,
+}

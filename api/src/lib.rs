@@ -1,0 +1,76 @@
+//! Slipway's REST API under `/api/v1`.
+//!
+//! ```text
+//!  client ──HTTP/JSON──▶ axum router ──▶ handlers ──┬─▶ SQL (users, tenants, memberships) via sqlx
+//!         ◀─problem+json─┘   (JWT bearer auth)      └─▶ kube-apiserver: Tenants as Slipway,
+//!                                                       Apps impersonating the user + tenant group
+//! ```
+//!
+//! Isolation is enforced twice: a user only sees tenants they are a member of (others answer
+//! 404), and App calls impersonate the user with the group `slipway:tenant:<name>`, so
+//! Kubernetes RBAC refuses anything outside the tenant's namespace even if the API erred.
+#![forbid(unsafe_code)]
+
+mod auth;
+mod cluster;
+mod config;
+mod db;
+mod error;
+mod json;
+mod names;
+mod routes;
+
+pub use auth::TokenConfig;
+pub use cluster::Cluster;
+pub use config::ApiConfig;
+pub use db::Database;
+pub use error::{ApiError, FieldError};
+
+use axum::Router;
+use slipway_policies::PlanCatalog;
+use std::sync::Arc;
+
+/// Everything a handler needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    db: Database,
+    tokens: Arc<auth::Tokens>,
+    cluster: Cluster,
+    plans: Arc<PlanCatalog>,
+}
+
+/// The API, assembled: the same function builds the production server and the tests' server.
+pub struct Application {
+    router: Router,
+}
+
+impl Application {
+    /// Connects to the database (running migrations) and builds the router.
+    ///
+    /// # Errors
+    /// The database is unreachable, a migration fails, or the token key is unusable.
+    pub async fn build(config: &ApiConfig, cluster: Cluster, plans: Arc<PlanCatalog>) -> anyhow::Result<Self> {
+        let db = Database::connect(&config.database_url).await?;
+        let tokens = Arc::new(auth::Tokens::new(&config.tokens)?);
+        let state = AppState { db, tokens, cluster, plans };
+        Ok(Self { router: routes::router(state, config.max_body_bytes) })
+    }
+
+    /// The router, for serving or for driving in tests.
+    pub fn router(self) -> Router {
+        self.router
+    }
+
+    /// Serves on `listener` until `shutdown` resolves.
+    ///
+    /// # Errors
+    /// I/O errors of the listener.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = %listener.local_addr()?, "API listening");
+        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await
+    }
+}

@@ -1,0 +1,20 @@
+//! Liveness and readiness probes.
+
+use crate::AppState;
+use axum::{extract::State, http::StatusCode};
+
+/// Liveness: the process serves HTTP.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database and the Kubernetes API both answer.
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
+    if let Err(e) = state.db.ping().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("database: {e}"));
+    }
+    if let Err(e) = state.cluster.service().apiserver_version().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, format!("kubernetes: {e}"));
+    }
+    (StatusCode::OK, "ok".into())
+}

@@ -1,0 +1,37 @@
+//! The router: `/api/v1/...` plus `/healthz` and `/readyz`.
+
+mod accounts;
+mod apps;
+mod health;
+mod tenants;
+
+use crate::{AppState, error::ApiError};
+use axum::{
+    Router,
+    extract::DefaultBodyLimit,
+    routing::{get, post},
+};
+use tower_http::trace::TraceLayer;
+
+/// Builds the whole router over `state`; bodies over `max_body_bytes` answer 413.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let v1 = Router::new()
+        .route("/auth/register", post(accounts::register))
+        .route("/auth/login", post(accounts::login))
+        .route("/me", get(accounts::me))
+        .route("/tenants", post(tenants::create).get(tenants::list))
+        .route("/tenants/{tenant}", get(tenants::get).delete(tenants::delete))
+        .route("/tenants/{tenant}/apps", post(apps::create).get(apps::list))
+        .route("/tenants/{tenant}/apps/{app}", get(apps::get).put(apps::update).delete(apps::delete));
+    Router::new()
+        .nest("/api/v1", v1)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .fallback(|| async { ApiError::NotFound("no such endpoint; the API lives under /api/v1".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("this endpoint does not support that method".into())
+        })
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

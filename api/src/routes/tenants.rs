@@ -1,0 +1,185 @@
+//! Tenants: created by the API's own identity (Tenants are cluster-scoped), visible only to
+//! their members.
+
+use crate::{
+    AppState,
+    auth::AuthUser,
+    db::{Membership, is_unique_violation},
+    error::ApiError,
+    json::StrictJson,
+    names,
+};
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{StatusCode, header},
+};
+use kube::{
+    Api,
+    api::{DeleteParams, PostParams},
+};
+use serde::{Deserialize, Serialize};
+use slipway_crds::{Tenant, TenantOwner, TenantSpec, TenantStatus, tenant_namespace};
+
+#[derive(Deserialize)]
+pub struct CreateTenant {
+    name: String,
+    plan: String,
+}
+
+/// A tenant as the API shows it.
+#[derive(Serialize)]
+pub struct TenantView {
+    name: String,
+    plan: String,
+    namespace: String,
+    owners: Vec<String>,
+    role: String,
+    status: TenantStatus,
+}
+
+impl TenantView {
+    fn new(tenant: Tenant, role: &str) -> Self {
+        let name = tenant.metadata.name.clone().unwrap_or_default();
+        Self {
+            namespace: tenant_namespace(&name),
+            owners: tenant.spec.owners.into_iter().map(|o| o.email).collect(),
+            plan: tenant.spec.plan,
+            role: role.into(),
+            status: tenant.status.unwrap_or_default(),
+            name,
+        }
+    }
+}
+
+/// The caller's membership of `tenant`; 404 (never 403) for non-members, so the existence of
+/// other people's tenants is not revealed.
+pub async fn membership(state: &AppState, user: &AuthUser, tenant: &str) -> Result<Membership, ApiError> {
+    state
+        .db
+        .membership(&user.id, tenant)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant {tenant:?} not found")))
+}
+
+async fn fetch(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
+    Api::<Tenant>::all(state.cluster.service())
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant {name:?} not found")))
+}
+
+/// `POST /api/v1/tenants` `{"name","plan"}` → 201 with the tenant and its namespace.
+pub async fn create(
+    State(state): State<AppState>,
+    user: AuthUser,
+    StrictJson(req): StrictJson<CreateTenant>,
+) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<TenantView>), ApiError> {
+    names::dns_label("name", &req.name, names::MAX_TENANT_NAME)?;
+    state.plans.plan(&req.plan).map_err(|e| ApiError::invalid("plan", e.to_string()))?;
+    let taken = || ApiError::Conflict(format!("the tenant name {:?} is taken; choose another", req.name));
+    // Record in SQL first (uncommitted) so a taken name fails before touching the cluster, and
+    // commit only once the Tenant exists, so SQL never lists a tenant Kubernetes lacks.
+    let tx = state
+        .db
+        .begin_tenant(&req.name, &req.plan, &user.id)
+        .await
+        .map_err(|e| if is_unique_violation(&e) { taken() } else { e.into() })?;
+    let tenant = Tenant::new(
+        &req.name,
+        TenantSpec { owners: vec![TenantOwner { email: user.email.clone() }], plan: req.plan.clone(), limits: None },
+    );
+    let params = PostParams { field_manager: Some("slipway-api".into()), ..Default::default() };
+    let created = match Api::<Tenant>::all(state.cluster.service()).create(&params, &tenant).await {
+        Ok(t) => t,
+        Err(kube::Error::Api(s)) if s.code == 409 => return Err(taken()),
+        Err(e) => return Err(e.into()),
+    };
+    tx.commit().await?;
+    tracing::info!(tenant = %req.name, plan = %req.plan, user = %user.id, "tenant created");
+    let created = wait_until_ready(&state, created).await;
+    let location = format!("/api/v1/tenants/{}", req.name);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(TenantView::new(created, "owner"))))
+}
+
+/// How long `POST /tenants` waits for the controller to make the tenant Ready, so that the
+/// namespace is usable when the response arrives. A slower tenant is returned as it is.
+const READY_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Whether the tenant's `Ready` condition is `True`.
+pub fn is_ready(tenant: &Tenant) -> bool {
+    tenant.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+async fn wait_until_ready(state: &AppState, created: Tenant) -> Tenant {
+    let api = Api::<Tenant>::all(state.cluster.service());
+    let name = created.metadata.name.clone().unwrap_or_default();
+    let ready = |t: Option<&Tenant>| t.is_some_and(is_ready);
+    match tokio::time::timeout(READY_WAIT, kube::runtime::wait::await_condition(api, &name, ready)).await {
+        Ok(Ok(Some(t))) => t,
+        _ => {
+            tracing::warn!(tenant = %name, "tenant not Ready in time; returning it as it is");
+            created
+        }
+    }
+}
+
+/// `GET /api/v1/tenants` → `{"items": [...]}`, the caller's tenants only.
+pub async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<serde_json::Value>, ApiError> {
+    let mut items = Vec::new();
+    for m in state.db.memberships(&user.id).await? {
+        if let Some(t) = Api::<Tenant>::all(state.cluster.service()).get_opt(&m.tenant).await? {
+            items.push(TenantView::new(t, &m.role));
+        }
+    }
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+/// `GET /api/v1/tenants/{tenant}` → the tenant, or 404 for non-members.
+pub async fn get(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(name): Path<String>,
+) -> Result<Json<TenantView>, ApiError> {
+    let m = membership(&state, &user, &name).await?;
+    Ok(Json(TenantView::new(fetch(&state, &name).await?, &m.role)))
+}
+
+/// `DELETE /api/v1/tenants/{tenant}` → 204; owners only. Kubernetes garbage-collects the
+/// namespace and everything in it.
+pub async fn delete(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let m = membership(&state, &user, &name).await?;
+    if m.role != "owner" {
+        return Err(ApiError::Forbidden(format!("only owners of tenant {name:?} may delete it")));
+    }
+    match Api::<Tenant>::all(state.cluster.service()).delete(&name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    state.db.delete_tenant(&name).await?;
+    tracing::info!(tenant = %name, user = %user.id, "tenant deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The tenant's effective policy, for checks the API runs before writing.
+///
+/// # Errors
+/// 409 while the tenant is not Ready yet (its quota would refuse the write with a cryptic
+/// "status unknown for quota"); 500 if its plan is invalid.
+pub async fn policy(state: &AppState, tenant: &str) -> Result<slipway_policies::TenantPolicy, ApiError> {
+    let t = fetch(state, tenant).await?;
+    if !is_ready(&t) {
+        return Err(ApiError::Conflict(format!(
+            "tenant {tenant:?} is still being provisioned; retry in a few seconds"
+        )));
+    }
+    state
+        .plans
+        .effective(&t.spec.plan, t.spec.limits.as_ref())
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("tenant {tenant} has an invalid plan: {e}")))
+}

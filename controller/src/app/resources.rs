@@ -1,0 +1,257 @@
+//! Pure builders of the objects an App owns: Deployment, Service, Ingress, expose policy.
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, DeploymentSpec},
+        core::v1::{
+            Capabilities, Container, ContainerPort, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+            ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
+        },
+        networking::v1::{
+            HTTPIngressPath, HTTPIngressRuleValue, IPBlock, Ingress, IngressBackend, IngressRule,
+            IngressServiceBackend, IngressSpec, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer,
+            NetworkPolicyPort, NetworkPolicySpec, ServiceBackendPort,
+        },
+    },
+    apimachinery::pkg::{
+        api::resource::Quantity,
+        apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
+        util::intstr::IntOrString,
+    },
+};
+use slipway_crds::{APP_LABEL, AppSpec, ExposeType, ResourceAmounts, TENANT_LABEL};
+use std::collections::BTreeMap;
+
+/// Names and ownership shared by every object of one App.
+pub struct AppIdentity<'a> {
+    /// The App's name; every owned object has the same name.
+    pub name: &'a str,
+    /// The App's namespace.
+    pub namespace: &'a str,
+    /// The tenant the namespace belongs to.
+    pub tenant: &'a str,
+    /// Controller owner reference to the App, so deleting it deletes them.
+    pub owner: OwnerReference,
+}
+
+impl AppIdentity<'_> {
+    fn selector(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([(APP_LABEL.to_string(), self.name.to_string())])
+    }
+
+    fn labels(&self) -> BTreeMap<String, String> {
+        let mut labels = self.selector();
+        labels.insert(TENANT_LABEL.into(), self.tenant.into());
+        labels.insert("app.kubernetes.io/name".into(), self.name.into());
+        labels.insert("app.kubernetes.io/managed-by".into(), "slipway".into());
+        labels
+    }
+
+    fn meta(&self, name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(self.namespace.into()),
+            labels: Some(self.labels()),
+            owner_references: Some(vec![self.owner.clone()]),
+            ..Default::default()
+        }
+    }
+}
+
+fn amounts(a: Option<&ResourceAmounts>) -> Option<BTreeMap<String, Quantity>> {
+    let a = a?;
+    let map: BTreeMap<_, _> = [("cpu", &a.cpu), ("memory", &a.memory)]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
+        .collect();
+    (!map.is_empty()).then_some(map)
+}
+
+/// The App's Deployment. The pod passes the `restricted` Pod Security Standard (non-root,
+/// no privilege escalation, all capabilities dropped, RuntimeDefault seccomp), does not mount
+/// a service-account token (tenant code has no business with the API), and is ready when its
+/// port accepts TCP connections. Unset CPU/memory are left to the namespace's LimitRange.
+pub fn deployment(id: &AppIdentity<'_>, spec: &AppSpec, replicas: i32) -> Deployment {
+    let resources = spec.resources.as_ref().map(|r| ResourceRequirements {
+        requests: amounts(r.requests.as_ref()),
+        limits: amounts(r.limits.as_ref()),
+        ..Default::default()
+    });
+    let container = Container {
+        name: "app".into(),
+        image: Some(spec.image.clone()),
+        ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: spec.port, ..Default::default() }]),
+        env: (!spec.env.is_empty()).then(|| {
+            spec.env
+                .iter()
+                .map(|e| EnvVar { name: e.name.clone(), value: Some(e.value.clone()), ..Default::default() })
+                .collect()
+        }),
+        resources,
+        readiness_probe: Some(Probe {
+            tcp_socket: Some(TCPSocketAction { port: IntOrString::Int(spec.port), ..Default::default() }),
+            period_seconds: Some(5),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            run_as_non_root: Some(true),
+            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Deployment {
+        metadata: id.meta(id.name),
+        spec: Some(DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector { match_labels: Some(id.selector()), ..Default::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(id.labels()), ..Default::default() }),
+                spec: Some(PodSpec {
+                    containers: vec![container],
+                    automount_service_account_token: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The App's Service: `NodePort` when asked for, else `ClusterIP` (an Ingress routes to it).
+/// The port number is the container's; Kubernetes allocates the node port.
+pub fn service(id: &AppIdentity<'_>, spec: &AppSpec) -> Service {
+    let type_ = match spec.expose_type() {
+        ExposeType::NodePort => "NodePort",
+        ExposeType::ClusterIP | ExposeType::Ingress => "ClusterIP",
+    };
+    Service {
+        metadata: id.meta(id.name),
+        spec: Some(ServiceSpec {
+            type_: Some(type_.into()),
+            selector: Some(id.selector()),
+            ports: Some(vec![ServicePort {
+                name: Some("http".into()),
+                port: spec.port,
+                target_port: Some(IntOrString::String("http".into())),
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The App's Ingress, only for `expose.type: Ingress`: every path of the host to the Service.
+pub fn ingress(id: &AppIdentity<'_>, spec: &AppSpec) -> Option<Ingress> {
+    let host = spec.expose.as_ref().filter(|e| e.type_ == ExposeType::Ingress)?.host.clone()?;
+    let backend = IngressBackend {
+        service: Some(IngressServiceBackend {
+            name: id.name.into(),
+            port: Some(ServiceBackendPort { number: Some(spec.port), ..Default::default() }),
+        }),
+        ..Default::default()
+    };
+    Some(Ingress {
+        metadata: id.meta(id.name),
+        spec: Some(IngressSpec {
+            rules: Some(vec![IngressRule {
+                host: Some(host),
+                http: Some(HTTPIngressRuleValue {
+                    paths: vec![HTTPIngressPath { path: Some("/".into()), path_type: "Prefix".into(), backend }],
+                }),
+            }]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// Name of the NetworkPolicy that opens an exposed App's port to traffic from outside the
+/// namespace (the tenant's default deny would drop NodePort and Ingress traffic otherwise).
+pub fn expose_policy_name(app: &str) -> String {
+    format!("slipway-expose-{app}")
+}
+
+/// The allow policy of an exposed App: its pods' port from any address.
+pub fn expose_policy(id: &AppIdentity<'_>, spec: &AppSpec) -> Option<NetworkPolicy> {
+    if spec.expose_type() == ExposeType::ClusterIP {
+        return None;
+    }
+    Some(NetworkPolicy {
+        metadata: id.meta(&expose_policy_name(id.name)),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector { match_labels: Some(id.selector()), ..Default::default() }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![NetworkPolicyPeer {
+                    ip_block: Some(IPBlock { cidr: "0.0.0.0/0".into(), ..Default::default() }),
+                    ..Default::default()
+                }]),
+                ports: Some(vec![NetworkPolicyPort {
+                    port: Some(IntOrString::Int(spec.port)),
+                    protocol: Some("TCP".into()),
+                    ..Default::default()
+                }]),
+            }]),
+            ..Default::default()
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_crds::Expose;
+
+    fn id() -> AppIdentity<'static> {
+        AppIdentity {
+            name: "web",
+            namespace: "tenant-acme",
+            tenant: "acme",
+            owner: OwnerReference { name: "web".into(), ..Default::default() },
+        }
+    }
+
+    fn spec(expose: Option<Expose>) -> AppSpec {
+        AppSpec { image: "nginx".into(), port: 8080, replicas: Some(2), env: vec![], resources: None, expose }
+    }
+
+    #[test]
+    fn deployment_is_restricted_and_selects_its_pods() {
+        let d = deployment(&id(), &spec(None), 2);
+        let d = d.spec.unwrap();
+        assert_eq!(d.replicas, Some(2));
+        let pod = d.template.spec.unwrap();
+        let sc = pod.containers[0].security_context.clone().unwrap();
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        assert_eq!(sc.run_as_non_root, Some(true));
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let template_labels = d.template.metadata.unwrap().labels.unwrap();
+        for (k, v) in d.selector.match_labels.unwrap() {
+            assert_eq!(template_labels[&k], v);
+        }
+    }
+
+    #[test]
+    fn exposure_picks_service_type_ingress_and_policy() {
+        let node_port = spec(Some(Expose { type_: ExposeType::NodePort, host: None }));
+        assert_eq!(service(&id(), &node_port).spec.unwrap().type_.as_deref(), Some("NodePort"));
+        assert!(ingress(&id(), &node_port).is_none());
+        assert!(expose_policy(&id(), &node_port).is_some());
+        let by_host = spec(Some(Expose { type_: ExposeType::Ingress, host: Some("shop.example.com".into()) }));
+        assert_eq!(service(&id(), &by_host).spec.unwrap().type_.as_deref(), Some("ClusterIP"));
+        let rule = &ingress(&id(), &by_host).unwrap().spec.unwrap().rules.unwrap()[0];
+        assert_eq!(rule.host.as_deref(), Some("shop.example.com"));
+        assert!(expose_policy(&id(), &spec(None)).is_none());
+    }
+}

@@ -1,0 +1,183 @@
+//! Pure derivation of an App's status from what its Deployment and Service report.
+
+use crate::conditions::condition;
+use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use slipway_crds::{AppPhase, AppSpec, AppStatus, ExposeType};
+
+/// What the status is computed from.
+pub struct Observed<'a> {
+    /// The App's `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The App's name and namespace (for the in-cluster URL).
+    pub name: &'a str,
+    /// Namespace of the App.
+    pub namespace: &'a str,
+    /// The App's spec.
+    pub spec: &'a AppSpec,
+    /// Replicas wanted (the spec's or the plan's default).
+    pub replicas: i32,
+    /// The Deployment as the API server returned it.
+    pub deployment: Option<&'a Deployment>,
+    /// The Service as the API server returned it.
+    pub service: Option<&'a Service>,
+    /// Address put in NodePort URLs.
+    pub node_address: Option<&'a str>,
+    /// The status written last time (for condition transition times).
+    pub previous: &'a AppStatus,
+}
+
+/// Phase, reason and message from the Deployment, per its documented status
+/// (<https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#deployment-status>).
+fn phase(deployment: Option<&Deployment>, replicas: i32) -> (AppPhase, &'static str, String) {
+    let Some(d) = deployment else {
+        return (AppPhase::Pending, "DeploymentMissing", "the Deployment is not created yet".into());
+    };
+    let Some(status) = d.status.as_ref() else {
+        return (AppPhase::Pending, "DeploymentPending", "the Deployment has not reported status yet".into());
+    };
+    let failed = status.conditions.iter().flatten().find(|c| c.type_ == "Progressing" && c.status == "False");
+    if let Some(c) = failed {
+        let reason = c.reason.clone().unwrap_or_default();
+        return (AppPhase::Failed, "RolloutFailed", format!("{reason}: {}", c.message.clone().unwrap_or_default()));
+    }
+    let observed = status.observed_generation >= d.metadata.generation;
+    let available = status.available_replicas.unwrap_or(0);
+    let updated = status.updated_replicas.unwrap_or(0);
+    let total = status.replicas.unwrap_or(0);
+    if observed && updated >= replicas && available >= replicas && total == replicas {
+        return (AppPhase::Ready, "Available", format!("{available}/{replicas} replicas available"));
+    }
+    if total == 0 && replicas > 0 {
+        return (AppPhase::Pending, "PodsPending", format!("0/{replicas} replicas created"));
+    }
+    (AppPhase::Progressing, "RollingOut", format!("{available}/{replicas} replicas available, {updated} updated"))
+}
+
+/// The App's node port, if its Service has one.
+pub fn node_port(service: Option<&Service>) -> Option<i32> {
+    service?.spec.as_ref()?.ports.as_ref()?.first()?.node_port
+}
+
+/// The status an App should have now.
+pub fn compute(o: &Observed<'_>) -> AppStatus {
+    let (phase, reason, message) = phase(o.deployment, o.replicas);
+    let node_port = node_port(o.service);
+    let url = match o.spec.expose_type() {
+        ExposeType::NodePort => node_port.zip(o.node_address).map(|(port, addr)| format!("http://{addr}:{port}")),
+        ExposeType::Ingress => o.spec.expose.as_ref().and_then(|e| e.host.as_ref()).map(|h| format!("http://{h}/")),
+        ExposeType::ClusterIP => Some(format!("http://{}.{}.svc.cluster.local:{}", o.name, o.namespace, o.spec.port)),
+    };
+    let prev = &o.previous.conditions;
+    let conditions = vec![
+        condition(prev, "Ready", phase == AppPhase::Ready, reason, message.clone(), o.generation),
+        condition(prev, "Progressing", phase == AppPhase::Progressing, reason, message, o.generation),
+    ];
+    AppStatus {
+        phase,
+        observed_generation: o.generation,
+        replicas: Some(o.replicas),
+        available_replicas: o.deployment.and_then(|d| d.status.as_ref()?.available_replicas).unwrap_or(0),
+        node_port,
+        url,
+        conditions,
+        ready_notified_at: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::{
+        api::{
+            apps::v1::{DeploymentCondition, DeploymentStatus},
+            core::v1::{ServicePort, ServiceSpec},
+        },
+        apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    };
+    use slipway_crds::Expose;
+
+    fn deployment(replicas: i32, available: i32, failed: bool) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta { generation: Some(1), ..Default::default() },
+            status: Some(DeploymentStatus {
+                observed_generation: Some(1),
+                replicas: Some(replicas),
+                updated_replicas: Some(replicas),
+                available_replicas: Some(available),
+                conditions: failed.then(|| {
+                    vec![DeploymentCondition {
+                        type_: "Progressing".into(),
+                        status: "False".into(),
+                        reason: Some("ProgressDeadlineExceeded".into()),
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn observe<'a>(
+        spec: &'a AppSpec,
+        d: Option<&'a Deployment>,
+        s: Option<&'a Service>,
+        prev: &'a AppStatus,
+    ) -> AppStatus {
+        compute(&Observed {
+            generation: Some(3),
+            name: "web",
+            namespace: "tenant-acme",
+            spec,
+            replicas: 2,
+            deployment: d,
+            service: s,
+            node_address: Some("10.0.0.5"),
+            previous: prev,
+        })
+    }
+
+    fn node_port_spec() -> AppSpec {
+        AppSpec {
+            image: "nginx".into(),
+            port: 8080,
+            replicas: Some(2),
+            env: vec![],
+            resources: None,
+            expose: Some(Expose { type_: ExposeType::NodePort, host: None }),
+        }
+    }
+
+    #[test]
+    fn phases_follow_the_deployment() {
+        let spec = node_port_spec();
+        let prev = AppStatus::default();
+        assert_eq!(observe(&spec, None, None, &prev).phase, AppPhase::Pending);
+        assert_eq!(observe(&spec, Some(&deployment(2, 1, false)), None, &prev).phase, AppPhase::Progressing);
+        assert_eq!(observe(&spec, Some(&deployment(2, 1, true)), None, &prev).phase, AppPhase::Failed);
+        let ready = observe(&spec, Some(&deployment(2, 2, false)), None, &prev);
+        assert_eq!(ready.phase, AppPhase::Ready);
+        assert_eq!(ready.available_replicas, 2);
+        assert!(ready.conditions.iter().all(|c| c.observed_generation == Some(3)));
+        assert_eq!(ready.conditions[0].status, "True");
+        assert_eq!(ready.conditions[1].status, "False");
+    }
+
+    #[test]
+    fn node_port_url_uses_the_node_address() {
+        let service = Service {
+            spec: Some(ServiceSpec {
+                ports: Some(vec![ServicePort { port: 8080, node_port: Some(31234), ..Default::default() }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let status = observe(&node_port_spec(), None, Some(&service), &AppStatus::default());
+        assert_eq!(status.node_port, Some(31234));
+        assert_eq!(status.url.as_deref(), Some("http://10.0.0.5:31234"));
+        let mut cluster_ip = node_port_spec();
+        cluster_ip.expose = None;
+        let status = observe(&cluster_ip, None, None, &AppStatus::default());
+        assert_eq!(status.url.as_deref(), Some("http://web.tenant-acme.svc.cluster.local:8080"));
+    }
+}

@@ -1,0 +1,277 @@
+//! Pure builders of the objects a tenant owns. Each names its source of truth.
+
+use k8s_openapi::{
+    api::{
+        core::v1::{LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec},
+        networking::v1::{
+            NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+            NetworkPolicySpec,
+        },
+        rbac::v1::{ClusterRole, PolicyRule, RoleBinding, RoleRef, Subject},
+    },
+    apimachinery::pkg::{
+        api::resource::Quantity,
+        apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
+        util::intstr::IntOrString,
+    },
+};
+use slipway_crds::{ExposeType, TENANT_LABEL, tenant_group, tenant_namespace};
+use slipway_policies::TenantPolicy;
+use std::collections::BTreeMap;
+
+/// The ClusterRole bound in every tenant namespace to the tenant's group.
+pub const MEMBER_ROLE: &str = "slipway:tenant-member";
+
+fn labels(tenant: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (TENANT_LABEL.to_string(), tenant.to_string()),
+        ("app.kubernetes.io/managed-by".to_string(), "slipway".to_string()),
+    ])
+}
+
+fn meta(name: &str, tenant: &str, owner: OwnerReference) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(tenant_namespace(tenant)),
+        labels: Some(labels(tenant)),
+        owner_references: Some(vec![owner]),
+        ..Default::default()
+    }
+}
+
+/// The tenant's namespace. Pod Security Admission enforces the `restricted` profile
+/// (<https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted>).
+pub fn namespace(tenant: &str, owner: OwnerReference) -> Namespace {
+    let mut labels = labels(tenant);
+    labels.insert("pod-security.kubernetes.io/enforce".into(), "restricted".into());
+    labels.insert("pod-security.kubernetes.io/enforce-version".into(), "latest".into());
+    Namespace {
+        metadata: ObjectMeta {
+            name: Some(tenant_namespace(tenant)),
+            labels: Some(labels),
+            owner_references: Some(vec![owner]),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// The plan's totals as a ResourceQuota: compute, storage and Service kinds
+/// (<https://kubernetes.io/docs/concepts/policy/resource-quotas/>). NodePorts are allowed only
+/// when the plan allows NodePort exposure; LoadBalancers never (Slipway does not offer them).
+///
+/// Counts of Slipway's own kinds (`count/apps.slipway.dev`) are deliberately absent: the quota
+/// controller learns about a CRD's resources only on its periodic discovery, and until then
+/// quota admission refuses every such object ("status unknown for quota"). Those counts are
+/// checked by the API and the admission webhook instead.
+pub fn quota(tenant: &str, policy: &TenantPolicy, owner: OwnerReference) -> ResourceQuota {
+    let l = &policy.limits;
+    let count = |n: u32| Quantity(n.to_string());
+    let node_ports = if l.exposures.contains(&ExposeType::NodePort) { l.max_apps } else { 0 };
+    let hard = BTreeMap::from([
+        ("requests.cpu".to_string(), l.cpu.to_quantity()),
+        ("limits.cpu".to_string(), l.cpu.to_quantity()),
+        ("requests.memory".to_string(), l.memory.to_quantity()),
+        ("limits.memory".to_string(), l.memory.to_quantity()),
+        ("requests.storage".to_string(), l.storage.to_quantity()),
+        ("services.nodeports".to_string(), count(node_ports)),
+        ("services.loadbalancers".to_string(), count(0)),
+    ]);
+    ResourceQuota {
+        metadata: meta("slipway-plan", tenant, owner),
+        spec: Some(ResourceQuotaSpec { hard: Some(hard), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// Whether the quota controller has computed usage for every resource of `quota`. Until it
+/// has, quota admission refuses every object the quota covers ("status unknown for quota"),
+/// so the tenant is not usable yet.
+pub fn quota_observed(quota: &ResourceQuota) -> bool {
+    let hard = quota.spec.as_ref().and_then(|s| s.hard.as_ref());
+    let used = quota.status.as_ref().and_then(|s| s.used.as_ref());
+    match (hard, used) {
+        (Some(hard), Some(used)) => hard.keys().all(|k| used.contains_key(k)),
+        (None, _) => true,
+        (Some(_), None) => false,
+    }
+}
+
+/// The plan's per-container defaults as a LimitRange, so pods that do not say get them and the
+/// quota (which requires requests and limits) admits them
+/// (<https://kubernetes.io/docs/concepts/policy/limit-range/>).
+pub fn limit_range(tenant: &str, policy: &TenantPolicy, owner: OwnerReference) -> LimitRange {
+    let d = &policy.defaults;
+    let pair = |cpu: &slipway_policies::Amount, memory: &slipway_policies::Amount| {
+        BTreeMap::from([("cpu".to_string(), cpu.to_quantity()), ("memory".to_string(), memory.to_quantity())])
+    };
+    LimitRange {
+        metadata: meta("slipway-defaults", tenant, owner),
+        spec: Some(LimitRangeSpec {
+            limits: vec![LimitRangeItem {
+                type_: "Container".into(),
+                default: Some(pair(&d.cpu_limit, &d.memory_limit)),
+                default_request: Some(pair(&d.cpu_request, &d.memory_request)),
+                ..Default::default()
+            }],
+        }),
+    }
+}
+
+/// What a tenant member may do in the tenant namespace: manage Slipway resources, and read
+/// the workloads, pods, logs and events the controller makes from them. Nothing else: the
+/// Deployments and Services are the controller's to write.
+pub fn member_role() -> ClusterRole {
+    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
+        api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
+        resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    };
+    let read = ["get", "list", "watch"];
+    ClusterRole {
+        metadata: ObjectMeta {
+            name: Some(MEMBER_ROLE.into()),
+            labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".into(), "slipway".into())])),
+            ..Default::default()
+        },
+        rules: Some(vec![
+            rule(
+                &["slipway.dev"],
+                &["apps", "databases", "workspaces"],
+                &["get", "list", "watch", "create", "update", "patch", "delete"],
+            ),
+            rule(&["slipway.dev"], &["apps/status", "databases/status", "workspaces/status"], &read),
+            rule(
+                &[""],
+                &["pods", "pods/log", "events", "services", "endpoints", "resourcequotas", "limitranges"],
+                &read,
+            ),
+            rule(&["apps"], &["deployments", "replicasets", "statefulsets"], &read),
+            rule(&["networking.k8s.io"], &["ingresses"], &read),
+            rule(&["events.k8s.io"], &["events"], &read),
+        ]),
+        ..Default::default()
+    }
+}
+
+/// Binds [`MEMBER_ROLE`] in the tenant namespace to the group `slipway:tenant:<name>`, the
+/// group the API impersonates for the tenant's members.
+pub fn member_binding(tenant: &str, owner: OwnerReference) -> RoleBinding {
+    RoleBinding {
+        metadata: meta("slipway-tenant-members", tenant, owner),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "ClusterRole".into(),
+            name: MEMBER_ROLE.into(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Group".into(),
+            name: tenant_group(tenant),
+            ..Default::default()
+        }]),
+    }
+}
+
+/// Default deny for every pod of the tenant: ingress only from the same namespace; egress only
+/// to the same namespace and to DNS in kube-system
+/// (<https://kubernetes.io/docs/concepts/services-networking/network-policies/#default-policies>).
+/// Exposed Apps get their own allow policy from the App controller.
+pub fn default_deny(tenant: &str, owner: OwnerReference) -> NetworkPolicy {
+    let same_namespace = NetworkPolicyPeer { pod_selector: Some(LabelSelector::default()), ..Default::default() };
+    let kube_system = NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([("kubernetes.io/metadata.name".into(), "kube-system".into())])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let dns = |protocol: &str| NetworkPolicyPort {
+        protocol: Some(protocol.into()),
+        port: Some(IntOrString::Int(53)),
+        ..Default::default()
+    };
+    NetworkPolicy {
+        metadata: meta("slipway-default-deny", tenant, owner),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector::default()),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule {
+                from: Some(vec![same_namespace.clone()]),
+                ..Default::default()
+            }]),
+            egress: Some(vec![
+                NetworkPolicyEgressRule { to: Some(vec![same_namespace]), ..Default::default() },
+                NetworkPolicyEgressRule { to: Some(vec![kube_system]), ports: Some(vec![dns("UDP"), dns("TCP")]) },
+            ]),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_policies::PlanCatalog;
+
+    fn owner() -> OwnerReference {
+        OwnerReference {
+            api_version: "slipway.dev/v1alpha1".into(),
+            kind: "Tenant".into(),
+            name: "acme".into(),
+            uid: "u".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn namespace_enforces_restricted_and_is_owned() {
+        let ns = namespace("acme", owner());
+        let labels = ns.metadata.labels.unwrap();
+        assert_eq!(ns.metadata.name.as_deref(), Some("tenant-acme"));
+        assert_eq!(labels["pod-security.kubernetes.io/enforce"], "restricted");
+        assert_eq!(labels[TENANT_LABEL], "acme");
+        assert_eq!(ns.metadata.owner_references.unwrap()[0].name, "acme");
+    }
+
+    #[test]
+    fn quota_mirrors_the_plan() {
+        let free = PlanCatalog::embedded().effective("free", None).unwrap();
+        let hard = quota("acme", &free, owner()).spec.unwrap().hard.unwrap();
+        assert_eq!(hard["limits.cpu"], Quantity("2".into()));
+        assert_eq!(hard["requests.memory"], Quantity("2Gi".into()));
+        assert_eq!(hard["services.nodeports"], Quantity("3".into()));
+    }
+
+    #[test]
+    fn quota_is_observed_once_every_resource_has_usage() {
+        let free = PlanCatalog::embedded().effective("free", None).unwrap();
+        let mut q = quota("acme", &free, owner());
+        assert!(!quota_observed(&q));
+        let mut used = q.spec.as_ref().unwrap().hard.clone().unwrap();
+        let last = used.keys().next_back().unwrap().clone();
+        used.remove(&last);
+        q.status =
+            Some(k8s_openapi::api::core::v1::ResourceQuotaStatus { used: Some(used.clone()), ..Default::default() });
+        assert!(!quota_observed(&q), "one resource without usage");
+        used.insert(last, Quantity("0".into()));
+        q.status.as_mut().unwrap().used = Some(used);
+        assert!(quota_observed(&q));
+    }
+
+    #[test]
+    fn binding_names_the_tenant_group() {
+        let rb = member_binding("acme", owner());
+        assert_eq!(rb.subjects.unwrap()[0].name, "slipway:tenant:acme");
+        assert_eq!(rb.role_ref.name, MEMBER_ROLE);
+    }
+
+    #[test]
+    fn default_deny_allows_dns_only_outside() {
+        let np = default_deny("acme", owner()).spec.unwrap();
+        let egress = np.egress.unwrap();
+        assert_eq!(egress.len(), 2);
+        assert_eq!(egress[1].ports.as_ref().unwrap()[0].port, Some(IntOrString::Int(53)));
+        assert_eq!(np.policy_types.unwrap(), ["Ingress", "Egress"]);
+    }
+}

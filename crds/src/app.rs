@@ -1,0 +1,179 @@
+//! `App`: a container image run as a Deployment with a Service and, optionally, an Ingress.
+
+use k8s_openapi::apimachinery::pkg::{
+    api::resource::Quantity,
+    apis::meta::v1::{Condition, Time},
+};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Desired state of an App.
+#[derive(CustomResource, KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "slipway.dev",
+    version = "v1alpha1",
+    kind = "App",
+    plural = "apps",
+    shortname = "sapp",
+    category = "slipway",
+    namespaced,
+    status = "AppStatus",
+    doc = "A Slipway App: a container image run with replicas behind a Service, optionally exposed on a NodePort or an Ingress.",
+    printcolumn(name = "Image", type_ = "string", json_path = ".spec.image"),
+    printcolumn(name = "Replicas", type_ = "integer", json_path = ".spec.replicas"),
+    printcolumn(name = "Available", type_ = "integer", json_path = ".status.availableReplicas"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "URL", type_ = "string", json_path = ".status.url"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct AppSpec {
+    /// Container image reference, e.g. `nginxinc/nginx-unprivileged:1.27`.
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// TCP port the container listens on; the Service exposes the same port.
+    #[serde(default = "default_port")]
+    #[schemars(range(min = 1, max = 65535))]
+    pub port: i32,
+    /// Number of pods. Unset means the plan's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+    /// Environment variables given to the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub env: Vec<EnvVar>,
+    /// CPU and memory per pod. Unset amounts take the plan's defaults (through the namespace's LimitRange).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ComputeResources>,
+    /// How the App is reached. Unset means `ClusterIP` (inside the cluster only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<Expose>,
+}
+
+fn default_port() -> i32 {
+    8080
+}
+
+/// One environment variable.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct EnvVar {
+    /// Variable name, a C identifier.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
+    pub name: String,
+    /// Value; empty is allowed.
+    #[serde(default)]
+    pub value: String,
+}
+
+/// Requests and limits of one pod, in Kubernetes quantities.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+pub struct ComputeResources {
+    /// What the scheduler reserves for the pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<ResourceAmounts>,
+    /// The most the pod may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ResourceAmounts>,
+}
+
+/// CPU (e.g. `250m`) and memory (e.g. `256Mi`).
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+pub struct ResourceAmounts {
+    /// CPU cores, e.g. `500m` or `1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Quantity>,
+    /// Memory bytes, e.g. `256Mi`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Quantity>,
+}
+
+/// How an App is reached.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[x_kube(validation = kube::core::Rule::new("self.type == 'Ingress' ? has(self.host) : !has(self.host)").message("expose.host is required for type Ingress and not allowed otherwise"))]
+pub struct Expose {
+    /// `ClusterIP` (in-cluster only), `NodePort` (a port on every node) or `Ingress` (HTTP by host name).
+    #[serde(rename = "type")]
+    pub type_: ExposeType,
+    /// Host name served by the Ingress, e.g. `shop.example.com`. Only for type `Ingress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub host: Option<String>,
+}
+
+/// The kinds of exposure an App may ask for (a plan may allow only some).
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ExposeType {
+    /// Reachable inside the cluster only.
+    ClusterIP,
+    /// Reachable on a port of every node.
+    NodePort,
+    /// Reachable over HTTP by host name through the cluster's ingress controller.
+    Ingress,
+}
+
+impl std::fmt::Display for ExposeType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ExposeType::ClusterIP => "ClusterIP",
+            ExposeType::NodePort => "NodePort",
+            ExposeType::Ingress => "Ingress",
+        })
+    }
+}
+
+impl AppSpec {
+    /// The exposure asked for, `ClusterIP` when unset.
+    pub fn expose_type(&self) -> ExposeType {
+        self.expose.as_ref().map_or(ExposeType::ClusterIP, |e| e.type_)
+    }
+}
+
+/// Observed state of an App.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppStatus {
+    /// Summary of the App's state.
+    #[serde(default)]
+    pub phase: AppPhase,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Pods wanted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    /// Pods available (ready for at least `minReadySeconds`).
+    #[serde(default)]
+    pub available_replicas: i32,
+    /// The node port allocated by Kubernetes for a `NodePort` App.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_port: Option<i32>,
+    /// Where the App answers: `http://<node>:<nodePort>`, `http://<host>/`, or the in-cluster Service URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// `Ready` and `Progressing`, each with `observedGeneration`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// When the owners were emailed that the App is ready; set once, so the email is sent once.
+    /// Owned by the field manager `slipway-notifier`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_notified_at: Option<Time>,
+}
+
+/// Summary phase of an App, derived from its Deployment.
+#[derive(JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AppPhase {
+    /// Nothing is running yet.
+    #[default]
+    Pending,
+    /// A rollout is under way.
+    Progressing,
+    /// Every wanted replica is available with the current spec.
+    Ready,
+    /// The rollout failed (e.g. its progress deadline passed).
+    Failed,
+}

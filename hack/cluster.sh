@@ -1,0 +1,504 @@
+#!/usr/bin/env bash
+# A real Kubernetes control plane on loopback, for tests and local development.
+#
+#   hack/cluster.sh up NAME       start (or reuse) cluster NAME, print its env
+#   hack/cluster.sh down NAME     stop cluster NAME and delete its state
+#   hack/cluster.sh env NAME      print the env file of a running cluster
+#   hack/cluster.sh status NAME   show the cluster's processes and readiness
+#   hack/cluster.sh list          list clusters that have state
+#
+# Components (all bound to 127.0.0.1 on free ports, so clusters run side by
+# side): etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
+# simulating two nodes (kwok-node-0, kwok-node-1) on which pods become
+# Running/Ready. A default StorageClass "standard" uses kube-controller-manager's
+# hostPath provisioner, so PVCs really bind.
+#
+# State: $SLIPWAY_STATE/clusters/NAME/ (certs, etcd data, logs, pids,
+# kubeconfig, env). SLIPWAY_STATE defaults to ${XDG_STATE_HOME:-~/.local/state}/slipway.
+# The env file exports KUBECONFIG, SLIPWAY_KUBECONFIG, SLIPWAY_CLUSTER_NAME,
+# SLIPWAY_KUBE_APISERVER, SLIPWAY_KUBECTL and puts kubectl on PATH.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+SERVICE_CIDR=10.96.0.0/16
+SERVICE_FIRST_IP=10.96.0.1
+POD_CIDR=10.244.0.0/16   # kwok hands pod IPs out of this range
+NODE_COUNT=2
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+cluster_dir() { echo "$SLIPWAY_STATE/clusters/$1"; }
+
+# ---------------------------------------------------------------- PKI
+
+# write_openssl_conf FILE: the minimal config used for every certificate.
+write_openssl_conf() {
+  cat >"$1" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+[v3_ca]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign, digitalSignature
+subjectKeyIdentifier = hash
+[v3_client]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+[v3_server]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+authorityKeyIdentifier = keyid
+subjectAltName = @sans
+[sans]
+DNS.1 = localhost
+DNS.2 = kubernetes
+DNS.3 = kubernetes.default
+DNS.4 = kubernetes.default.svc
+DNS.5 = kubernetes.default.svc.cluster.local
+IP.1 = 127.0.0.1
+IP.2 = SERVICE_FIRST_IP
+EOF
+  sed -i "s/SERVICE_FIRST_IP/$SERVICE_FIRST_IP/" "$1"
+}
+
+# sign PKI NAME SUBJECT EXTENSION [CA]: key + certificate signed by CA (default: the cluster CA).
+sign() {
+  local pki="$1" name="$2" subj="$3" ext="$4" ca="${5:-ca}"
+  openssl genrsa -out "$pki/$name.key" 2048 2>/dev/null
+  openssl req -new -key "$pki/$name.key" -subj "$subj" -config "$pki/openssl.cnf" \
+    -out "$pki/$name.csr"
+  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" \
+    -CAcreateserial -days 3650 -sha256 -extfile "$pki/openssl.cnf" -extensions "$ext" \
+    -out "$pki/$name.crt" 2>/dev/null
+  rm -f "$pki/$name.csr"
+}
+
+gen_pki() {
+  local name="$1" pki="$2"
+  need_cmd openssl openssl
+  mkdir -p "$pki"
+  chmod 700 "$pki"
+  write_openssl_conf "$pki/openssl.cnf"
+  local ca
+  # ca: the cluster CA (serving + client certs). front-proxy-ca: only for the
+  # aggregation layer's request-header authentication, as kubeadm does; without
+  # it kube-controller-manager and kube-scheduler log errors about a missing
+  # requestheader CA bundle.
+  for ca in ca front-proxy-ca; do
+    openssl genrsa -out "$pki/$ca.key" 2048 2>/dev/null
+    openssl req -x509 -new -key "$pki/$ca.key" -subj "/CN=slipway-$name-$ca" -days 3650 -sha256 \
+      -config "$pki/openssl.cnf" -extensions v3_ca -out "$pki/$ca.crt"
+  done
+  sign "$pki" front-proxy-client "/CN=front-proxy-client" v3_client front-proxy-ca
+  sign "$pki" apiserver "/CN=kube-apiserver" v3_server
+  sign "$pki" admin "/O=system:masters/CN=slipway-admin" v3_client
+  sign "$pki" kube-controller-manager "/CN=system:kube-controller-manager" v3_client
+  sign "$pki" kube-scheduler "/CN=system:kube-scheduler" v3_client
+  # kwok acts for the fake kubelets (nodes, leases, pod status): admin is simplest.
+  sign "$pki" kwok "/O=system:masters/CN=kwok" v3_client
+  # Service-account token signing key pair.
+  openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
+  openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
+}
+
+# write_kubeconfig FILE SERVER PKI USER: self-contained kubeconfig (embedded certs).
+write_kubeconfig() {
+  local file="$1" server="$2" pki="$3" user="$4" ctx="$5"
+  cat >"$file" <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: $ctx
+  cluster:
+    server: $server
+    certificate-authority-data: $(base64 -w0 <"$pki/ca.crt")
+users:
+- name: $user
+  user:
+    client-certificate-data: $(base64 -w0 <"$pki/$user.crt")
+    client-key-data: $(base64 -w0 <"$pki/$user.key")
+contexts:
+- name: $ctx
+  context:
+    cluster: $ctx
+    user: $user
+    namespace: default
+current-context: $ctx
+EOF
+  chmod 600 "$file"
+}
+
+# ---------------------------------------------------------------- helpers
+
+load_ports() { # shellcheck disable=SC1091
+  source "$1/ports.env"
+}
+
+apiserver_ready() {
+  local dir="$1"
+  curl -sf --max-time 2 --cacert "$dir/pki/ca.crt" --cert "$dir/pki/admin.crt" \
+    --key "$dir/pki/admin.key" "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null
+}
+
+healthz_ok() { curl -skf --max-time 2 "https://127.0.0.1:$1/healthz" >/dev/null; }
+
+all_running() {
+  local dir="$1" c
+  for c in "${COMPONENTS[@]}"; do
+    pid_alive "$dir/pids/$c.pid" || return 1
+  done
+}
+
+cluster_healthy() {
+  local dir="$1"
+  [[ -f "$dir/env" && -f "$dir/ports.env" ]] || return 1
+  all_running "$dir" || return 1
+  load_ports "$dir"
+  apiserver_ready "$dir"
+}
+
+# fail COMPONENT DIR MESSAGE: show the component's log and stop the half-started cluster.
+fail() {
+  local comp="$1" dir="$2"; shift 2
+  show_log "$comp" "$dir"
+  warn "stopping the half-started cluster (state kept in $dir for inspection;"
+  warn "'$0 down $(basename "$dir")' removes it)"
+  stop_components "$dir"
+  die "$*"
+}
+
+# Guard each wait with a liveness check so a crashed component fails fast.
+wait_component() {
+  local comp="$1" dir="$2" timeout="$3"; shift 3
+  local deadline=$((SECONDS + timeout))
+  until "$@" >/dev/null 2>&1; do
+    pid_alive "$dir/pids/$comp.pid" || fail "$comp" "$dir" "$comp exited during startup"
+    ((SECONDS < deadline)) || fail "$comp" "$dir" "$comp not healthy after ${timeout}s"
+    sleep 0.5
+  done
+}
+
+stop_components() {
+  local dir="$1"
+  # Two phases: everything talking to etcd first (all at once, for speed), then
+  # etcd. kube-apiserver hangs in its shutdown if etcd disappears under it.
+  stop_pidfiles "$dir"/pids/{kwok,kube-scheduler,kube-controller-manager,kube-apiserver}.pid
+  stop_pidfiles "$dir/pids/etcd.pid"
+  stop_all_pidfiles "$dir"   # anything else that left a pidfile
+}
+
+node_manifest() {
+  local i="$1"
+  cat <<EOF
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: kwok-node-$i
+  annotations:
+    # kwok manages nodes carrying this annotation (--manage-nodes-with-annotation-selector).
+    kwok.x-k8s.io/node: fake
+    node.alpha.kubernetes.io/ttl: "0"
+  labels:
+    beta.kubernetes.io/arch: amd64
+    beta.kubernetes.io/os: linux
+    kubernetes.io/arch: amd64
+    kubernetes.io/hostname: kwok-node-$i
+    kubernetes.io/os: linux
+    kubernetes.io/role: agent
+    node-role.kubernetes.io/agent: ""
+    topology.kubernetes.io/zone: zone-$i
+    type: kwok
+# No taint: ordinary workloads (which know nothing about kwok) must schedule here.
+spec: {}
+status:
+  allocatable: &res
+    cpu: "32"
+    memory: 64Gi
+    pods: "110"
+    ephemeral-storage: 500Gi
+  capacity: *res
+  nodeInfo:
+    architecture: amd64
+    bootID: ""
+    containerRuntimeVersion: kwok
+    kernelVersion: ""
+    kubeProxyVersion: fake
+    kubeletVersion: fake
+    machineID: ""
+    operatingSystem: linux
+    osImage: ""
+    systemUUID: ""
+  phase: Running
+EOF
+}
+
+bootstrap_manifests() {
+  local i
+  for ((i = 0; i < NODE_COUNT; i++)); do node_manifest "$i"; done
+  cat <<'EOF'
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: standard
+  annotations:
+    storageclass.kubernetes.io/is-default-class: "true"
+# Served by kube-controller-manager --enable-hostpath-provisioner. Upstream
+# hard-codes the directories to /tmp/hostpath_pv/<uuid>.
+provisioner: kubernetes.io/host-path
+reclaimPolicy: Delete
+volumeBindingMode: Immediate
+EOF
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_up() {
+  local name="$1" dir
+  validate_name "$name"
+  lock_instance clusters "$name"
+  dir="$(cluster_dir "$name")"
+
+  # If every process is alive, give a busy apiserver up to 30s to answer
+  # /readyz before treating the cluster as broken (recreating loses its data).
+  if [[ -f "$dir/env" && -f "$dir/ports.env" ]] && all_running "$dir" \
+     && wait_for "cluster '$name' to be ready" 30 cluster_healthy "$dir"; then
+    log "cluster '$name' is already up"
+    print_env "$name"
+    return 0
+  fi
+  if [[ -d "$dir" ]]; then
+    log "cluster '$name' has stale state (not running/healthy): recreating it"
+    stop_components "$dir"
+    rm -rf "$dir"
+  fi
+
+  local start=$SECONDS
+  local etcd apiserver kcm scheduler kubectl kwok
+  # Building (first run only) may take long; do it before taking ports.
+  "$HACK_DIR/tools.sh" build kubernetes etcd kwok >&2
+  etcd="$(tool_path etcd)"
+  apiserver="$(tool_path kube-apiserver)"
+  kcm="$(tool_path kube-controller-manager)"
+  scheduler="$(tool_path kube-scheduler)"
+  kubectl="$(tool_path kubectl)"
+  kwok="$(tool_path kwok)"
+  need_cmd curl curl
+
+  log "creating cluster '$name' in $dir"
+  mkdir -p "$dir"/{logs,pids,etcd}
+  chmod 700 "$dir"
+  gen_pki "$name" "$dir/pki"
+
+  local ports
+  mapfile -t ports < <(free_ports 6)
+  cat >"$dir/ports.env" <<EOF
+ETCD_CLIENT_PORT=${ports[0]}
+ETCD_PEER_PORT=${ports[1]}
+APISERVER_PORT=${ports[2]}
+KCM_PORT=${ports[3]}
+SCHEDULER_PORT=${ports[4]}
+KWOK_PORT=${ports[5]}
+EOF
+  load_ports "$dir"
+  local server="https://127.0.0.1:$APISERVER_PORT" pki="$dir/pki"
+  write_kubeconfig "$dir/kubeconfig" "$server" "$pki" admin "slipway-$name"
+  write_kubeconfig "$dir/kube-controller-manager.kubeconfig" "$server" "$pki" kube-controller-manager "slipway-$name"
+  write_kubeconfig "$dir/kube-scheduler.kubeconfig" "$server" "$pki" kube-scheduler "slipway-$name"
+  write_kubeconfig "$dir/kwok.kubeconfig" "$server" "$pki" kwok "slipway-$name"
+
+  # etcd over plain http: it listens on loopback only. fsync off: test data.
+  log "starting etcd on 127.0.0.1:$ETCD_CLIENT_PORT"
+  start_daemon etcd "$dir" "$etcd" \
+    --name=default \
+    --data-dir="$dir/etcd" \
+    --listen-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --advertise-client-urls="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --listen-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-advertise-peer-urls="http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster="default=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster-state=new \
+    --unsafe-no-fsync=true \
+    --log-level=warn
+  wait_component etcd "$dir" 30 curl -sf --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
+
+  # --endpoint-reconciler-type=none: the reconciler would publish 127.0.0.1 as
+  # the endpoint of default/kubernetes, which Endpoints validation rejects
+  # (loopback), logging an error every 10s. The Service itself still exists.
+  log "starting kube-apiserver on $server"
+  start_daemon kube-apiserver "$dir" "$apiserver" \
+    --bind-address=127.0.0.1 \
+    --advertise-address=127.0.0.1 \
+    --secure-port="$APISERVER_PORT" \
+    --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
+    --tls-cert-file="$pki/apiserver.crt" \
+    --tls-private-key-file="$pki/apiserver.key" \
+    --client-ca-file="$pki/ca.crt" \
+    --authorization-mode=Node,RBAC \
+    --enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,ResourceQuota,PodSecurity,DefaultStorageClass,DefaultTolerationSeconds,NodeRestriction,MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+    --service-account-issuer=https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file="$pki/sa.pub" \
+    --service-account-signing-key-file="$pki/sa.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --requestheader-client-ca-file="$pki/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User \
+    --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$pki/front-proxy-client.crt" \
+    --proxy-client-key-file="$pki/front-proxy-client.key" \
+    --endpoint-reconciler-type=none \
+    --allow-privileged=true \
+    --profiling=false \
+    --v=1
+  wait_component kube-apiserver "$dir" 120 apiserver_ready "$dir"
+
+  log "starting kube-controller-manager, kube-scheduler and kwok"
+  start_daemon kube-controller-manager "$dir" "$kcm" \
+    --kubeconfig="$dir/kube-controller-manager.kubeconfig" \
+    --authentication-kubeconfig="$dir/kube-controller-manager.kubeconfig" \
+    --authorization-kubeconfig="$dir/kube-controller-manager.kubeconfig" \
+    --bind-address=127.0.0.1 \
+    --secure-port="$KCM_PORT" \
+    --leader-elect=false \
+    --cluster-name="$name" \
+    --use-service-account-credentials=true \
+    --service-account-private-key-file="$pki/sa.key" \
+    --root-ca-file="$pki/ca.crt" \
+    --cluster-signing-cert-file="$pki/ca.crt" \
+    --cluster-signing-key-file="$pki/ca.key" \
+    --service-cluster-ip-range="$SERVICE_CIDR" \
+    --enable-hostpath-provisioner=true \
+    --profiling=false \
+    --v=1
+  start_daemon kube-scheduler "$dir" "$scheduler" \
+    --kubeconfig="$dir/kube-scheduler.kubeconfig" \
+    --authentication-kubeconfig="$dir/kube-scheduler.kubeconfig" \
+    --authorization-kubeconfig="$dir/kube-scheduler.kubeconfig" \
+    --bind-address=127.0.0.1 \
+    --secure-port="$SCHEDULER_PORT" \
+    --leader-elect=false \
+    --profiling=false \
+    --v=1
+  start_daemon kwok "$dir" "$kwok" \
+    --kubeconfig="$dir/kwok.kubeconfig" \
+    --config="$HACK_DIR/kwok/stages.yaml" \
+    --manage-all-nodes=false \
+    --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
+    --node-lease-duration-seconds=40 \
+    --cidr="$POD_CIDR" \
+    --node-ip=127.0.0.1 \
+    --server-address="127.0.0.1:$KWOK_PORT"
+
+  # Nodes and the default StorageClass.
+  local k=("$kubectl" --kubeconfig="$dir/kubeconfig")
+  bootstrap_manifests | "${k[@]}" apply -f - >"$dir/logs/bootstrap.log" 2>&1 \
+    || { cat "$dir/logs/bootstrap.log" >&2; fail kube-apiserver "$dir" "applying nodes/StorageClass failed"; }
+
+  wait_component kube-controller-manager "$dir" 60 healthz_ok "$KCM_PORT"
+  wait_component kube-scheduler "$dir" 60 healthz_ok "$SCHEDULER_PORT"
+  nodes_ready() {
+    local n
+    n="$("${k[@]}" get nodes -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c '^True$')"
+    ((n == NODE_COUNT))
+  }
+  wait_component kwok "$dir" 60 nodes_ready
+  wait_component kube-controller-manager "$dir" 60 "${k[@]}" -n default get serviceaccount default
+  wait_component kube-apiserver "$dir" 10 "${k[@]}" get storageclass standard
+
+  write_env "$name" "$dir" "$kubectl"
+  log "cluster '$name' is up in $((SECONDS - start))s"
+  print_env "$name"
+}
+
+write_env() {
+  local name="$1" dir="$2" kubectl="$3"
+  cat >"$dir/env" <<EOF
+export KUBECONFIG='$dir/kubeconfig'
+export SLIPWAY_KUBECONFIG='$dir/kubeconfig'
+export SLIPWAY_CLUSTER_NAME='$name'
+export SLIPWAY_KUBE_APISERVER='https://127.0.0.1:$APISERVER_PORT'
+export SLIPWAY_KUBECTL='$kubectl'
+export PATH='$(dirname "$kubectl")':"\$PATH"
+EOF
+}
+
+print_env() {
+  local dir
+  dir="$(cluster_dir "$1")"
+  [[ -f "$dir/env" ]] || die "cluster '$1' is not up (no $dir/env); run: $0 up $1"
+  echo "# env file: $dir/env   (use: source $dir/env)"
+  cat "$dir/env"
+}
+
+cmd_down() {
+  local name="$1" dir
+  validate_name "$name"
+  lock_instance clusters "$name"
+  dir="$(cluster_dir "$name")"
+  if [[ ! -d "$dir" ]]; then
+    log "cluster '$name' does not exist"
+    return 0
+  fi
+  # Remember the hostPath PV directories (outside the state dir, see the
+  # StorageClass above) so they can be removed together with the cluster.
+  local pv_dirs="" p
+  if [[ -f "$dir/kubeconfig" ]] && pid_alive "$dir/pids/kube-apiserver.pid"; then
+    pv_dirs="$("$(tool_path kubectl)" --kubeconfig="$dir/kubeconfig" --request-timeout=5s get pv \
+      -o jsonpath='{range .items[*]}{.spec.hostPath.path}{"\n"}{end}' 2>/dev/null || true)"
+  fi
+  log "stopping cluster '$name'"
+  stop_components "$dir"
+  for p in $pv_dirs; do
+    [[ "$p" == /tmp/hostpath_pv/* ]] && rm -rf "$p"
+  done
+  rm -rf "$dir"
+  log "cluster '$name' removed"
+}
+
+cmd_status() {
+  local name="$1" dir c
+  validate_name "$name"
+  dir="$(cluster_dir "$name")"
+  [[ -d "$dir" ]] || die "cluster '$name' does not exist"
+  for c in "${COMPONENTS[@]}"; do
+    if pid_alive "$dir/pids/$c.pid"; then
+      printf '%-24s running (pid %s)\n' "$c" "$(cat "$dir/pids/$c.pid")"
+    else
+      printf '%-24s NOT running (log: %s)\n' "$c" "$dir/logs/$c.log"
+    fi
+  done
+  if cluster_healthy "$dir"; then echo "healthy: yes"; else echo "healthy: no"; return 1; fi
+}
+
+cmd_list() {
+  local d
+  for d in "$SLIPWAY_STATE"/clusters/*/; do
+    [[ -d "$d" ]] || continue
+    if cluster_healthy "${d%/}"; then
+      echo "$(basename "$d") up"
+    else
+      echo "$(basename "$d") down"
+    fi
+  done
+}
+
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+
+case "${1:-}" in
+  up|down|env|status)
+    [[ $# -eq 2 ]] || { usage >&2; exit 2; }
+    case "$1" in
+      up) cmd_up "$2" ;;
+      down) cmd_down "$2" ;;
+      env) validate_name "$2"; print_env "$2" ;;
+      status) cmd_status "$2" ;;
+    esac
+    ;;
+  list) cmd_list ;;
+  -h|--help|help) usage ;;
+  *) usage >&2; exit 2 ;;
+esac

@@ -1,0 +1,3 @@
+module github.com/ian-kent/envconf
+
+go 1.21

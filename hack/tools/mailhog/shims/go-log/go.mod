@@ -1,0 +1,3 @@
+module github.com/ian-kent/go-log
+
+go 1.21

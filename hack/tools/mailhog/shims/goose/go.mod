@@ -1,0 +1,3 @@
+module github.com/ian-kent/goose
+
+go 1.21

@@ -1,0 +1,208 @@
+//! Per-App rules: pure functions from a policy, a spec and current usage to violations.
+
+use crate::{Amount, TenantPolicy};
+use slipway_crds::{AppSpec, ResourceAmounts};
+use std::fmt;
+
+/// One broken rule: the field at fault and what is wrong, phrased so a user knows what to change,
+/// e.g. `spec.replicas: 12 exceeds the plan "free" limit of 3`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// JSON path of the offending field, e.g. `spec.replicas`.
+    pub field: String,
+    /// What is wrong, with the limit and the value asked for.
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// What the tenant already uses, not counting the App being checked (so an UPDATE is not
+/// counted against itself).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AppUsage {
+    /// Apps the tenant has besides this one.
+    pub other_apps: u32,
+}
+
+/// Which of an App's pod amounts is being checked (for messages).
+#[derive(Clone, Copy)]
+enum Resource {
+    Cpu,
+    Memory,
+}
+
+impl TenantPolicy {
+    /// Replicas an App runs: its own value or the plan's default.
+    pub fn replicas_of(&self, spec: &AppSpec) -> i32 {
+        spec.replicas.unwrap_or(i32::try_from(self.defaults.replicas).unwrap_or(i32::MAX))
+    }
+
+    /// Checks one App against the policy: the App count, replicas, exposure, and the pod's
+    /// CPU/memory (each amount must parse, requests may not exceed limits, and limits times
+    /// replicas must fit in the tenant's totals). Returns every violation, empty when allowed.
+    pub fn check_app(&self, spec: &AppSpec, usage: AppUsage) -> Vec<Violation> {
+        let mut out = Vec::new();
+        let plan = &self.plan;
+        let limits = &self.limits;
+        if usage.other_apps + 1 > limits.max_apps {
+            out.push(Violation {
+                field: "metadata.name".into(),
+                message: format!(
+                    "the tenant already has {} Apps; the plan \"{plan}\" allows {} (0 left)",
+                    usage.other_apps, limits.max_apps
+                ),
+            });
+        }
+        let replicas = self.replicas_of(spec);
+        if u32::try_from(replicas).is_ok_and(|r| r > limits.max_replicas) {
+            out.push(Violation {
+                field: "spec.replicas".into(),
+                message: format!("{replicas} exceeds the plan \"{plan}\" limit of {}", limits.max_replicas),
+            });
+        }
+        let expose = spec.expose_type();
+        if !limits.exposures.contains(&expose) {
+            let allowed: Vec<_> = limits.exposures.iter().map(ToString::to_string).collect();
+            out.push(Violation {
+                field: "spec.expose.type".into(),
+                message: format!("{expose} is not allowed by the plan \"{plan}\" (allowed: {})", allowed.join(", ")),
+            });
+        }
+        for resource in [Resource::Cpu, Resource::Memory] {
+            self.check_pod_amount(spec, resource, replicas, &mut out);
+        }
+        out
+    }
+
+    fn check_pod_amount(&self, spec: &AppSpec, resource: Resource, replicas: i32, out: &mut Vec<Violation>) {
+        let (name, default_request, default_limit, total) = match resource {
+            Resource::Cpu => ("cpu", &self.defaults.cpu_request, &self.defaults.cpu_limit, &self.limits.cpu),
+            Resource::Memory => {
+                ("memory", &self.defaults.memory_request, &self.defaults.memory_limit, &self.limits.memory)
+            }
+        };
+        let pick = |amounts: Option<&ResourceAmounts>| match resource {
+            Resource::Cpu => amounts.and_then(|a| a.cpu.clone()),
+            Resource::Memory => amounts.and_then(|a| a.memory.clone()),
+        };
+        let resources = spec.resources.as_ref();
+        let mut parse = |kind: &str, q: Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
+            let q = q?;
+            Amount::from_quantity(&q)
+                .map_err(|e| {
+                    out.push(Violation { field: format!("spec.resources.{kind}.{name}"), message: e.to_string() })
+                })
+                .ok()
+        };
+        let request = parse("requests", pick(resources.and_then(|r| r.requests.as_ref())));
+        let limit = parse("limits", pick(resources.and_then(|r| r.limits.as_ref())));
+        // Kubernetes' LimitRange semantics: an unset limit takes the default limit; an unset
+        // request takes the limit if one was given, else the default request.
+        let effective_limit = limit.clone().unwrap_or_else(|| default_limit.clone());
+        let effective_request = request.clone().or(limit).unwrap_or_else(|| default_request.clone());
+        if effective_request > effective_limit {
+            out.push(Violation {
+                field: format!("spec.resources.requests.{name}"),
+                message: format!("request {effective_request} is above the limit {effective_limit}; lower the request or raise the limit"),
+            });
+        }
+        let needed = effective_limit.times(replicas.max(0));
+        if needed > *total {
+            out.push(Violation {
+                field: format!("spec.resources.limits.{name}"),
+                message: format!(
+                    "{replicas} replicas x {effective_limit} = {needed} exceeds the plan \"{}\" {name} limit of {total}",
+                    self.plan
+                ),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PlanCatalog;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    use slipway_crds::{ComputeResources, Expose, ExposeType};
+
+    fn free() -> TenantPolicy {
+        PlanCatalog::embedded().effective("free", None).unwrap()
+    }
+
+    fn spec(replicas: Option<i32>) -> AppSpec {
+        AppSpec { image: "nginx".into(), port: 8080, replicas, env: vec![], resources: None, expose: None }
+    }
+
+    fn fields(v: &[Violation]) -> Vec<&str> {
+        v.iter().map(|v| v.field.as_str()).collect()
+    }
+
+    #[test]
+    fn replicas_at_the_limit_pass_and_one_over_fails() {
+        assert!(free().check_app(&spec(Some(3)), AppUsage::default()).is_empty());
+        let v = free().check_app(&spec(Some(4)), AppUsage::default());
+        assert_eq!(v[0].to_string(), r#"spec.replicas: 4 exceeds the plan "free" limit of 3"#);
+    }
+
+    #[test]
+    fn unset_replicas_take_the_default() {
+        assert_eq!(free().replicas_of(&spec(None)), 1);
+    }
+
+    #[test]
+    fn app_count_counts_others_only() {
+        assert!(free().check_app(&spec(None), AppUsage { other_apps: 2 }).is_empty());
+        let v = free().check_app(&spec(None), AppUsage { other_apps: 3 });
+        assert_eq!(
+            v[0].to_string(),
+            r#"metadata.name: the tenant already has 3 Apps; the plan "free" allows 3 (0 left)"#
+        );
+    }
+
+    #[test]
+    fn exposure_must_be_allowed() {
+        let mut s = spec(None);
+        s.expose = Some(Expose { type_: ExposeType::Ingress, host: Some("a.example.com".into()) });
+        let v = free().check_app(&s, AppUsage::default());
+        assert_eq!(
+            v[0].to_string(),
+            r#"spec.expose.type: Ingress is not allowed by the plan "free" (allowed: ClusterIP, NodePort)"#
+        );
+        s.expose = Some(Expose { type_: ExposeType::NodePort, host: None });
+        assert!(free().check_app(&s, AppUsage::default()).is_empty());
+    }
+
+    fn with_limits(cpu: &str, memory: &str, replicas: i32) -> AppSpec {
+        let mut s = spec(Some(replicas));
+        s.resources = Some(ComputeResources {
+            requests: None,
+            limits: Some(ResourceAmounts { cpu: Some(Quantity(cpu.into())), memory: Some(Quantity(memory.into())) }),
+        });
+        s
+    }
+
+    #[test]
+    fn pod_totals_must_fit_the_tenant() {
+        // free: 2 CPUs and 2Gi in total.
+        assert!(free().check_app(&with_limits("500m", "512Mi", 3), AppUsage::default()).is_empty());
+        let v = free().check_app(&with_limits("1", "1Gi", 3), AppUsage::default());
+        assert_eq!(fields(&v), ["spec.resources.limits.cpu", "spec.resources.limits.memory"]);
+        assert_eq!(v[0].message, r#"3 replicas x 1 = 3 exceeds the plan "free" cpu limit of 2"#);
+    }
+
+    #[test]
+    fn bad_quantities_and_inverted_requests_are_reported() {
+        let mut s = with_limits("lots", "128Mi", 1);
+        let v = free().check_app(&s, AppUsage::default());
+        assert_eq!(fields(&v), ["spec.resources.limits.cpu"]);
+        s.resources.as_mut().unwrap().requests =
+            Some(ResourceAmounts { cpu: None, memory: Some(Quantity("256Mi".into())) });
+        let v = free().check_app(&s, AppUsage::default());
+        assert!(fields(&v).contains(&"spec.resources.requests.memory"), "{v:?}");
+    }
+}

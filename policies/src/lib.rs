@@ -1,0 +1,19 @@
+//! Tenant plans: the one place that knows what a tenant may use.
+//!
+//! ```text
+//!   plans.yaml ──load+validate──▶ PlanCatalog ──effective(plan, overrides)──▶ TenantPolicy
+//!                                                                              ├─ quota/limit-range inputs (controller)
+//!                                                                              └─ check_app(..) → Vec<Violation> (API, webhook)
+//! ```
+//!
+//! Everything here is pure: no Kubernetes client, no I/O beyond reading the catalogue text,
+//! so the controller, the API and the admission webhook evaluate exactly the same rules.
+#![forbid(unsafe_code)]
+
+mod catalog;
+mod check;
+mod quantity;
+
+pub use catalog::{Defaults, Limits, Plan, PlanCatalog, PlanError, TenantPolicy};
+pub use check::{AppUsage, Violation};
+pub use quantity::{Amount, QuantityError};

@@ -1,0 +1,147 @@
+//! Command-line flags. Every flag can also be set by the environment variable it names.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use slipway_api::{ApiConfig, TokenConfig};
+use slipway_controller::{ControllerConfig, MailerConfig};
+use slipway_policies::PlanCatalog;
+use std::{net::SocketAddr, path::PathBuf};
+
+/// Slipway: sign up, get an isolated tenant on Kubernetes, run Apps in it.
+#[derive(Parser, Debug)]
+#[command(name = "slipway", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// What to run.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the REST API.
+    Api(ApiArgs),
+    /// Run the Tenant and App controllers.
+    Controller {
+        #[command(flatten)]
+        controller: ControllerArgs,
+        /// Install or update the CRDs at start-up.
+        #[arg(long, env = "SLIPWAY_INSTALL_CRDS", default_value_t = false)]
+        install_crds: bool,
+        /// Address of /healthz and /readyz.
+        #[arg(long, env = "SLIPWAY_HEALTH_LISTEN", default_value = "127.0.0.1:8081")]
+        health_listen: SocketAddr,
+    },
+    /// API and controllers in one process, CRDs installed first: Slipway on a single machine.
+    All {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(flatten)]
+        controller: ControllerArgs,
+    },
+    /// Print the CustomResourceDefinitions as YAML (the content of crds/slipway.dev.yaml).
+    Crds,
+}
+
+/// Flags of every command.
+#[derive(Args, Debug)]
+pub struct CommonArgs {
+    /// Plan catalogue (YAML, shape of policies/plans.yaml); the embedded one when unset.
+    #[arg(long, env = "SLIPWAY_PLANS", global = true)]
+    pub plans: Option<PathBuf>,
+    /// Log format: `text` for people, `json` for log pipelines. Filter with RUST_LOG.
+    #[arg(long, env = "SLIPWAY_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// Flags of the API.
+#[derive(Args, Debug)]
+pub struct ApiArgs {
+    /// Address the API listens on.
+    #[arg(long, env = "SLIPWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Database: `sqlite://FILE?mode=rwc` (created if missing) or `postgres://USER@HOST/DB`.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://slipway.db?mode=rwc")]
+    pub database_url: String,
+    /// HMAC key for access tokens, at least 32 bytes. Unset: a random key per process, so
+    /// tokens do not survive a restart (fine for development only).
+    #[arg(long, env = "SLIPWAY_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// `iss` of access tokens.
+    #[arg(long, env = "SLIPWAY_JWT_ISSUER", default_value = "slipway")]
+    pub jwt_issuer: String,
+    /// `aud` of access tokens.
+    #[arg(long, env = "SLIPWAY_JWT_AUDIENCE", default_value = "slipway-api")]
+    pub jwt_audience: String,
+    /// Lifetime of access tokens, in seconds (short-lived per OWASP's JWT cheat sheet).
+    #[arg(long, env = "SLIPWAY_TOKEN_TTL_SECONDS", default_value_t = 3600)]
+    pub token_ttl_seconds: u64,
+    /// Largest request body, in bytes.
+    #[arg(long, env = "SLIPWAY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+}
+
+/// Flags of the controllers.
+#[derive(Args, Debug)]
+pub struct ControllerArgs {
+    /// SMTP server for owner emails: `smtp://HOST:PORT` (plain), `?tls=required` for STARTTLS,
+    /// `smtps://` for TLS; the default is a local catcher (hack/mail.sh).
+    #[arg(long, env = "SLIPWAY_SMTP_URL", default_value = "smtp://127.0.0.1:1025")]
+    pub smtp_url: String,
+    /// From address of owner emails.
+    #[arg(long, env = "SLIPWAY_MAIL_FROM", default_value = "Slipway <noreply@slipway.local>")]
+    pub mail_from: String,
+    /// Address in NodePort URLs; unset: the first node's ExternalIP, else InternalIP.
+    #[arg(long, env = "SLIPWAY_NODE_ADDRESS")]
+    pub node_address: Option<String>,
+}
+
+impl CommonArgs {
+    /// Loads the plan catalogue named by `--plans`, or the embedded one.
+    ///
+    /// # Errors
+    /// The file cannot be read or fails validation (the message names the field).
+    pub fn plans(&self) -> anyhow::Result<PlanCatalog> {
+        match &self.plans {
+            None => Ok(PlanCatalog::embedded()),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+                PlanCatalog::from_yaml(&text).with_context(|| format!("loading plans from {}", path.display()))
+            }
+        }
+    }
+}
+
+impl ApiArgs {
+    /// The API configuration these flags describe.
+    pub fn config(&self) -> ApiConfig {
+        let key = match &self.jwt_secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => {
+                tracing::warn!("SLIPWAY_JWT_SECRET is unset: using a random key; tokens end with this process");
+                rand::random::<[u8; 32]>().to_vec()
+            }
+        };
+        ApiConfig {
+            database_url: self.database_url.clone(),
+            tokens: TokenConfig {
+                key,
+                issuer: self.jwt_issuer.clone(),
+                audience: self.jwt_audience.clone(),
+                ttl_seconds: self.token_ttl_seconds,
+            },
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+impl ControllerArgs {
+    /// The controller configuration these flags describe.
+    pub fn config(&self) -> ControllerConfig {
+        ControllerConfig {
+            node_address: self.node_address.clone(),
+            mail: MailerConfig { smtp_url: self.smtp_url.clone(), from: self.mail_from.clone() },
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! Shared harness of the cluster tests: one Slipway (`serve`, exactly what `slipway all`
+//! runs) per test binary, on its own thread and runtime so it outlives each `#[tokio::test]`;
+//! HTTP, mail and polling helpers. Components come from hack/test.sh; a missing one fails.
+#![allow(dead_code)]
+
+use serde_json::{Value, json};
+use slipway::Shutdown;
+use std::{future::Future, sync::OnceLock, time::Duration};
+
+pub fn required_env(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is not set: run the suite with hack/test.sh, which starts the components"))
+}
+
+/// A unique DNS-label-safe name: `prefix-<8 hex>`.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// A running Slipway: API base URL and the components' addresses.
+pub struct Slipway {
+    pub base_url: String,
+    pub mail_api: String,
+}
+
+/// Starts Slipway once for this test binary: API on a free port, controllers, CRDs, a fresh
+/// SQLite database, the test cluster and the test SMTP catcher.
+pub fn slipway() -> &'static Slipway {
+    static SLIPWAY: OnceLock<Slipway> = OnceLock::new();
+    SLIPWAY.get_or_init(|| {
+        required_env("KUBECONFIG");
+        let smtp_url = required_env("SLIPWAY_SMTP_URL");
+        let mail_api = required_env("SLIPWAY_MAIL_API");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let (_trigger, shutdown) = Shutdown::manual();
+                let db = std::env::temp_dir().join(format!("slipway-it-{}.db", uuid::Uuid::new_v4().simple()));
+                let api = slipway_api::ApiConfig {
+                    database_url: format!("sqlite://{}?mode=rwc", db.display()),
+                    tokens: slipway_api::TokenConfig {
+                        key: vec![9; 32],
+                        issuer: "slipway".into(),
+                        audience: "slipway-api".into(),
+                        ttl_seconds: 3600,
+                    },
+                    max_body_bytes: 64 * 1024,
+                };
+                let controller = slipway_controller::ControllerConfig {
+                    node_address: None,
+                    mail: slipway_controller::MailerConfig { smtp_url, from: "Slipway <noreply@slipway.test>".into() },
+                };
+                let plans = std::sync::Arc::new(slipway_policies::PlanCatalog::embedded());
+                let config = kube::Config::infer().await.unwrap();
+                slipway::serve(config, plans, Some((api, listener)), Some(controller), true, shutdown).await.unwrap();
+            });
+        });
+        let addr = rx.recv().unwrap();
+        let slipway = Slipway { base_url: format!("http://{addr}/api/v1"), mail_api };
+        // The API answers once CRDs are installed and migrations ran.
+        let ready = format!("http://{addr}/readyz");
+        for _ in 0..300 {
+            if probe_ok(&ready) {
+                return slipway;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("Slipway did not become ready within 30 s");
+    })
+}
+
+/// A minimal readiness probe without an async runtime (std TCP + HTTP/1.0).
+fn probe_ok(url: &str) -> bool {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let Ok(mut s) = std::net::TcpStream::connect(host) else {
+        return false;
+    };
+    let _ = write!(s, "GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200")
+}
+
+/// An HTTP client of the API, optionally with an access token.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+/// Status and JSON body of a response.
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Client {
+    pub fn anonymous() -> Self {
+        Self { http: reqwest::Client::new(), base: slipway().base_url.clone(), token: None }
+    }
+
+    /// Registers a new user with a unique email and logs in. Returns the client and email.
+    pub async fn new_user(prefix: &str) -> (Self, String) {
+        let anon = Self::anonymous();
+        let email = format!("{}@example.com", unique(prefix));
+        let r = anon
+            .post("/auth/register", json!({"email": email, "password": "correct horse battery", "name": prefix}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        let r = anon.post("/auth/login", json!({"email": email, "password": "correct horse battery"})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let token = r.body["access_token"].as_str().unwrap().to_string();
+        (Self { token: Some(token), ..anon }, email)
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        let req = match &self.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        let res = req.send().await.expect("the API answers");
+        let status = res.status().as_u16();
+        let text = res.text().await.unwrap();
+        Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(self.http.get(format!("{}{path}", self.base))).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(self.http.post(format!("{}{path}", self.base)).json(&body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Reply {
+        self.send(self.http.put(format!("{}{path}", self.base)).json(&body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send(self.http.delete(format!("{}{path}", self.base))).await
+    }
+
+    /// Creates a tenant on `plan`, asserting 201.
+    pub async fn create_tenant(&self, prefix: &str, plan: &str) -> String {
+        let name = unique(prefix);
+        let r = self.post("/tenants", json!({"name": name, "plan": plan})).await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        name
+    }
+}
+
+/// Emails MailHog holds for `to`, as `(subject, body)`.
+pub async fn mails_to(to: &str) -> Vec<(String, String)> {
+    let url = format!("{}/api/v2/search?kind=to&query={to}", slipway().mail_api);
+    let found: Value = reqwest::get(url).await.expect("MailHog answers").json().await.unwrap();
+    found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let subject = m["Content"]["Headers"]["Subject"][0].as_str().unwrap_or_default().to_string();
+            let body = m["Content"]["Body"].as_str().unwrap_or_default().replace("=\r\n", "").replace("\r\n", "\n");
+            (subject, body)
+        })
+        .collect()
+}
+
+/// Polls `check` every 250 ms until it returns `Some`, or panics after `timeout` with `what`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// An admin client of the test cluster, for looking behind the API.
+pub async fn kube_admin() -> kube::Client {
+    required_env("KUBECONFIG");
+    kube::Client::try_default().await.expect("the test cluster is reachable")
+}

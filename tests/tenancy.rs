@@ -1,0 +1,196 @@
+//! Tenancy against the real control plane: the guard rails a tenant gets, isolation enforced
+//! by Kubernetes RBAC itself, plan limits refused with problem details, scaling, the
+//! once-only email across controller restarts, and tenant deletion.
+
+mod support;
+
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{LimitRange, Namespace, ResourceQuota, Secret},
+    networking::v1::NetworkPolicy,
+    rbac::v1::RoleBinding,
+};
+use kube::{Api, ResourceExt, api::ListParams};
+use serde_json::{Value, json};
+use slipway_crds::{App, Tenant};
+use std::{sync::Arc, time::Duration};
+use support::{Client, eventually, kube_admin, mails_to, required_env};
+
+fn app_body(name: &str, replicas: i64, expose: &str) -> Value {
+    json!({"name": name, "spec": {"image": "nginxinc/nginx-unprivileged:1.27", "port": 8080, "replicas": replicas, "expose": {"type": expose}}})
+}
+
+async fn wait_ready(client: &Client, path: &str) -> Value {
+    eventually(Duration::from_secs(60), &format!("{path} to become Ready"), || async {
+        let r = client.get(path).await;
+        let status = &r.body["status"];
+        (status["phase"] == "Ready" && status["observedGeneration"].is_i64()).then(|| r.body.clone())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_tenant_gets_its_guard_rails() {
+    let (owner, email) = Client::new_user("rails").await;
+    let tenant = owner.create_tenant("rails", "free").await;
+    let ns = format!("tenant-{tenant}");
+    let admin = kube_admin().await;
+
+    let namespace = Api::<Namespace>::all(admin.clone()).get(&ns).await.unwrap();
+    assert_eq!(namespace.labels()["pod-security.kubernetes.io/enforce"], "restricted");
+    assert_eq!(namespace.labels()["slipway.dev/tenant"], tenant);
+    assert_eq!(namespace.owner_references()[0].name, tenant);
+
+    let quota = Api::<ResourceQuota>::namespaced(admin.clone(), &ns).get("slipway-plan").await.unwrap();
+    let hard = quota.spec.unwrap().hard.unwrap();
+    assert_eq!(hard["limits.cpu"].0, "2");
+    assert_eq!(hard["limits.memory"].0, "2Gi");
+    assert_eq!(hard["services.nodeports"].0, "3");
+    let limits = Api::<LimitRange>::namespaced(admin.clone(), &ns).get("slipway-defaults").await.unwrap();
+    assert_eq!(limits.spec.unwrap().limits[0].default.as_ref().unwrap()["cpu"].0, "250m");
+    let binding = Api::<RoleBinding>::namespaced(admin.clone(), &ns).get("slipway-tenant-members").await.unwrap();
+    assert_eq!(binding.subjects.unwrap()[0].name, format!("slipway:tenant:{tenant}"));
+    let deny = Api::<NetworkPolicy>::namespaced(admin.clone(), &ns).get("slipway-default-deny").await.unwrap();
+    assert_eq!(deny.spec.unwrap().policy_types.unwrap(), ["Ingress", "Egress"]);
+
+    let t = Api::<Tenant>::all(admin).get(&tenant).await.unwrap();
+    assert_eq!(t.spec.owners[0].email, email);
+    assert_eq!(t.status.unwrap().namespace.as_deref(), Some(ns.as_str()));
+}
+
+/// Impersonate a member the way the API does, and check that Kubernetes itself refuses
+/// anything outside the member's own tenant: the second wall of isolation.
+#[tokio::test]
+async fn kubernetes_rbac_confines_members_to_their_tenant() {
+    let (a, email) = Client::new_user("rbac-a").await;
+    let (b, _) = Client::new_user("rbac-b").await;
+    let tenant_a = a.create_tenant("rbac-a", "free").await;
+    let tenant_b = b.create_tenant("rbac-b", "free").await;
+    required_env("KUBECONFIG");
+    let cluster = slipway_api::Cluster::new(kube::Config::infer().await.unwrap()).unwrap();
+    let as_a = cluster.as_member(&email, &tenant_a).unwrap();
+
+    let own: Api<App> = Api::namespaced(as_a.clone(), &format!("tenant-{tenant_a}"));
+    assert!(own.list(&ListParams::default()).await.is_ok());
+    let forbidden = |r: Result<_, kube::Error>| matches!(r, Err(kube::Error::Api(s)) if s.code == 403);
+    let other: Api<App> = Api::namespaced(as_a.clone(), &format!("tenant-{tenant_b}"));
+    assert!(
+        forbidden(other.list(&ListParams::default()).await.map(drop)),
+        "a member must not see another tenant's Apps"
+    );
+    let secrets: Api<Secret> = Api::namespaced(as_a.clone(), &format!("tenant-{tenant_a}"));
+    assert!(forbidden(secrets.list(&ListParams::default()).await.map(drop)), "members may not read Secrets");
+    let deployments: Api<Deployment> = Api::namespaced(as_a, &format!("tenant-{tenant_a}"));
+    let dep: Deployment = serde_json::from_value(json!({"metadata": {"name": "sneaky"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})).unwrap();
+    assert!(
+        forbidden(deployments.create(&Default::default(), &dep).await.map(drop)),
+        "only the controller writes workloads"
+    );
+}
+
+#[tokio::test]
+async fn plan_limits_and_invalid_specs_are_refused_with_problem_details() {
+    let (owner, _) = Client::new_user("limits").await;
+    let tenant = owner.create_tenant("limits", "free").await;
+    let apps = format!("/tenants/{tenant}/apps");
+
+    let r = owner.post(&apps, app_body("big", 12, "NodePort")).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(
+        r.body["detail"],
+        r#"spec.replicas: 12 exceeds the plan "free" limit of 3; spec.resources.limits.cpu: 12 replicas x 250m = 3000m exceeds the plan "free" cpu limit of 2"#
+    );
+    assert_eq!(r.body["errors"][0]["field"], "spec.replicas");
+    assert_eq!(r.body["errors"][1]["field"], "spec.resources.limits.cpu");
+
+    let r = owner
+        .post(
+            &apps,
+            json!({"name": "ing", "spec": {"image": "nginx", "expose": {"type": "Ingress", "host": "a.example.com"}}}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.body["detail"].as_str().unwrap().contains("Ingress is not allowed by the plan \"free\""), "{}", r.body);
+
+    // The CRD's own schema (checked by kube-apiserver) reaches the user as a 422 too.
+    let r = owner.post(&apps, json!({"name": "port", "spec": {"image": "nginx", "port": 70000}})).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("spec.port"), "{}", r.body);
+    let r = owner.post(&apps, json!({"name": "typo", "spec": {"image": "nginx", "replica": 2}})).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.body["detail"], "unknown field(s): spec.replica");
+    let r = owner.post(&apps, json!({"name": "Bad", "spec": {"image": "nginx"}})).await;
+    assert_eq!(r.status, 422);
+
+    for name in ["one", "two", "three"] {
+        assert_eq!(owner.post(&apps, app_body(name, 1, "ClusterIP")).await.status, 201);
+    }
+    let r = owner.post(&apps, app_body("four", 1, "ClusterIP")).await;
+    assert_eq!(r.status, 422);
+    assert_eq!(r.body["detail"], r#"metadata.name: the tenant already has 3 Apps; the plan "free" allows 3 (0 left)"#);
+    assert_eq!(owner.post(&apps, app_body("one", 1, "ClusterIP")).await.status, 409);
+}
+
+#[tokio::test]
+async fn scaling_and_the_once_only_email_survive_a_second_controller() {
+    let (owner, email) = Client::new_user("scale").await;
+    let tenant = owner.create_tenant("scale", "free").await;
+    let path = format!("/tenants/{tenant}/apps/api");
+    assert_eq!(owner.post(&format!("/tenants/{tenant}/apps"), app_body("api", 1, "NodePort")).await.status, 201);
+    wait_ready(&owner, &path).await;
+    eventually(Duration::from_secs(30), "the ready email", || async {
+        (mails_to(&email).await.len() == 1).then_some(())
+    })
+    .await;
+
+    // A second controller, as after a restart or with two replicas, reconciles the same App.
+    let (trigger, shutdown) = slipway::Shutdown::manual();
+    let config = slipway_controller::ControllerConfig {
+        node_address: None,
+        mail: slipway_controller::MailerConfig {
+            smtp_url: required_env("SLIPWAY_SMTP_URL"),
+            from: "second@slipway.test".into(),
+        },
+    };
+    let second = tokio::spawn(slipway_controller::run(
+        kube_admin().await,
+        Arc::new(slipway_policies::PlanCatalog::embedded()),
+        config,
+        shutdown.wait(),
+    ));
+
+    let mut spec = owner.get(&path).await.body["spec"].clone();
+    spec["replicas"] = json!(3);
+    let r = owner.put(&path, json!({"spec": spec})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let generation = eventually(Duration::from_secs(60), "3 available replicas", || async {
+        let body = owner.get(&path).await.body;
+        (body["status"]["phase"] == "Ready" && body["status"]["availableReplicas"] == 3).then_some(body)
+    })
+    .await;
+    assert_eq!(generation["status"]["replicas"], 3);
+    let admin = kube_admin().await;
+    let deployment = Api::<Deployment>::namespaced(admin, &format!("tenant-{tenant}")).get("api").await.unwrap();
+    assert_eq!(deployment.spec.unwrap().replicas, Some(3));
+
+    trigger.fire();
+    second.await.unwrap().unwrap();
+    assert_eq!(mails_to(&email).await.len(), 1, "the ready email is sent once per App, not per controller or rollout");
+}
+
+#[tokio::test]
+async fn deleting_a_tenant_removes_its_namespace() {
+    let (owner, _) = Client::new_user("bye").await;
+    let tenant = owner.create_tenant("bye", "free").await;
+    let (stranger, _) = Client::new_user("stranger").await;
+    assert_eq!(stranger.delete(&format!("/tenants/{tenant}")).await.status, 404);
+    assert_eq!(owner.delete(&format!("/tenants/{tenant}")).await.status, 204);
+    assert_eq!(owner.get(&format!("/tenants/{tenant}")).await.status, 404);
+    let namespaces = Api::<Namespace>::all(kube_admin().await);
+    let ns = format!("tenant-{tenant}");
+    eventually(Duration::from_secs(60), "the namespace to be deleted", || async {
+        let n = namespaces.get_opt(&ns).await.unwrap();
+        n.is_none_or(|n| n.metadata.deletion_timestamp.is_some()).then_some(())
+    })
+    .await;
+}
