@@ -18,6 +18,7 @@ mod backoff;
 mod conditions;
 mod error;
 mod notify;
+mod outcome;
 mod tenant;
 
 pub use error::{Error, Result};
@@ -93,7 +94,7 @@ pub async fn run(
     let tenants = Controller::new(Api::<Tenant>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Namespace>::all(client.clone()), watcher::Config::default().labels(slipway_crds::TENANT_LABEL))
         .graceful_shutdown_on(shutdown.clone())
-        .run(tenant::reconcile, tenant::error_policy, ctx.clone())
+        .run(tenant::reconcile, outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("tenant", res) });
     let managed = watcher::Config::default().labels(slipway_crds::APP_LABEL);
     let apps = Controller::new(Api::<App>::all(client.clone()), watcher::Config::default())
@@ -101,7 +102,7 @@ pub async fn run(
         .owns(Api::<Service>::all(client.clone()), managed.clone())
         .owns(Api::<Ingress>::all(client.clone()), managed)
         .graceful_shutdown_on(shutdown)
-        .run(app::reconcile, app::error_policy, ctx)
+        .run(app::reconcile, outcome::requeue_with_backoff, ctx)
         .for_each(|res| async move { log_outcome("app", res) });
     tracing::info!("controllers started");
     futures::join!(tenants, apps);

@@ -4,7 +4,7 @@ mod resources;
 mod status;
 
 use crate::{
-    Context, Error, Result,
+    Context, Result,
     apply::{apply, apply_status, delete_if_exists},
     notify,
 };
@@ -19,10 +19,7 @@ use k8s_openapi::{
 use kube::{
     Api, Resource, ResourceExt,
     api::{ListParams, Patch, PatchParams},
-    runtime::{
-        controller::Action,
-        events::{Event, EventType},
-    },
+    runtime::{controller::Action, events::EventType},
 };
 use resources::AppIdentity;
 use slipway_crds::{App, AppPhase, AppStatus, TENANT_LABEL, Tenant};
@@ -34,21 +31,7 @@ const NOTIFIER: &str = "slipway-notifier";
 
 /// Brings the App's workload objects and status to what its spec asks for.
 pub async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action> {
-    let key = format!("app/{}/{}", app.namespace().unwrap_or_default(), app.name_any());
-    let result = reconcile_inner(&app, &ctx).await;
-    match &result {
-        Ok(_) => ctx.backoff.succeeded(&key),
-        Err(e) => publish(&ctx, &app, EventType::Warning, e.reason(), e.to_string()).await,
-    }
-    result
-}
-
-/// Requeues a failed App with exponential backoff.
-pub fn error_policy(app: Arc<App>, error: &Error, ctx: Arc<Context>) -> Action {
-    let key = format!("app/{}/{}", app.namespace().unwrap_or_default(), app.name_any());
-    let delay = ctx.backoff.failed(&key);
-    tracing::warn!(app = %key, %error, retry_in = ?delay, "app reconcile failed");
-    Action::requeue(delay)
+    ctx.track(app.as_ref(), reconcile_inner(&app, &ctx)).await
 }
 
 async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
@@ -122,7 +105,7 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
     let written = if unchanged { app.clone() } else { apply_status(&apps, &name, &status).await? };
     if status.phase != previous.phase {
         let type_ = if status.phase == AppPhase::Failed { EventType::Warning } else { EventType::Normal };
-        publish(ctx, app, type_, &format!("{:?}", status.phase), status.conditions[0].message.clone()).await;
+        ctx.publish(app, type_, &format!("{:?}", status.phase), status.conditions[0].message.clone()).await;
     }
     if status.phase == AppPhase::Ready && previous.ready_notified_at.is_none() {
         notify_ready_once(ctx, &apps, &written, &tenant, &status).await?;
@@ -177,8 +160,7 @@ async fn notify_ready_once(
         apps.patch_status(&name, &params, &Patch::Merge(&unclaim)).await?;
         return Err(e);
     }
-    publish(
-        ctx,
+    ctx.publish(
         app,
         EventType::Normal,
         "OwnersNotified",
@@ -186,11 +168,4 @@ async fn notify_ready_once(
     )
     .await;
     Ok(())
-}
-
-async fn publish(ctx: &Context, app: &App, type_: EventType, reason: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
-        tracing::warn!(error = %e, "could not record event");
-    }
 }

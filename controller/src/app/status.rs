@@ -70,7 +70,15 @@ pub fn compute(o: &Observed<'_>) -> AppStatus {
     let prev = &o.previous.conditions;
     let conditions = vec![
         condition(prev, "Ready", phase == AppPhase::Ready, reason, message.clone(), o.generation),
-        condition(prev, "Progressing", phase == AppPhase::Progressing, reason, message, o.generation),
+        // Deployment convention: Progressing stays meaningful after a rollout, with its own reason.
+        condition(
+            prev,
+            "Progressing",
+            phase == AppPhase::Progressing,
+            if phase == AppPhase::Ready { "RolloutComplete" } else { reason },
+            message,
+            o.generation,
+        ),
     ];
     AppStatus {
         phase,
@@ -161,6 +169,7 @@ mod tests {
         assert!(ready.conditions.iter().all(|c| c.observed_generation == Some(3)));
         assert_eq!(ready.conditions[0].status, "True");
         assert_eq!(ready.conditions[1].status, "False");
+        assert_eq!(ready.conditions[1].reason, "RolloutComplete");
     }
 
     #[test]

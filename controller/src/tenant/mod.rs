@@ -3,7 +3,7 @@
 mod resources;
 
 use crate::{
-    Context, Error, MANAGER, Result,
+    Context, MANAGER, Result,
     apply::{apply, apply_status},
     conditions::{condition, is_true},
 };
@@ -14,10 +14,7 @@ use k8s_openapi::api::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    runtime::{
-        controller::Action,
-        events::{Event, EventType},
-    },
+    runtime::{controller::Action, events::EventType},
 };
 use slipway_crds::{Tenant, TenantStatus, tenant_namespace};
 use std::{sync::Arc, time::Duration};
@@ -38,20 +35,7 @@ pub async fn apply_member_role(client: &Client) -> Result<ClusterRole> {
 
 /// Brings the tenant's namespace and guard rails to the state its spec and plan describe.
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action> {
-    let key = format!("tenant/{}", tenant.name_any());
-    let result = reconcile_inner(&tenant, &ctx).await;
-    match &result {
-        Ok(_) => ctx.backoff.succeeded(&key),
-        Err(e) => publish(&ctx, &tenant, EventType::Warning, e.reason(), e.to_string()).await,
-    }
-    result
-}
-
-/// Requeues a failed tenant with exponential backoff.
-pub fn error_policy(tenant: Arc<Tenant>, error: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff.failed(&format!("tenant/{}", tenant.name_any()));
-    tracing::warn!(tenant = %tenant.name_any(), %error, retry_in = ?delay, "tenant reconcile failed");
-    Action::requeue(delay)
+    ctx.track(tenant.as_ref(), reconcile_inner(&tenant, &ctx)).await
 }
 
 async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
@@ -82,7 +66,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
                 )],
             };
             apply_status(&api, &name, &status).await?;
-            publish(ctx, tenant, EventType::Warning, "InvalidPlan", e.to_string()).await;
+            ctx.publish(tenant, EventType::Warning, "InvalidPlan", e.to_string()).await;
             return Ok(Action::await_change());
         }
     };
@@ -110,16 +94,9 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
     if status != previous {
         apply_status(&api, &name, &status).await?;
         if !is_true(&previous.conditions, "Ready") {
-            publish(ctx, tenant, EventType::Normal, "Provisioned", format!("namespace {ns} is ready")).await;
+            ctx.publish(tenant, EventType::Normal, "Provisioned", format!("namespace {ns} is ready")).await;
         }
     }
     tracing::info!(tenant = %name, namespace = %ns, plan = %policy.plan, quota_observed, manager = MANAGER, "tenant reconciled");
     Ok(Action::requeue(if quota_observed { RESYNC } else { QUOTA_POLL }))
-}
-
-async fn publish(ctx: &Context, tenant: &Tenant, type_: EventType, reason: &str, note: String) {
-    let event = Event { type_, reason: reason.into(), note: Some(note), action: "Reconcile".into(), secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &tenant.object_ref(&())).await {
-        tracing::warn!(error = %e, "could not record event");
-    }
 }
