@@ -3,6 +3,9 @@
 
 mod support;
 
+/// The SQL backend of this binary's Slipway (tenancy.rs runs on PostgreSQL).
+const DATABASE: &str = "sqlite";
+
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::Api;
 use serde_json::json;

@@ -4,6 +4,9 @@
 
 mod support;
 
+/// The SQL backend of this binary's Slipway (e2e.rs runs on SQLite).
+const DATABASE: &str = "postgres";
+
 use k8s_openapi::api::{
     apps::v1::Deployment,
     core::v1::{LimitRange, Namespace, ResourceQuota, Secret},

@@ -1,6 +1,9 @@
 //! Shared harness of the cluster tests: one Slipway (`serve`, exactly what `slipway all`
 //! runs) per test binary, on its own thread and runtime so it outlives each `#[tokio::test]`;
 //! HTTP, mail and polling helpers. Components come from hack/test.sh; a missing one fails.
+//!
+//! Each test binary picks its SQL backend with a crate-level `const DATABASE: &str`
+//! (`"sqlite"` or `"postgres"`), so the cluster flows run against both.
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
@@ -23,8 +26,28 @@ pub struct Slipway {
     pub mail_api: String,
 }
 
+/// A fresh, empty database of `kind` (`sqlite` or `postgres`), as a sqlx URL.
+pub async fn fresh_database(kind: &str) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    match kind {
+        "sqlite" => format!("sqlite://{}/slipway-it-{id}.db?mode=rwc", std::env::temp_dir().display()),
+        "postgres" => {
+            let admin = required_env("SLIPWAY_TEST_POSTGRES_URL");
+            let (mut conn, name) = (sqlx_connect(&admin).await, format!("slipway_it_{id}"));
+            sqlx::Executor::execute(&mut conn, sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+            format!("{}/{name}", admin.rsplit_once('/').expect("URL has a database path").0)
+        }
+        other => panic!("unknown database kind {other}"),
+    }
+}
+
+async fn sqlx_connect(url: &str) -> sqlx::AnyConnection {
+    sqlx::any::install_default_drivers();
+    <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.expect("PostgreSQL is reachable")
+}
+
 /// Starts Slipway once for this test binary: API on a free port, controllers, CRDs, a fresh
-/// SQLite database, the test cluster and the test SMTP catcher.
+/// database of kind `crate::DATABASE`, the test cluster and the test SMTP catcher.
 pub fn slipway() -> &'static Slipway {
     static SLIPWAY: OnceLock<Slipway> = OnceLock::new();
     SLIPWAY.get_or_init(|| {
@@ -38,9 +61,8 @@ pub fn slipway() -> &'static Slipway {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
                 let (_trigger, shutdown) = Shutdown::manual();
-                let db = std::env::temp_dir().join(format!("slipway-it-{}.db", uuid::Uuid::new_v4().simple()));
                 let api = slipway_api::ApiConfig {
-                    database_url: format!("sqlite://{}?mode=rwc", db.display()),
+                    database_url: fresh_database(crate::DATABASE).await,
                     tokens: slipway_api::TokenConfig {
                         key: vec![9; 32],
                         issuer: "slipway".into(),
