@@ -16,14 +16,12 @@ name="test-$$"
 started=$SECONDS
 cleanup() {
   local rc=$?
-  for part in cluster mail postgres; do hack/"$part".sh down "$name" >/dev/null 2>&1 || true; done
+  hack/stack.sh down "$name" >/dev/null 2>&1 || true
   log "test-suite finished in $((SECONDS - started))s (exit $rc)"
 }
 trap cleanup EXIT
 
 hack/tools.sh
-eval "$(hack/cluster.sh up "$name")"
-eval "$(hack/mail.sh up "$name")"
-eval "$(hack/postgres.sh up "$name")"
+eval "$(hack/stack.sh up "$name")"
 log "components of '$name' are up after $((SECONDS - started))s; running cargo test"
 cargo test --workspace --all-targets "$@"

@@ -107,8 +107,12 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
         let type_ = if status.phase == AppPhase::Failed { EventType::Warning } else { EventType::Normal };
         ctx.publish(app, type_, &format!("{:?}", status.phase), status.conditions[0].message.clone()).await;
     }
-    if status.phase == AppPhase::Ready && previous.ready_notified_at.is_none() {
-        notify_ready_once(ctx, &apps, &written, &tenant, &status).await?;
+    if status.phase == AppPhase::Ready
+        && previous.ready_notified_at.is_none()
+        && !notify_ready_once(ctx, &apps, &written, &tenant, &status).await?
+    {
+        // Lost the claim to a newer version of the App: look again with fresh data.
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
     }
     Ok(Action::await_change())
 }
@@ -138,20 +142,26 @@ async fn first_node_address(ctx: &Context) -> Result<Option<String>> {
 /// other gets 409 Conflict and requeues, then sees the marker). Then sends; if sending fails the
 /// claim is withdrawn so a retry sends again. A crash between claim and send loses that one
 /// email (at most once), which we prefer over duplicates.
+///
+/// Returns `false` when the claim lost to a concurrent change (409): nothing was sent.
 async fn notify_ready_once(
     ctx: &Context,
     apps: &Api<App>,
     app: &App,
     tenant: &Tenant,
     status: &AppStatus,
-) -> Result<()> {
+) -> Result<bool> {
     let name = app.name_any();
     let claim = serde_json::json!({
         "metadata": { "resourceVersion": app.resource_version() },
         "status": { "readyNotifiedAt": Time(Timestamp::now()) },
     });
     let params = PatchParams { field_manager: Some(NOTIFIER.into()), ..Default::default() };
-    apps.patch_status(&name, &params, &Patch::Merge(&claim)).await?;
+    match apps.patch_status(&name, &params, &Patch::Merge(&claim)).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 409 => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
 
     let message = notify::app_ready(&name, &tenant.name_any(), &app.spec, status, app.uid().as_deref());
     let recipients: Vec<&str> = tenant.spec.owners.iter().map(|o| o.email.as_str()).collect();
@@ -167,5 +177,5 @@ async fn notify_ready_once(
         format!("emailed {} owner(s) that the App is ready", recipients.len()),
     )
     .await;
-    Ok(())
+    Ok(true)
 }
