@@ -5,6 +5,7 @@ use clap::{Args, Parser, Subcommand};
 use slipway_api::{ApiConfig, TokenConfig};
 use slipway_controller::{ControllerConfig, MailerConfig};
 use slipway_policies::PlanCatalog;
+use slipway_webhook::WebhookConfig;
 use std::{net::SocketAddr, path::PathBuf};
 
 /// Slipway: sign up, get an isolated tenant on Kubernetes, run Apps in it.
@@ -33,15 +34,84 @@ pub enum Command {
         #[arg(long, env = "SLIPWAY_HEALTH_LISTEN", default_value = "127.0.0.1:8081")]
         health_listen: SocketAddr,
     },
-    /// API and controllers in one process, CRDs installed first: Slipway on a single machine.
+    /// API, controllers and admission webhook in one process, CRDs installed and the webhook
+    /// registered (with a development certificate) first: Slipway on a single machine.
     All {
         #[command(flatten)]
         api: ApiArgs,
         #[command(flatten)]
         controller: ControllerArgs,
+        #[command(flatten)]
+        webhook: WebhookArgs,
+    },
+    /// Serve the admission webhook over HTTPS (`certs`: make a development CA and certificate).
+    #[command(args_conflicts_with_subcommands = true)]
+    Webhook {
+        #[command(subcommand)]
+        action: Option<WebhookAction>,
+        #[command(flatten)]
+        webhook: WebhookArgs,
+        /// PEM certificate chain to serve; reloaded when it changes.
+        #[arg(long, env = "SLIPWAY_WEBHOOK_TLS_CERT", default_value = "webhook-certs/tls.crt")]
+        tls_cert: PathBuf,
+        /// PEM private key; reloaded when it changes.
+        #[arg(long, env = "SLIPWAY_WEBHOOK_TLS_KEY", default_value = "webhook-certs/tls.key")]
+        tls_key: PathBuf,
+        /// Register the webhook configurations at this base URL (e.g. https://127.0.0.1:8443)
+        /// trusting --ca-cert. Unset: registration is left to the deployment (Helm chart).
+        #[arg(long, env = "SLIPWAY_WEBHOOK_REGISTER_URL", requires = "ca_cert")]
+        register_url: Option<String>,
+        /// PEM CA certificate that signed --tls-cert (the registration's caBundle).
+        #[arg(long, env = "SLIPWAY_WEBHOOK_CA_CERT")]
+        ca_cert: Option<PathBuf>,
     },
     /// Print the CustomResourceDefinitions as YAML (the content of crds/slipway.dev.yaml).
     Crds,
+}
+
+/// `slipway webhook` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum WebhookAction {
+    /// Write a development CA and a serving certificate (ca.crt, tls.crt, tls.key) and print
+    /// the caBundle for a webhook configuration.
+    Certs {
+        /// Directory to write into.
+        #[arg(long, default_value = "webhook-certs")]
+        out: PathBuf,
+        /// Host names or IP addresses the certificate is valid for.
+        #[arg(long = "host", default_values = ["127.0.0.1", "localhost"])]
+        hosts: Vec<String>,
+    },
+}
+
+/// Flags of the admission webhook.
+#[derive(Args, Debug)]
+pub struct WebhookArgs {
+    /// Address the webhook serves HTTPS on.
+    #[arg(long, env = "SLIPWAY_WEBHOOK_LISTEN", default_value = "127.0.0.1:8443")]
+    pub webhook_listen: SocketAddr,
+    /// Namespace of the webhook's reservation ledgers (created if missing).
+    #[arg(long, env = "SLIPWAY_WEBHOOK_NAMESPACE", default_value = "slipway-system")]
+    pub webhook_namespace: String,
+    /// Base domain of tenants' Ingress hosts: tenant `acme` may use `acme.<domain>` and names under it.
+    #[arg(long, env = "SLIPWAY_INGRESS_DOMAIN", default_value = "apps.slipway.localhost")]
+    pub ingress_domain: String,
+    /// Seconds a CREATE's reservation holds room before the webhook's caches are trusted alone.
+    #[arg(long, env = "SLIPWAY_RESERVATION_TTL_SECONDS", default_value_t = 15)]
+    pub reservation_ttl_seconds: u64,
+}
+
+impl WebhookArgs {
+    /// The webhook configuration these flags describe, serving `cert` and `key`.
+    pub fn config(&self, tls_cert: PathBuf, tls_key: PathBuf) -> WebhookConfig {
+        WebhookConfig {
+            tls_cert,
+            tls_key,
+            namespace: self.webhook_namespace.clone(),
+            ingress_domain: self.ingress_domain.clone(),
+            reservation_ttl: std::time::Duration::from_secs(self.reservation_ttl_seconds),
+        }
+    }
 }
 
 /// Flags of every command.

@@ -19,35 +19,70 @@ use slipway_controller::ControllerConfig;
 use slipway_policies::PlanCatalog;
 use std::sync::Arc;
 
-/// Runs the API, the controllers, or both, until `shutdown` fires. The binary and the
-/// end-to-end tests boot Slipway through this same function.
+/// What one process runs.
+pub struct Components {
+    /// The REST API and its listener.
+    pub api: Option<(slipway_api::ApiConfig, tokio::net::TcpListener)>,
+    /// The Tenant and App controllers.
+    pub controller: Option<ControllerConfig>,
+    /// The admission webhook.
+    pub webhook: Option<WebhookRun>,
+    /// Apply the CRDs first.
+    pub install_crds: bool,
+}
+
+/// The admission webhook of a process, and whether to register it.
+pub struct WebhookRun {
+    /// Server settings.
+    pub config: slipway_webhook::WebhookConfig,
+    /// Where it listens.
+    pub listener: tokio::net::TcpListener,
+    /// Register the webhook configurations at this target, trusting this CA (PEM), once the
+    /// server can answer.
+    pub register: Option<(slipway_webhook::WebhookTarget, String)>,
+}
+
+/// Runs the components until `shutdown` fires. The binary and the end-to-end tests boot
+/// Slipway through this same function.
+///
+/// Order matters: CRDs, then the webhook (registered only once it answers), then the
+/// controllers and the API, so no App is ever admitted without the plan's checks.
 ///
 /// # Errors
 /// Configuration, database or Kubernetes errors at start-up.
 pub async fn serve(
     kube_config: kube::Config,
     plans: Arc<PlanCatalog>,
-    api: Option<(slipway_api::ApiConfig, tokio::net::TcpListener)>,
-    controller: Option<ControllerConfig>,
-    install_crds: bool,
+    parts: Components,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let client = kube::Client::try_from(kube_config.clone()).context("building the Kubernetes client")?;
-    if install_crds {
+    if parts.install_crds {
         slipway_crds::install(&client).await.context("installing the CRDs")?;
         tracing::info!("CRDs installed");
     }
-    let controllers = controller.map(|config| {
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Some(run) = parts.webhook {
+        let server = slipway_webhook::Server::start(client.clone(), plans.clone(), &run.config).await?;
+        let signal = shutdown.clone();
+        tasks.spawn(async move { Ok(server.serve(run.listener, signal.wait()).await?) });
+        if let Some((target, ca_pem)) = &run.register {
+            slipway_webhook::register(&client, target, ca_pem).await.context("registering the webhook")?;
+            tracing::info!(?target, "webhook registered");
+        }
+    }
+    if let Some(config) = parts.controller {
         let (client, plans, signal) = (client.clone(), plans.clone(), shutdown.clone());
-        tokio::spawn(async move { slipway_controller::run(client, plans, config, signal.wait()).await })
-    });
-    if let Some((config, listener)) = api {
+        tasks.spawn(async move { Ok(slipway_controller::run(client, plans, config, signal.wait()).await?) });
+    }
+    if let Some((config, listener)) = parts.api {
         let cluster = Cluster::new(kube_config).context("building the Kubernetes client")?;
         let app = Application::build(&config, cluster, plans).await?;
-        app.serve(listener, shutdown.clone().wait()).await?;
+        let signal = shutdown.clone();
+        tasks.spawn(async move { Ok(app.serve(listener, signal.wait()).await?) });
     }
-    if let Some(handle) = controllers {
-        handle.await.context("controller task panicked")??;
+    while let Some(done) = tasks.join_next().await {
+        done.context("a component panicked")?.map_err(|e: anyhow::Error| e)?;
     }
     Ok(())
 }

@@ -3,10 +3,12 @@
 use anyhow::Context;
 use clap::Parser;
 use slipway::{
-    Shutdown,
-    cli::{Cli, Command},
+    Components, Shutdown, WebhookRun,
+    cli::{Cli, Command, WebhookAction},
 };
+use slipway_webhook::{WebhookTarget, certs};
 use std::sync::Arc;
+use tokio::net::TcpListener;
 use tracing_subscriber::{EnvFilter, fmt};
 
 #[tokio::main]
@@ -20,31 +22,60 @@ async fn main() -> anyhow::Result<()> {
         logs.init()
     }
 
-    let (api, controller, install_crds) = match &cli.command {
+    let plans = Arc::new(cli.common.plans()?);
+    let bind = |addr| async move { TcpListener::bind(addr).await.with_context(|| format!("binding {addr}")) };
+    let mut parts = Components { api: None, controller: None, webhook: None, install_crds: false };
+    match &cli.command {
         Command::Crds => {
             print!("{}", slipway_crds::render_yaml());
             return Ok(());
         }
-        Command::Api(api) => (Some(api), None, false),
-        Command::Controller { controller, install_crds, .. } => (None, Some(controller), *install_crds),
-        Command::All { api, controller } => (Some(api), Some(controller), true),
-    };
-    let plans = Arc::new(cli.common.plans()?);
+        Command::Webhook { action: Some(WebhookAction::Certs { out, hosts }), .. } => {
+            let generated = certs::generate(hosts)?;
+            certs::write(out, &generated)?;
+            eprintln!("wrote {}/ca.crt, tls.crt and tls.key; caBundle:", out.display());
+            println!("{}", certs::ca_bundle(&generated.ca_pem));
+            return Ok(());
+        }
+        Command::Webhook { action: None, webhook, tls_cert, tls_key, register_url, ca_cert } => {
+            let register = match (register_url, ca_cert) {
+                (Some(url), Some(ca)) => {
+                    let pem = std::fs::read_to_string(ca).with_context(|| format!("reading {}", ca.display()))?;
+                    Some((WebhookTarget::Url(url.clone()), pem))
+                }
+                _ => None,
+            };
+            let config = webhook.config(tls_cert.clone(), tls_key.clone());
+            parts.webhook = Some(WebhookRun { config, listener: bind(webhook.webhook_listen).await?, register });
+        }
+        Command::Api(api) => parts.api = Some((api.config(), bind(api.listen).await?)),
+        Command::Controller { controller, install_crds, .. } => {
+            parts.controller = Some(controller.config());
+            parts.install_crds = *install_crds;
+        }
+        Command::All { api, controller, webhook } => {
+            // A fresh development CA per start, registered with the API server below.
+            let dir = std::env::temp_dir().join(format!("slipway-webhook-{}", std::process::id()));
+            let host = webhook.webhook_listen.ip().to_string();
+            let generated = certs::generate(&[host, "localhost".into()])?;
+            certs::write(&dir, &generated)?;
+            let target = WebhookTarget::Url(format!("https://{}", webhook.webhook_listen));
+            parts.webhook = Some(WebhookRun {
+                config: webhook.config(dir.join("tls.crt"), dir.join("tls.key")),
+                listener: bind(webhook.webhook_listen).await?,
+                register: Some((target, generated.ca_pem)),
+            });
+            parts.api = Some((api.config(), bind(api.listen).await?));
+            parts.controller = Some(controller.config());
+            parts.install_crds = true;
+        }
+    }
     let kube_config = kube::Config::infer()
         .await
         .context("finding a Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster)")?;
     if let Command::Controller { health_listen, .. } = &cli.command {
-        let listener =
-            tokio::net::TcpListener::bind(health_listen).await.with_context(|| format!("binding {health_listen}"))?;
-        tokio::spawn(slipway::serve_health(listener, kube::Client::try_from(kube_config.clone())?));
+        let client = kube::Client::try_from(kube_config.clone())?;
+        tokio::spawn(slipway::serve_health(bind(*health_listen).await?, client));
     }
-    let api = match api {
-        Some(args) => {
-            let listener =
-                tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-            Some((args.config(), listener))
-        }
-        None => None,
-    };
-    slipway::serve(kube_config, plans, api, controller.map(|c| c.config()), install_crds, Shutdown::on_signals()).await
+    slipway::serve(kube_config, plans, parts, Shutdown::on_signals()).await
 }

@@ -69,6 +69,7 @@ struct RawLimits {
     memory: String,
     storage: String,
     exposures: BTreeSet<ExposeType>,
+    allowed_registries: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -101,6 +102,8 @@ pub struct Limits {
     pub storage: Amount,
     /// The exposure types the tenant's Apps may use.
     pub exposures: BTreeSet<ExposeType>,
+    /// Registries images may come from, lowercase; `*` allows any.
+    pub allowed_registries: Vec<String>,
 }
 
 /// Values an App gets for what its spec leaves unset.
@@ -197,7 +200,11 @@ impl PlanCatalog {
             memory: amount(at("limits.memory"), &l.memory)?,
             storage: amount(at("limits.storage"), &l.storage)?,
             exposures: l.exposures,
+            allowed_registries: l.allowed_registries.iter().map(|r| r.to_ascii_lowercase()).collect(),
         };
+        ensure(!limits.allowed_registries.is_empty(), at("limits.allowedRegistries"), || {
+            "list at least one registry, or \"*\" for any".into()
+        })?;
         let defaults = Defaults {
             replicas: d.replicas,
             expose: d.expose,

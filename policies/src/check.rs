@@ -1,6 +1,7 @@
 //! Per-App rules: pure functions from a policy, a spec and current usage to violations.
 
 use crate::{Amount, TenantPolicy};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use slipway_crds::{AppSpec, ResourceAmounts};
 use std::fmt;
 
@@ -29,10 +30,28 @@ pub struct AppUsage {
 }
 
 /// Which of an App's pod amounts is being checked (for messages).
-#[derive(Clone, Copy)]
-enum Resource {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resource {
     Cpu,
     Memory,
+}
+
+impl Resource {
+    pub(crate) const ALL: [Resource; 2] = [Resource::Cpu, Resource::Memory];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Resource::Cpu => "cpu",
+            Resource::Memory => "memory",
+        }
+    }
+
+    fn pick(self, amounts: Option<&ResourceAmounts>) -> Option<Quantity> {
+        match self {
+            Resource::Cpu => amounts.and_then(|a| a.cpu.clone()),
+            Resource::Memory => amounts.and_then(|a| a.memory.clone()),
+        }
+    }
 }
 
 impl TenantPolicy {
@@ -72,25 +91,36 @@ impl TenantPolicy {
                 message: format!("{expose} is not allowed by the plan \"{plan}\" (allowed: {})", allowed.join(", ")),
             });
         }
-        for resource in [Resource::Cpu, Resource::Memory] {
+        for resource in Resource::ALL {
             self.check_pod_amount(spec, resource, replicas, &mut out);
         }
         out
     }
 
+    /// The plan's default request and limit, and the tenant total, of `resource`.
+    pub(crate) fn amounts_of(&self, resource: Resource) -> (&Amount, &Amount, &Amount) {
+        match resource {
+            Resource::Cpu => (&self.defaults.cpu_request, &self.defaults.cpu_limit, &self.limits.cpu),
+            Resource::Memory => (&self.defaults.memory_request, &self.defaults.memory_limit, &self.limits.memory),
+        }
+    }
+
+    /// What an App's pods may use of `resource` in total: replicas x (its limit, or the plan's
+    /// default limit). `None` when its limit does not parse (reported by [`Self::check_app`]).
+    pub(crate) fn footprint(&self, spec: &AppSpec, resource: Resource) -> Option<Amount> {
+        let limit = match resource.pick(spec.resources.as_ref().and_then(|r| r.limits.as_ref())) {
+            Some(q) => Amount::from_quantity(&q).ok()?,
+            None => self.amounts_of(resource).1.clone(),
+        };
+        Some(limit.times(self.replicas_of(spec).max(0)))
+    }
+
     fn check_pod_amount(&self, spec: &AppSpec, resource: Resource, replicas: i32, out: &mut Vec<Violation>) {
-        let (name, default_request, default_limit, total) = match resource {
-            Resource::Cpu => ("cpu", &self.defaults.cpu_request, &self.defaults.cpu_limit, &self.limits.cpu),
-            Resource::Memory => {
-                ("memory", &self.defaults.memory_request, &self.defaults.memory_limit, &self.limits.memory)
-            }
-        };
-        let pick = |amounts: Option<&ResourceAmounts>| match resource {
-            Resource::Cpu => amounts.and_then(|a| a.cpu.clone()),
-            Resource::Memory => amounts.and_then(|a| a.memory.clone()),
-        };
+        let name = resource.name();
+        let (default_request, default_limit, total) = self.amounts_of(resource);
+        let pick = |amounts: Option<&ResourceAmounts>| resource.pick(amounts);
         let resources = spec.resources.as_ref();
-        let mut parse = |kind: &str, q: Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
+        let mut parse = |kind: &str, q: Option<Quantity>| {
             let q = q?;
             Amount::from_quantity(&q)
                 .map_err(|e| {

@@ -10,10 +10,12 @@
 //! so the controller, the API and the admission webhook evaluate exactly the same rules.
 #![forbid(unsafe_code)]
 
+mod admission;
 mod catalog;
 mod check;
 mod quantity;
 
+pub use admission::{AppReview, HostClaim, Outcome, image_registry};
 pub use catalog::{Defaults, Limits, Plan, PlanCatalog, PlanError, TenantPolicy};
 pub use check::{AppUsage, Violation};
 pub use quantity::{Amount, QuantityError};

@@ -50,6 +50,29 @@ impl Amount {
         Self { text: parsed.to_string(), parsed }
     }
 
+    /// The sum of two amounts.
+    pub fn plus(&self, other: &Amount) -> Self {
+        let parsed = self.parsed.clone() + other.parsed.clone();
+        Self { text: parsed.to_string(), parsed }
+    }
+
+    /// `self - other`, or zero when `other` is larger.
+    pub fn saturating_minus(&self, other: &Amount) -> Self {
+        if other >= self {
+            return Self::parse("0").expect("zero parses");
+        }
+        let parsed = self.parsed.clone() - other.parsed.clone();
+        Self { text: parsed.to_string(), parsed }
+    }
+
+    /// The fraction `self / whole` (0.0 when `whole` is zero), for "close to the limit" warnings.
+    pub fn fraction_of(&self, whole: &Amount) -> f64 {
+        match (self.parsed.to_bytes_f64(), whole.parsed.to_bytes_f64()) {
+            (Some(part), Some(whole)) if whole > 0.0 => part / whole,
+            _ => 0.0,
+        }
+    }
+
     /// The amount as a Kubernetes [`Quantity`], in the notation it was written.
     pub fn to_quantity(&self) -> Quantity {
         Quantity(self.text.clone())
@@ -84,6 +107,12 @@ mod tests {
         assert!(Amount::parse("1Gi").unwrap() > Amount::parse("1G").unwrap());
         assert_eq!(Amount::parse("1024Mi").unwrap(), Amount::parse("1Gi").unwrap());
         assert_eq!(Amount::parse("250m").unwrap().times(4), Amount::parse("1").unwrap());
+        assert_eq!(Amount::parse("1").unwrap().plus(&Amount::parse("500m").unwrap()), Amount::parse("1500m").unwrap());
+        assert_eq!(
+            Amount::parse("1").unwrap().saturating_minus(&Amount::parse("2").unwrap()),
+            Amount::parse("0").unwrap()
+        );
+        assert!((Amount::parse("1536Mi").unwrap().fraction_of(&Amount::parse("2Gi").unwrap()) - 0.75).abs() < 1e-9);
     }
 
     #[test]

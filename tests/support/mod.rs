@@ -24,6 +24,53 @@ pub fn unique(prefix: &str) -> String {
 pub struct Slipway {
     pub base_url: String,
     pub mail_api: String,
+    /// Base domain of tenants' Ingress hosts in this harness.
+    pub ingress_domain: String,
+}
+
+/// Base domain of tenants' Ingress hosts in the tests.
+pub const INGRESS_DOMAIN: &str = "apps.slipway.test";
+
+/// Forwards each TCP connection accepted on `listener` to the next of `backends` in turn: two
+/// webhook replicas behind one address, as a Service with two endpoints would be. TLS passes
+/// through untouched.
+async fn round_robin(listener: tokio::net::TcpListener, backends: Vec<std::net::SocketAddr>) {
+    let mut next = 0;
+    loop {
+        let Ok((mut inbound, _)) = listener.accept().await else { continue };
+        let backend = backends[next % backends.len()];
+        next += 1;
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
+
+/// Two webhook replicas behind a round-robin proxy, registered with the API server.
+async fn start_webhooks(client: &kube::Client, plans: &std::sync::Arc<slipway_policies::PlanCatalog>) {
+    let certs = slipway_webhook::certs::generate(&["127.0.0.1".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("slipway-it-webhook-{}", uuid::Uuid::new_v4().simple()));
+    slipway_webhook::certs::write(&dir, &certs).unwrap();
+    let config = slipway_webhook::WebhookConfig {
+        tls_cert: dir.join("tls.crt"),
+        tls_key: dir.join("tls.key"),
+        namespace: "slipway-system".into(),
+        ingress_domain: INGRESS_DOMAIN.into(),
+        reservation_ttl: Duration::from_secs(15),
+    };
+    let mut backends = Vec::new();
+    for _ in 0..2 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        backends.push(listener.local_addr().unwrap());
+        let server = slipway_webhook::Server::start(client.clone(), plans.clone(), &config).await.unwrap();
+        tokio::spawn(server.serve(listener, std::future::pending()));
+    }
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let target = slipway_webhook::WebhookTarget::Url(format!("https://{}", proxy.local_addr().unwrap()));
+    tokio::spawn(round_robin(proxy, backends));
+    slipway_webhook::register(client, &target, &certs.ca_pem).await.unwrap();
 }
 
 /// A fresh, empty database of `kind` (`sqlite` or `postgres`), as a sqlx URL.
@@ -46,8 +93,9 @@ async fn sqlx_connect(url: &str) -> sqlx::AnyConnection {
     <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.expect("PostgreSQL is reachable")
 }
 
-/// Starts Slipway once for this test binary: API on a free port, controllers, CRDs, a fresh
-/// database of kind `crate::DATABASE`, the test cluster and the test SMTP catcher.
+/// Starts Slipway once for this test binary: CRDs, two webhook replicas behind a proxy,
+/// controllers, the API on a free port with a fresh database of kind `crate::DATABASE`, the
+/// test cluster and the test SMTP catcher.
 pub fn slipway() -> &'static Slipway {
     static SLIPWAY: OnceLock<Slipway> = OnceLock::new();
     SLIPWAY.get_or_init(|| {
@@ -77,20 +125,30 @@ pub fn slipway() -> &'static Slipway {
                 };
                 let plans = std::sync::Arc::new(slipway_policies::PlanCatalog::embedded());
                 let config = kube::Config::infer().await.unwrap();
-                slipway::serve(config, plans, Some((api, listener)), Some(controller), true, shutdown).await.unwrap();
+                let client = kube::Client::try_from(config.clone()).unwrap();
+                slipway_crds::install(&client).await.unwrap();
+                start_webhooks(&client, &plans).await;
+                let parts = slipway::Components {
+                    api: Some((api, listener)),
+                    controller: Some(controller),
+                    webhook: None,
+                    install_crds: false,
+                };
+                slipway::serve(config, plans, parts, shutdown).await.unwrap();
             });
         });
         let addr = rx.recv().unwrap();
-        let slipway = Slipway { base_url: format!("http://{addr}/api/v1"), mail_api };
+        let slipway =
+            Slipway { base_url: format!("http://{addr}/api/v1"), mail_api, ingress_domain: INGRESS_DOMAIN.into() };
         // The API answers once CRDs are installed and migrations ran.
         let ready = format!("http://{addr}/readyz");
-        for _ in 0..300 {
+        for _ in 0..600 {
             if probe_ok(&ready) {
                 return slipway;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("Slipway did not become ready within 30 s");
+        panic!("Slipway did not become ready within 60 s");
     })
 }
 

@@ -1,0 +1,118 @@
+//! Slipway's admission webhook: every tenant's plan enforced on its custom resources.
+//!
+//! ```text
+//!  kube-apiserver ──HTTPS AdmissionReview──▶ /mutate   ──▶ defaults + tenant label (JSON patch)
+//!                                            /validate ──▶ policies::review_app(spec, usage)
+//!                                                            usage = watch caches (Index)
+//!                                                                  + reservations (Ledger, CREATE)
+//! ```
+//!
+//! The rules are pure functions in `slipway-policies`, shared with the API's preview; this
+//! crate decodes reviews, gathers usage and answers.
+#![forbid(unsafe_code)]
+
+mod app;
+pub mod certs;
+mod index;
+mod register;
+mod reservations;
+mod review;
+
+pub mod tls;
+
+pub use index::Index;
+pub use register::{WebhookTarget, register};
+pub use reservations::Ledger;
+pub use review::{DecodeError, Phase, REVIEW_API_VERSION, decode};
+
+use axum::{Router, extract::DefaultBodyLimit, routing::post};
+use kube::Client;
+use slipway_policies::PlanCatalog;
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+/// Largest AdmissionReview accepted, in bytes: the API server's own request limit is 3 MiB
+/// (etcd's default object limit is 1.5 MiB), and a review holds the object twice on UPDATE.
+pub const MAX_REVIEW_BYTES: usize = 7 * 1024 * 1024;
+
+/// Settings of the webhook server.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    /// PEM certificate chain served, reloaded when the file changes.
+    pub tls_cert: PathBuf,
+    /// PEM private key, reloaded with the certificate.
+    pub tls_key: PathBuf,
+    /// Namespace of the reservation ledgers (the webhook's own).
+    pub namespace: String,
+    /// Base domain of tenants' Ingress hosts (`<tenant>.<domain>`).
+    pub ingress_domain: String,
+    /// How long a CREATE's reservation holds room.
+    pub reservation_ttl: Duration,
+}
+
+/// What the handlers share.
+pub struct Webhook {
+    client: Client,
+    index: Index,
+    ledger: Ledger,
+    plans: Arc<PlanCatalog>,
+    ingress_domain: String,
+}
+
+impl Webhook {
+    /// Starts the caches (waiting for their first list) and ensures the ledger namespace.
+    ///
+    /// # Errors
+    /// Kubernetes API errors.
+    pub async fn start(client: Client, plans: Arc<PlanCatalog>, config: &WebhookConfig) -> anyhow::Result<Arc<Self>> {
+        register::ensure_namespace(&client, &config.namespace).await?;
+        let index = Index::start(client.clone()).await?;
+        let ledger = Ledger::new(client.clone(), &config.namespace, config.reservation_ttl);
+        Ok(Arc::new(Self { client, index, ledger, plans, ingress_domain: config.ingress_domain.clone() }))
+    }
+
+    /// The webhook's routes: `POST /mutate`, `POST /validate`, `GET /healthz`.
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .route("/mutate", post(review::mutate))
+            .route("/validate", post(review::validate))
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .layer(DefaultBodyLimit::max(MAX_REVIEW_BYTES))
+            .with_state(self.clone())
+    }
+}
+
+/// A webhook ready to serve: certificate loaded (and watched), caches filled.
+pub struct Server {
+    webhook: Arc<Webhook>,
+    tls: Arc<rustls::ServerConfig>,
+    _reload: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Loads the certificate and key, starts reloading them on change (every 2 s), fills the
+    /// caches. Register the webhook with the API server only after this returns, so it never
+    /// points at a webhook that cannot answer (its failurePolicy is Fail).
+    ///
+    /// # Errors
+    /// Unreadable certificate or key, Kubernetes errors.
+    pub async fn start(client: Client, plans: Arc<PlanCatalog>, config: &WebhookConfig) -> anyhow::Result<Self> {
+        let cert = tls::ReloadingCert::load(config.tls_cert.clone(), config.tls_key.clone())?;
+        let reload = cert.watch(Duration::from_secs(2));
+        let tls = tls::server_config(cert)?;
+        let webhook = Webhook::start(client, plans, config).await?;
+        Ok(Self { webhook, tls, _reload: reload })
+    }
+
+    /// Serves over TLS on `listener` until `shutdown` resolves.
+    ///
+    /// # Errors
+    /// Listener I/O errors.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = %listener.local_addr()?, "webhook listening (TLS)");
+        tls::serve(listener, self.tls, self.webhook.router(), shutdown).await
+    }
+}

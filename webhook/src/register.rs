@@ -1,0 +1,149 @@
+//! Registering the webhook with the API server.
+
+use k8s_openapi::{
+    ByteString,
+    api::{
+        admissionregistration::v1::{
+            MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference, ValidatingWebhook,
+            ValidatingWebhookConfiguration, WebhookClientConfig,
+        },
+        core::v1::Namespace,
+    },
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta},
+};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams},
+};
+
+/// Name of both webhook configurations, and the field manager that applies them.
+pub const CONFIGURATION: &str = "slipway";
+
+/// Where the API server reaches the webhook.
+#[derive(Clone, Debug)]
+pub enum WebhookTarget {
+    /// A base URL, e.g. `https://127.0.0.1:8443` (single machine, tests).
+    Url(String),
+    /// A Service in the cluster (the Helm chart).
+    Service {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Its port.
+        port: i32,
+    },
+}
+
+impl WebhookTarget {
+    fn client_config(&self, path: &str, ca_pem: &str) -> WebhookClientConfig {
+        let ca_bundle = Some(ByteString(ca_pem.as_bytes().to_vec()));
+        match self {
+            WebhookTarget::Url(base) => WebhookClientConfig {
+                url: Some(format!("{}{path}", base.trim_end_matches('/'))),
+                ca_bundle,
+                service: None,
+            },
+            WebhookTarget::Service { namespace, name, port } => WebhookClientConfig {
+                service: Some(ServiceReference {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    path: Some(path.into()),
+                    port: Some(*port),
+                }),
+                ca_bundle,
+                url: None,
+            },
+        }
+    }
+}
+
+/// CREATE and UPDATE of Slipway's namespaced kinds. Kinds whose CRD is not installed yet are
+/// harmless here and covered as soon as it is.
+fn rules() -> Vec<RuleWithOperations> {
+    vec![RuleWithOperations {
+        api_groups: Some(vec![slipway_crds::GROUP.into()]),
+        api_versions: Some(vec!["v1alpha1".into()]),
+        operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+        resources: Some(vec!["apps".into(), "databases".into(), "workspaces".into()]),
+        scope: Some("Namespaced".into()),
+    }]
+}
+
+/// Only namespaces labelled as a tenant's: never system namespaces, never the webhook's own,
+/// so the webhook cannot block its own start or the cluster's.
+fn tenant_namespaces() -> LabelSelector {
+    LabelSelector {
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: slipway_crds::TENANT_LABEL.into(),
+            operator: "Exists".into(),
+            values: None,
+        }]),
+        ..Default::default()
+    }
+}
+
+/// Seconds the API server waits for an answer before failing the request (failurePolicy Fail).
+const TIMEOUT_SECONDS: i32 = 5;
+
+/// Applies the Mutating- and ValidatingWebhookConfiguration `slipway` pointing at `target`
+/// and trusting `ca_pem`: failurePolicy Fail, admissionReviewVersions [v1], tenant namespaces only.
+///
+/// The mutating webhook has `sideEffects: None`. The validating one declares `NoneOnDryRun`:
+/// on a real CREATE it records a reservation (see [`crate::Ledger`]), a side effect that it
+/// skips for dry runs, which is exactly what that value promises.
+///
+/// # Errors
+/// Kubernetes API errors.
+pub async fn register(client: &Client, target: &WebhookTarget, ca_pem: &str) -> Result<(), kube::Error> {
+    let meta = ObjectMeta { name: Some(CONFIGURATION.into()), ..Default::default() };
+    let mutating = MutatingWebhookConfiguration {
+        metadata: meta.clone(),
+        webhooks: Some(vec![MutatingWebhook {
+            name: "mutate.slipway.dev".into(),
+            client_config: target.client_config("/mutate", ca_pem),
+            rules: Some(rules()),
+            namespace_selector: Some(tenant_namespaces()),
+            failure_policy: Some("Fail".into()),
+            side_effects: "None".into(),
+            timeout_seconds: Some(TIMEOUT_SECONDS),
+            admission_review_versions: vec!["v1".into()],
+            match_policy: Some("Equivalent".into()),
+            reinvocation_policy: Some("Never".into()),
+            ..Default::default()
+        }]),
+    };
+    let validating = ValidatingWebhookConfiguration {
+        metadata: meta,
+        webhooks: Some(vec![ValidatingWebhook {
+            name: "validate.slipway.dev".into(),
+            client_config: target.client_config("/validate", ca_pem),
+            rules: Some(rules()),
+            namespace_selector: Some(tenant_namespaces()),
+            failure_policy: Some("Fail".into()),
+            side_effects: "NoneOnDryRun".into(),
+            timeout_seconds: Some(TIMEOUT_SECONDS),
+            admission_review_versions: vec!["v1".into()],
+            match_policy: Some("Equivalent".into()),
+            ..Default::default()
+        }]),
+    };
+    let params = PatchParams::apply(CONFIGURATION).force();
+    Api::<MutatingWebhookConfiguration>::all(client.clone())
+        .patch(CONFIGURATION, &params, &Patch::Apply(&mutating))
+        .await?;
+    Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .patch(CONFIGURATION, &params, &Patch::Apply(&validating))
+        .await?;
+    Ok(())
+}
+
+/// Creates namespace `name` if it does not exist (the home of the reservation ledgers).
+///
+/// # Errors
+/// Kubernetes API errors.
+pub async fn ensure_namespace(client: &Client, name: &str) -> Result<(), kube::Error> {
+    let ns = Namespace { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
+    Api::<Namespace>::all(client.clone()).patch(name, &PatchParams::apply(CONFIGURATION), &Patch::Apply(&ns)).await?;
+    Ok(())
+}

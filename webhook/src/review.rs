@@ -1,0 +1,134 @@
+//! The HTTP side of admission: decoding AdmissionReviews, dispatching by kind, answering.
+//!
+//! Handlers only convert; the rules live in `slipway-policies` and the App-specific glue in
+//! [`crate::app`]. Every malformed input gets a clear answer (HTTP 400 with an
+//! AdmissionReview whose response says what is wrong), never a panic.
+
+use crate::Webhook;
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use kube::core::{
+    DynamicObject,
+    admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
+};
+use std::sync::Arc;
+
+/// The only AdmissionReview version Slipway speaks (Kubernetes 1.16+; v1beta1 is gone since 1.22).
+pub const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
+
+/// Which webhook path was called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// `/mutate`: fill in defaults and labels.
+    Mutate,
+    /// `/validate`: enforce the plan.
+    Validate,
+}
+
+/// Why a body is not an AdmissionReview we can judge.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Not JSON of the AdmissionReview shape.
+    #[error("the body is not an AdmissionReview: {0}")]
+    Malformed(String),
+    /// Another apiVersion or kind.
+    #[error("unsupported review {0}; send kind AdmissionReview, apiVersion admission.k8s.io/v1")]
+    Version(String),
+    /// A review without its request.
+    #[error("the AdmissionReview has no request")]
+    NoRequest,
+}
+
+/// Decodes and checks an AdmissionReview body.
+///
+/// # Errors
+/// [`DecodeError`] saying what is wrong with the body.
+pub fn decode(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, DecodeError> {
+    let review: AdmissionReview<DynamicObject> =
+        serde_json::from_slice(body).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if review.types.api_version != REVIEW_API_VERSION || review.types.kind != "AdmissionReview" {
+        return Err(DecodeError::Version(format!("{}/{}", review.types.api_version, review.types.kind)));
+    }
+    review.try_into().map_err(|_| DecodeError::NoRequest)
+}
+
+/// `POST /mutate`.
+pub async fn mutate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
+    handle(webhook, body, Phase::Mutate).await
+}
+
+/// `POST /validate`.
+pub async fn validate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
+    handle(webhook, body, Phase::Validate).await
+}
+
+async fn handle(webhook: Arc<Webhook>, body: Bytes, phase: Phase) -> Response {
+    let request = match decode(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed admission request");
+            return (StatusCode::BAD_REQUEST, axum::Json(AdmissionResponse::invalid(e).into_review())).into_response();
+        }
+    };
+    let response = respond(&webhook, &request, phase).await;
+    tracing::info!(
+        phase = ?phase,
+        kind = %request.kind.kind,
+        namespace = request.namespace.as_deref().unwrap_or_default(),
+        name = %request.name,
+        operation = ?request.operation,
+        allowed = response.allowed,
+        message = %response.result.message,
+        "admission"
+    );
+    axum::Json(response.into_review()).into_response()
+}
+
+/// The answer to one decoded request.
+pub async fn respond(webhook: &Webhook, request: &AdmissionRequest<DynamicObject>, phase: Phase) -> AdmissionResponse {
+    let base = AdmissionResponse::from(request);
+    if !matches!(request.operation, Operation::Create | Operation::Update) {
+        return base;
+    }
+    if request.kind.group != slipway_crds::GROUP {
+        return deny(
+            base,
+            400,
+            format!("Slipway's webhook does not handle {}/{}", request.kind.group, request.kind.kind),
+        );
+    }
+    match request.kind.kind.as_str() {
+        "App" => crate::app::admit(webhook, request, phase, base).await,
+        other => deny(base, 400, format!("Slipway's webhook does not handle kind {other} yet")),
+    }
+}
+
+/// A denial with an HTTP-like `code` (422 for plan violations, so API clients see
+/// "Unprocessable Entity") and a message that reaches the user verbatim.
+pub fn deny(response: AdmissionResponse, code: u16, message: impl ToString) -> AdmissionResponse {
+    let mut response = response.deny(message);
+    response.result.code = code;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_bodies_that_are_not_v1_reviews() {
+        assert!(matches!(decode(b"{"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(decode(b"[]"), Err(DecodeError::Malformed(_))));
+        let v1beta1 = br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":null}"#;
+        assert_eq!(
+            decode(v1beta1).unwrap_err().to_string(),
+            "unsupported review admission.k8s.io/v1beta1/AdmissionReview; send kind AdmissionReview, apiVersion admission.k8s.io/v1"
+        );
+        let empty = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#;
+        assert_eq!(decode(empty).unwrap_err(), DecodeError::NoRequest);
+    }
+}
