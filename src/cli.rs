@@ -93,9 +93,6 @@ pub struct WebhookArgs {
     /// Namespace of the webhook's reservation ledgers (created if missing).
     #[arg(long, env = "SLIPWAY_WEBHOOK_NAMESPACE", default_value = "slipway-system")]
     pub webhook_namespace: String,
-    /// Base domain of tenants' Ingress hosts: tenant `acme` may use `acme.<domain>` and names under it.
-    #[arg(long, env = "SLIPWAY_INGRESS_DOMAIN", default_value = "apps.slipway.localhost")]
-    pub ingress_domain: String,
     /// Seconds a CREATE's reservation holds room before the webhook's caches are trusted alone.
     #[arg(long, env = "SLIPWAY_RESERVATION_TTL_SECONDS", default_value_t = 15)]
     pub reservation_ttl_seconds: u64,
@@ -103,12 +100,12 @@ pub struct WebhookArgs {
 
 impl WebhookArgs {
     /// The webhook configuration these flags describe, serving `cert` and `key`.
-    pub fn config(&self, tls_cert: PathBuf, tls_key: PathBuf) -> WebhookConfig {
+    pub fn config(&self, tls_cert: PathBuf, tls_key: PathBuf, ingress_domain: &str) -> WebhookConfig {
         WebhookConfig {
             tls_cert,
             tls_key,
             namespace: self.webhook_namespace.clone(),
-            ingress_domain: self.ingress_domain.clone(),
+            ingress_domain: ingress_domain.to_string(),
             reservation_ttl: std::time::Duration::from_secs(self.reservation_ttl_seconds),
         }
     }
@@ -120,6 +117,10 @@ pub struct CommonArgs {
     /// Plan catalogue (YAML, shape of policies/plans.yaml); the embedded one when unset.
     #[arg(long, env = "SLIPWAY_PLANS", global = true)]
     pub plans: Option<PathBuf>,
+    /// Base domain of tenants' Ingress hosts: tenant `acme` may use `acme.<domain>` and names
+    /// under it (checked by the webhook and previewed by the API).
+    #[arg(long, env = "SLIPWAY_INGRESS_DOMAIN", default_value = "apps.slipway.localhost", global = true)]
+    pub ingress_domain: String,
     /// Log format: `text` for people, `json` for log pipelines. Filter with RUST_LOG.
     #[arg(long, env = "SLIPWAY_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
     pub log_format: String,
@@ -185,7 +186,7 @@ impl CommonArgs {
 
 impl ApiArgs {
     /// The API configuration these flags describe.
-    pub fn config(&self) -> ApiConfig {
+    pub fn config(&self, ingress_domain: &str) -> ApiConfig {
         let key = match &self.jwt_secret {
             Some(secret) => secret.as_bytes().to_vec(),
             None => {
@@ -202,6 +203,7 @@ impl ApiArgs {
                 ttl_seconds: self.token_ttl_seconds,
             },
             max_body_bytes: self.max_body_bytes,
+            ingress_domain: ingress_domain.to_string(),
         }
     }
 }

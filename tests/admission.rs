@@ -69,17 +69,30 @@ async fn over_the_plan_is_denied_at_the_limit_is_admitted_and_defaults_are_store
 #[tokio::test]
 async fn the_webhooks_message_reaches_api_users_as_problem_details() {
     let (owner, _) = Client::new_user("adm-api").await;
-    let tenant = owner.create_tenant("adm-api", "free").await;
-    // The API's own preview does not judge registries: the webhook does, and its message comes through.
-    let r = owner
-        .post(&format!("/tenants/{tenant}/apps"), json!({"name": "miner", "spec": {"image": "evil.example.com/miner"}}))
-        .await;
+    let tenant = owner.create_tenant("adm-api", "standard").await;
+    let apps = format!("/tenants/{tenant}/apps");
+    let host = format!("www.{tenant}.{}", slipway().ingress_domain);
+    let body =
+        |name: &str| json!({"name": name, "spec": {"image": "nginx", "expose": {"type": "Ingress", "host": host}}});
+    assert_eq!(owner.post(&apps, body("first")).await.status, 201);
+
+    // The API previews the plan's rules itself (same messages, field by field)...
+    let r = owner.post(&apps, json!({"name": "miner", "spec": {"image": "evil.example.com/miner"}})).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.body["errors"][0]["field"], "spec.image");
+    assert_eq!(
+        r.body["detail"],
+        r#"spec.image: registry "evil.example.com" is not allowed by the plan "standard" (allowed: docker.io, ghcr.io, quay.io, registry.k8s.io)"#
+    );
+    // ...but only the webhook sees which hosts are held: its denial reaches the user as a 422 too.
+    let r = owner.post(&apps, body("second")).await;
     assert_eq!(r.status, 422, "{}", r.body);
     let detail = r.body["detail"].as_str().unwrap();
     assert!(
-        detail.contains(r#"spec.image: registry "evil.example.com" is not allowed by the plan "free""#),
+        detail.starts_with(r#"admission webhook "validate.slipway.dev" denied the request: spec.expose.host:"#),
         "{detail}"
     );
+    assert!(detail.ends_with(r#"is already held by App "first" of this tenant; choose another host"#), "{detail}");
 }
 
 #[tokio::test]

@@ -11,4 +11,6 @@ pub struct ApiConfig {
     pub tokens: TokenConfig,
     /// Largest request body accepted, in bytes; larger bodies answer 413.
     pub max_body_bytes: usize,
+    /// Base domain of tenants' Ingress hosts (`<tenant>.<domain>`), as the webhook enforces it.
+    pub ingress_domain: String,
 }

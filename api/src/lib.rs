@@ -37,6 +37,7 @@ pub struct AppState {
     tokens: Arc<auth::Tokens>,
     cluster: Cluster,
     plans: Arc<PlanCatalog>,
+    ingress_domain: Arc<str>,
 }
 
 /// The API, assembled: the same function builds the production server and the tests' server.
@@ -52,7 +53,7 @@ impl Application {
     pub async fn build(config: &ApiConfig, cluster: Cluster, plans: Arc<PlanCatalog>) -> anyhow::Result<Self> {
         let db = Database::connect(&config.database_url).await?;
         let tokens = Arc::new(auth::Tokens::new(&config.tokens)?);
-        let state = AppState { db, tokens, cluster, plans };
+        let state = AppState { db, tokens, cluster, plans, ingress_domain: config.ingress_domain.as_str().into() };
         Ok(Self { router: routes::router(state, config.max_body_bytes) })
     }
 

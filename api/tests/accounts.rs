@@ -49,6 +49,7 @@ async fn app(kind: &str) -> Router {
             ttl_seconds: 600,
         },
         max_body_bytes: 4096,
+        ingress_domain: "apps.slipway.test".into(),
     };
     required_env("KUBECONFIG");
     let cluster = Cluster::new(kube::Config::infer().await.unwrap()).unwrap();

@@ -118,6 +118,7 @@ pub fn slipway() -> &'static Slipway {
                         ttl_seconds: 3600,
                     },
                     max_body_bytes: 64 * 1024,
+                    ingress_domain: INGRESS_DOMAIN.into(),
                 };
                 let controller = slipway_controller::ControllerConfig {
                     node_address: None,

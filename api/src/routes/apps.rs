@@ -19,7 +19,7 @@ use kube::{
 };
 use serde::{Deserialize, Serialize};
 use slipway_crds::{App, AppSpec, AppStatus, TENANT_LABEL, tenant_namespace};
-use slipway_policies::AppUsage;
+use slipway_policies::AppReview;
 
 /// Field manager of the API's writes.
 const MANAGER: &str = "slipway-api";
@@ -62,17 +62,39 @@ fn not_found(app: &str, tenant: &str) -> ApiError {
 }
 
 /// Checks the spec against the tenant's plan before Kubernetes sees it, for a precise 422.
+///
+/// The same rules as the admission webhook (`slipway_policies::TenantPolicy::review_app`) on
+/// the spec as the webhook will see it (the plan's defaults filled in), with the tenant's
+/// other Apps as this user sees them. Host collisions across tenants are left to the webhook,
+/// which alone sees every tenant's Apps; it stays the enforcement point for all of them.
 async fn check_plan(
     state: &AppState,
     api: &Api<App>,
     tenant: &str,
     name: &str,
     spec: &AppSpec,
+    previous: Option<&AppSpec>,
 ) -> Result<(), ApiError> {
     let policy = policy(state, tenant).await?;
-    let others = api.list_metadata(&ListParams::default()).await?.items.iter().filter(|a| a.name_any() != name).count();
-    let usage = AppUsage { other_apps: u32::try_from(others).unwrap_or(u32::MAX) };
-    let violations = policy.check_app(spec, usage);
+    let others: Vec<AppSpec> = api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|a| a.name_any() != name)
+        .map(|a| a.spec)
+        .collect();
+    let spec = policy.default_app(spec);
+    let review = AppReview {
+        tenant,
+        name,
+        spec: &spec,
+        others: &others,
+        previous,
+        hosts: &[],
+        ingress_domain: &state.ingress_domain,
+    };
+    let violations = policy.review_app(&review).violations;
     if violations.is_empty() {
         return Ok(());
     }
@@ -94,7 +116,7 @@ pub async fn create(
     if api.get_metadata_opt(&req.name).await?.is_some() {
         return Err(ApiError::Conflict(format!("an app named {:?} already exists", req.name)));
     }
-    check_plan(&state, &api, &tenant, &req.name, &req.spec).await?;
+    check_plan(&state, &api, &tenant, &req.name, &req.spec, None).await?;
     let mut app = App::new(&req.name, req.spec);
     app.metadata.labels = Some([(TENANT_LABEL.to_string(), tenant.clone())].into());
     let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
@@ -141,7 +163,7 @@ pub async fn update(
 ) -> Result<Json<AppView>, ApiError> {
     let api = apps_api(&state, &user, &tenant).await?;
     let mut app = api.get_opt(&name).await?.ok_or_else(|| not_found(&name, &tenant))?;
-    check_plan(&state, &api, &tenant, &name, &req.spec).await?;
+    check_plan(&state, &api, &tenant, &name, &req.spec, Some(&app.spec)).await?;
     app.spec = req.spec;
     let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
     let updated = api.replace(&name, &params, &app).await?;
