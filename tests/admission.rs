@@ -8,6 +8,7 @@ mod support;
 const DATABASE: &str = "sqlite";
 
 use futures::future::join_all;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::{
     Api, ResourceExt,
     api::{ListParams, Patch, PatchParams, PostParams},
@@ -49,6 +50,16 @@ async fn over_the_plan_is_denied_at_the_limit_is_admitted_and_defaults_are_store
 
     let admitted = apps.create(&PostParams::default(), &app("edge", Some(3))).await.expect("3 replicas is the limit");
     assert_eq!(admitted.spec.replicas, Some(3));
+
+    // A quantity the schema lets through (it only says "int or string") but no plan could hold
+    // is refused with the field named; found by fuzzing, it used to crash the rule code.
+    let mut hostile = app("hostile", Some(1));
+    hostile.spec.resources = Some(slipway_crds::ComputeResources {
+        requests: None,
+        limits: Some(slipway_crds::ResourceAmounts { cpu: Some(Quantity("1e26k".into())), memory: None }),
+    });
+    let message = denial(apps.create(&PostParams::default(), &hostile).await);
+    assert!(message.contains(r#"spec.resources.limits.cpu: "1e26k" is not a Kubernetes quantity"#), "{message}");
 
     // Mutation: the plan's defaults and the tenant label, visible on the stored object.
     let stored = apps.create(&PostParams::default(), &app("bare", None)).await.unwrap();

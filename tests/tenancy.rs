@@ -101,7 +101,7 @@ async fn plan_limits_and_invalid_specs_are_refused_with_problem_details() {
     assert_eq!(r.status, 422, "{}", r.body);
     assert_eq!(
         r.body["detail"],
-        r#"spec.replicas: 12 exceeds the plan "free" limit of 3; spec.resources.limits.cpu: 12 replicas x 250m = 3000m exceeds the plan "free" cpu limit of 2"#
+        r#"spec.replicas: 12 exceeds the plan "free" limit of 3; spec.resources.limits.cpu: 12 replicas x 250m = 3 exceeds the plan "free" cpu limit of 2"#
     );
     assert_eq!(r.body["errors"][0]["field"], "spec.replicas");
     assert_eq!(r.body["errors"][1]["field"], "spec.resources.limits.cpu");

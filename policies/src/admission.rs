@@ -67,10 +67,11 @@ impl TenantPolicy {
     /// over `others` plus this App, the image registry, and the Ingress host.
     pub fn review_app(&self, review: &AppReview<'_>) -> Outcome {
         let spec = review.spec;
-        let others = u32::try_from(review.others.len()).unwrap_or(u32::MAX);
+        // An UPDATE never changes how many Apps there are: count only CREATEs.
+        let others = if review.previous.is_some() { 0 } else { u32::try_from(review.others.len()).unwrap_or(u32::MAX) };
         let mut out =
             Outcome { violations: self.check_app(spec, crate::AppUsage { other_apps: others }), warnings: vec![] };
-        if out.violations.is_empty() && others + 1 == self.limits.max_apps {
+        if out.violations.is_empty() && review.previous.is_none() && others + 1 == self.limits.max_apps {
             out.warnings.push(format!(
                 "this is the last App the plan \"{}\" allows ({} of {})",
                 self.plan,
@@ -86,6 +87,15 @@ impl TenantPolicy {
         out
     }
 
+    /// Whether changing an App from `previous` to `spec` raises its CPU or memory footprint
+    /// (or makes it unreadable): only such UPDATEs need the tenant's usage to be judged.
+    pub fn grows(&self, previous: &AppSpec, spec: &AppSpec) -> bool {
+        Resource::ALL.into_iter().any(|r| match (self.footprint(previous, r), self.footprint(spec, r)) {
+            (Some(before), Some(after)) => after > before,
+            _ => true,
+        })
+    }
+
     fn review_total(&self, review: &AppReview<'_>, resource: Resource, out: &mut Outcome) {
         let name = resource.name();
         let total = self.amounts_of(resource).2;
@@ -97,7 +107,7 @@ impl TenantPolicy {
         if before.is_some_and(|before| needed <= before) {
             return;
         }
-        let zero = Amount::parse("0").expect("zero parses");
+        let zero = Amount::zero();
         let used = review.others.iter().filter_map(|s| self.footprint(s, resource)).fold(zero, |a, b| a.plus(&b));
         let after = used.plus(&needed);
         if after > *total {
@@ -240,7 +250,7 @@ mod tests {
         let others = [app(3, "500m")];
         let at = plan("free").review_app(&review(&app(1, "500m"), &others, &[]));
         assert!(at.violations.is_empty(), "{:?}", at.violations);
-        assert_eq!(at.warnings, [r#"the tenant will use 2000m of the plan "free" cpu limit of 2 (100%)"#]);
+        assert_eq!(at.warnings, [r#"the tenant will use 2 of the plan "free" cpu limit of 2 (100%)"#]);
         let over = plan("free").review_app(&review(&app(1, "501m"), &others, &[]));
         assert_eq!(
             messages(&over),
@@ -261,6 +271,12 @@ mod tests {
         assert!(lower.violations.is_empty(), "{:?}", lower.violations);
         let higher = plan("free").review_app(&AppReview { previous: Some(&previous), ..review(&up, &others, &[]) });
         assert_eq!(higher.violations[0].field, "spec.resources.limits.cpu");
+        assert!(plan("free").grows(&previous, &up) && !plan("free").grows(&previous, &down));
+
+        // A tenant over its App count (the plan shrank) may still update its Apps.
+        let three = [app(1, "10m"), app(1, "10m"), app(1, "10m")];
+        let update = plan("free").review_app(&AppReview { previous: Some(&down), ..review(&down, &three, &[]) });
+        assert!(update.violations.is_empty(), "{:?}", update.violations);
         // The App being updated is never counted against itself: `others` excludes it.
         let alone = plan("free").review_app(&review(&app(3, "500m"), &[], &[]));
         assert!(alone.violations.is_empty(), "{:?}", alone.violations);

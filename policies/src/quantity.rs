@@ -1,20 +1,32 @@
-//! Parsed Kubernetes quantities that can be compared and added.
+//! Kubernetes quantities, parsed exactly and bounded, so hostile input can neither panic nor
+//! wrap around.
+//!
+//! Grammar (<https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/quantity/>):
+//! `<number><suffix>`, where the number is digits with an optional fraction and the suffix a
+//! binary SI one (`Ki Mi Gi Ti Pi Ei`), a decimal SI one (`n u m k M G T P E`, or none), or a
+//! decimal exponent (`e3`, `E-2`). Values are kept as whole nano-units in an `i128`; every
+//! arithmetic step saturates. `kube_quantity` was tried first: its decimal arithmetic panics on
+//! overflow (found by fuzzing: `1e26k`) and it reads `m` alone as zero.
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use kube_quantity::ParsedQuantity;
 use std::{cmp::Ordering, fmt};
 
+/// Nano-units per unit.
+const NANO: i128 = 1_000_000_000;
+
+/// Largest accepted amount: 10^18 units (about 888 PiB, or a billion billion cores), far
+/// beyond any real request and small enough that sums and products stay exact in `i128`.
+const MAX_NANOS: i128 = 1_000_000_000_000_000_000 * NANO;
+
 /// A parsed, comparable Kubernetes quantity that keeps the text it was written as, so messages
-/// show users the notation they used (`1Gi`, not `1073741824`).
-///
-/// Notation: <https://kubernetes.io/docs/reference/kubernetes-api/common-definitions/quantity/>.
+/// show users their own notation (`1Gi`, not `1073741824`).
 #[derive(Clone, Debug)]
 pub struct Amount {
-    parsed: ParsedQuantity,
+    nanos: i128,
     text: String,
 }
 
-/// A quantity string that is not valid Kubernetes notation.
+/// A quantity string that is not valid Kubernetes notation, is negative, or is absurdly large.
 #[derive(Debug, thiserror::Error)]
 #[error("{text:?} is not a Kubernetes quantity (examples: 500m, 2, 256Mi, 10Gi)")]
 pub struct QuantityError {
@@ -22,18 +34,100 @@ pub struct QuantityError {
     pub text: String,
 }
 
+/// The multiplier of a suffix: (power of ten, power of 1024).
+fn suffix(s: &str) -> Option<(i32, u32)> {
+    Some(match s {
+        "" => (0, 0),
+        "n" => (-9, 0),
+        "u" => (-6, 0),
+        "m" => (-3, 0),
+        "k" => (3, 0),
+        "M" => (6, 0),
+        "G" => (9, 0),
+        "T" => (12, 0),
+        "P" => (15, 0),
+        "E" => (18, 0),
+        "Ki" => (0, 1),
+        "Mi" => (0, 2),
+        "Gi" => (0, 3),
+        "Ti" => (0, 4),
+        "Pi" => (0, 5),
+        "Ei" => (0, 6),
+        _ => {
+            // A decimal exponent: e or E, an optional sign, digits (small enough to matter).
+            let exp = s.strip_prefix(['e', 'E'])?;
+            let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+            if digits.is_empty() || digits.len() > 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            (exp.parse().ok()?, 0)
+        }
+    })
+}
+
+/// Nano-units of `text`, or `None` when it is not a valid non-negative quantity within bounds.
+fn parse_nanos(text: &str) -> Option<i128> {
+    let unsigned = text.strip_prefix('+').unwrap_or(text);
+    let split = unsigned.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(unsigned.len());
+    let (number, suffix_text) = unsigned.split_at(split);
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+    if whole.is_empty() && fraction.is_empty() || fraction.contains('.') {
+        return None;
+    }
+    let (ten, binary) = suffix(suffix_text)?;
+    // Significant digits beyond 40 cannot be represented and are never needed.
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    if digits.len() > 40 {
+        return None;
+    }
+    let mantissa: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+    let fraction_len = i32::try_from(fraction.len()).ok()?;
+    // value = mantissa * 10^(ten - fraction_len) * 1024^binary, in nano-units: * 10^9.
+    let exp10 = ten - fraction_len + 9;
+    let mut nanos = mantissa.checked_mul(1024_i128.checked_pow(binary)?)?;
+    if exp10 >= 0 {
+        nanos = nanos.checked_mul(10_i128.checked_pow(u32::try_from(exp10).ok()?)?)?;
+    } else {
+        // Below a nano-unit: round up, as Kubernetes does when it drops precision.
+        let divisor = 10_i128.checked_pow(u32::try_from(-exp10).ok()?).unwrap_or(i128::MAX);
+        nanos = (nanos + divisor - 1) / divisor;
+    }
+    (nanos <= MAX_NANOS).then_some(nanos)
+}
+
+/// Canonical text of a computed amount: binary suffixes for whole multiples of 1024 bytes,
+/// plain units, milli-units, or nano-units, whichever is exact.
+fn format_nanos(nanos: i128) -> String {
+    if nanos % NANO == 0 {
+        let units = nanos / NANO;
+        for (suffix, factor) in
+            [("Ei", 1_i128 << 60), ("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20)]
+        {
+            if units >= factor && units % factor == 0 {
+                return format!("{}{suffix}", units / factor);
+            }
+        }
+        return units.to_string();
+    }
+    if nanos % 1_000_000 == 0 {
+        return format!("{}m", nanos / 1_000_000);
+    }
+    format!("{nanos}n")
+}
+
 impl Amount {
+    fn from_nanos(nanos: i128) -> Self {
+        Self { nanos, text: format_nanos(nanos) }
+    }
+
     /// Parses Kubernetes quantity notation.
     ///
     /// # Errors
-    /// [`QuantityError`] when the text is not a quantity, or is negative.
+    /// [`QuantityError`] when the text is not a quantity, is negative, or exceeds 10^18 units.
     pub fn parse(text: &str) -> Result<Self, QuantityError> {
-        let err = || QuantityError { text: text.to_string() };
-        let parsed = ParsedQuantity::try_from(text).map_err(|_| err())?;
-        if parsed < ParsedQuantity::default() {
-            return Err(err());
-        }
-        Ok(Self { parsed, text: text.to_string() })
+        let nanos = parse_nanos(text).ok_or_else(|| QuantityError { text: text.to_string() })?;
+        Ok(Self { nanos, text: text.to_string() })
     }
 
     /// Parses a [`Quantity`] from a Kubernetes object.
@@ -44,33 +138,30 @@ impl Amount {
         Self::parse(&q.0)
     }
 
-    /// This amount times `n` (e.g. per-pod CPU times replicas).
-    pub fn times(&self, n: i32) -> Self {
-        let parsed = self.parsed.clone() * n;
-        Self { text: parsed.to_string(), parsed }
+    /// Zero.
+    pub fn zero() -> Self {
+        Self::from_nanos(0)
     }
 
-    /// The sum of two amounts.
+    /// This amount times `n` (e.g. per-pod CPU times replicas); negative `n` counts as zero.
+    pub fn times(&self, n: i32) -> Self {
+        Self::from_nanos(self.nanos.saturating_mul(i128::from(n.max(0))))
+    }
+
+    /// The sum of two amounts (saturating).
     pub fn plus(&self, other: &Amount) -> Self {
-        let parsed = self.parsed.clone() + other.parsed.clone();
-        Self { text: parsed.to_string(), parsed }
+        Self::from_nanos(self.nanos.saturating_add(other.nanos))
     }
 
     /// `self - other`, or zero when `other` is larger.
     pub fn saturating_minus(&self, other: &Amount) -> Self {
-        if other >= self {
-            return Self::parse("0").expect("zero parses");
-        }
-        let parsed = self.parsed.clone() - other.parsed.clone();
-        Self { text: parsed.to_string(), parsed }
+        Self::from_nanos((self.nanos - other.nanos).max(0))
     }
 
     /// The fraction `self / whole` (0.0 when `whole` is zero), for "close to the limit" warnings.
+    #[allow(clippy::cast_precision_loss)] // A ratio for a percentage: f64 precision is plenty.
     pub fn fraction_of(&self, whole: &Amount) -> f64 {
-        match (self.parsed.to_bytes_f64(), whole.parsed.to_bytes_f64()) {
-            (Some(part), Some(whole)) if whole > 0.0 => part / whole,
-            _ => 0.0,
-        }
+        if whole.nanos == 0 { 0.0 } else { self.nanos as f64 / whole.nanos as f64 }
     }
 
     /// The amount as a Kubernetes [`Quantity`], in the notation it was written.
@@ -87,13 +178,13 @@ impl fmt::Display for Amount {
 
 impl PartialEq for Amount {
     fn eq(&self, other: &Self) -> bool {
-        self.parsed == other.parsed
+        self.nanos == other.nanos
     }
 }
 
 impl PartialOrd for Amount {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.parsed.cmp(&other.parsed))
+        Some(self.nanos.cmp(&other.nanos))
     }
 }
 
@@ -101,24 +192,54 @@ impl PartialOrd for Amount {
 mod tests {
     use super::*;
 
-    #[test]
-    fn compares_across_notations() {
-        assert!(Amount::parse("500m").unwrap() < Amount::parse("1").unwrap());
-        assert!(Amount::parse("1Gi").unwrap() > Amount::parse("1G").unwrap());
-        assert_eq!(Amount::parse("1024Mi").unwrap(), Amount::parse("1Gi").unwrap());
-        assert_eq!(Amount::parse("250m").unwrap().times(4), Amount::parse("1").unwrap());
-        assert_eq!(Amount::parse("1").unwrap().plus(&Amount::parse("500m").unwrap()), Amount::parse("1500m").unwrap());
-        assert_eq!(
-            Amount::parse("1").unwrap().saturating_minus(&Amount::parse("2").unwrap()),
-            Amount::parse("0").unwrap()
-        );
-        assert!((Amount::parse("1536Mi").unwrap().fraction_of(&Amount::parse("2Gi").unwrap()) - 0.75).abs() < 1e-9);
+    fn a(s: &str) -> Amount {
+        Amount::parse(s).unwrap()
     }
 
     #[test]
-    fn rejects_garbage_and_negatives() {
-        assert!(Amount::parse("lots").is_err());
-        assert!(Amount::parse("-1").is_err());
-        assert!(Amount::parse("").is_err());
+    fn compares_across_notations() {
+        assert!(a("500m") < a("1"));
+        assert!(a("1Gi") > a("1G"));
+        assert_eq!(a("1024Mi"), a("1Gi"));
+        assert_eq!(a("1.5"), a("1500m"));
+        assert_eq!(a("1e3"), a("1k"));
+        assert_eq!(a("12E-1"), a("1200m"));
+        assert_eq!(a(".5Gi"), a("512Mi"));
+        assert_eq!(a("+2"), a("2"));
+        assert_eq!(a("1n"), a("0.000000001"));
+        assert_eq!(a("0.1n"), a("1n"), "below a nano-unit rounds up");
+    }
+
+    #[test]
+    fn arithmetic_is_exact_and_prints_canonically() {
+        assert_eq!(a("250m").times(4), a("1"));
+        assert_eq!(a("250m").times(12).to_string(), "3");
+        assert_eq!(a("128Mi").times(12).to_string(), "1536Mi");
+        assert_eq!(a("1").plus(&a("500m")).to_string(), "1500m");
+        assert_eq!(a("1").saturating_minus(&a("2")), Amount::zero());
+        assert!((a("1536Mi").fraction_of(&a("2Gi")) - 0.75).abs() < 1e-9);
+        assert_eq!(a("1").to_string(), "1", "parsed amounts keep their text");
+    }
+
+    #[test]
+    fn rejects_what_kubernetes_rejects() {
+        for bad in [
+            "", "lots", "-1", "m", "Mi", "+", "-", ".", "1..2", "1.2.3", "1Ki2", "1e", "1e+", "1ee3", "1 Gi", "1gi",
+            "0x10",
+        ] {
+            assert!(Amount::parse(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn huge_values_are_refused_and_arithmetic_saturates() {
+        // Found by fuzzing the previous implementation, which panicked on these.
+        for huge in
+            ["1e26k", "100000000000000000000000000k", "18012701963040358144.249Gi", "1e999", "2Ei", &"9".repeat(60)]
+        {
+            assert!(Amount::parse(huge).is_err(), "{huge} must be refused");
+        }
+        let max = a("1E");
+        assert_eq!(max.times(i32::MAX).times(i32::MAX).plus(&max), Amount::from_nanos(i128::MAX));
     }
 }

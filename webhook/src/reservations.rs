@@ -18,7 +18,8 @@ use kube::{
 use serde::{Deserialize, Serialize};
 use slipway_crds::AppSpec;
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -40,6 +41,9 @@ pub struct Reservation {
 pub struct Ledger {
     api: Api<ConfigMap>,
     ttl: Duration,
+    /// One lock per tenant: this replica's reservations for a tenant take turns, so only
+    /// requests on other replicas can make a write lose its race (409).
+    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
 fn now() -> u64 {
@@ -63,7 +67,7 @@ fn live(data: Option<&BTreeMap<String, String>>, at: u64) -> BTreeMap<String, Re
 impl Ledger {
     /// Ledgers kept as ConfigMaps in `namespace` (the webhook's own, never a tenant's).
     pub fn new(client: Client, namespace: &str, ttl: Duration) -> Self {
-        Self { api: Api::namespaced(client, namespace), ttl }
+        Self { api: Api::namespaced(client, namespace), ttl, locks: Arc::default() }
     }
 
     /// How long a reservation holds room.
@@ -99,7 +103,16 @@ impl Ledger {
         mut judge: impl FnMut(&BTreeMap<String, AppSpec>) -> (bool, T),
     ) -> Result<T, kube::Error> {
         let ledger = ledger_name(tenant);
-        for _ in 0..MAX_ATTEMPTS {
+        let lock =
+            self.locks.lock().unwrap_or_else(PoisonError::into_inner).entry(tenant.to_string()).or_default().clone();
+        let _turn = lock.lock().await;
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                // Lost a race to another replica: back off with jitter so the next try is
+                // unlikely to collide again (5-25 ms, growing with the attempt, at most 200 ms).
+                let step = u64::try_from(attempt.min(8)).unwrap_or(8);
+                tokio::time::sleep(Duration::from_millis(rand::random_range(5..=25) * step)).await;
+            }
             let current = self.api.get_opt(&ledger).await?;
             let at = now();
             let mut entries = live(current.as_ref().and_then(|c| c.data.as_ref()), at);

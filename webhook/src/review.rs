@@ -75,16 +75,13 @@ async fn handle(webhook: Arc<Webhook>, body: Bytes, phase: Phase) -> Response {
         }
     };
     let response = respond(&webhook, &request, phase).await;
-    tracing::info!(
-        phase = ?phase,
-        kind = %request.kind.kind,
-        namespace = request.namespace.as_deref().unwrap_or_default(),
-        name = %request.name,
-        operation = ?request.operation,
-        allowed = response.allowed,
-        message = %response.result.message,
-        "admission"
-    );
+    let (namespace, kind) = (request.namespace.as_deref().unwrap_or_default(), &request.kind.kind);
+    if response.allowed {
+        tracing::debug!(?phase, %kind, namespace, name = %request.name, operation = ?request.operation, "admitted");
+    } else {
+        let message = &response.result.message;
+        tracing::info!(?phase, %kind, namespace, name = %request.name, operation = ?request.operation, %message, "denied");
+    }
     axum::Json(response.into_review()).into_response()
 }
 

@@ -1,0 +1,701 @@
+//! Load benchmark of the admission webhook against a real control plane.
+//!
+//! ```sh
+//! hack/bench-webhook.sh                      # starts the `bench` stack, runs this, tears it down
+//! eval "$(hack/stack.sh up bench)" && cargo bench -p slipway-webhook --bench admission
+//! ```
+//!
+//! Phase 1, the webhook alone: a [`slipway_webhook::Server`] on 127.0.0.1 (real TLS with a
+//! certificate from [`slipway_webhook::certs::generate`]) is driven with AdmissionReview POSTs
+//! over keep-alive HTTP/1.1 connections (rustls client trusting the generated CA), a fixed
+//! number in flight (one request at a time per connection), for `/mutate` and `/validate`:
+//! UPDATE (no reservation), CREATE with `dryRun: true` (reads the ledger, writes nothing) and
+//! real CREATE (writes the tenant's reservation ConfigMap, so bounded by the API server).
+//!
+//! Phase 2, the overhead through kube-apiserver: Apps created with a Kubernetes client,
+//! sequentially and concurrently, with the webhook registered (both configurations pointing at
+//! the server above) and without it.
+//!
+//! Tuning by environment: `SLIPWAY_BENCH_REQUESTS` (requests per phase-1 scenario, 20000),
+//! `SLIPWAY_BENCH_CREATES` (real CREATEs per concurrency, 1000), `SLIPWAY_BENCH_CONCURRENCY`
+//! (comma-separated in-flight counts, `8,32`), `SLIPWAY_BENCH_SEED_APPS` (Apps stored in the
+//! tenant before phase 1, 20), `SLIPWAY_BENCH_APPS` (Apps per phase-2 batch, 200),
+//! `SLIPWAY_BENCH_PHASES` (`webhook,apiserver`).
+//!
+//! Run by `cargo test --all-targets` (without `--bench`) it only prints how to run it.
+
+use anyhow::{Context as _, bail};
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::rt::TokioIo;
+use k8s_openapi::{
+    api::{
+        admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
+        core::v1::Namespace,
+    },
+    apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
+};
+use kube::{
+    Api, Client, ResourceExt,
+    api::{DeleteParams, ListParams, PostParams},
+};
+use serde_json::{Value, json};
+use slipway_crds::{App, AppSpec, Expose, ExposeType, LimitOverrides, TENANT_LABEL, Tenant, TenantOwner, TenantSpec};
+use slipway_policies::PlanCatalog;
+use std::{
+    net::SocketAddr,
+    process::ExitCode,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+use tokio::sync::Barrier;
+
+/// Namespace of the bench's webhook (its reservation ledgers); deleted at the end.
+const WEBHOOK_NAMESPACE: &str = "slipway-bench";
+/// Base domain of Ingress hosts.
+const INGRESS_DOMAIN: &str = "apps.bench.test";
+/// Name of both webhook configurations (as [`slipway_webhook::register`] names them).
+const CONFIGURATION: &str = "slipway";
+/// Label on every App the bench creates, so batches can be deleted at once.
+const BATCH_LABEL: &str = "bench.slipway.dev/batch";
+/// Reservation lifetime of the bench's webhook (the tests use the same).
+const RESERVATION_TTL: Duration = Duration::from_secs(15);
+
+/// What to run, from the environment.
+struct Settings {
+    requests: usize,
+    creates: usize,
+    concurrency: Vec<usize>,
+    seed_apps: usize,
+    apps: usize,
+    phases: String,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T> {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().map_err(|_| anyhow::anyhow!("{name}={v:?} is not a valid number")),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Settings {
+    fn from_env() -> anyhow::Result<Self> {
+        let concurrency = std::env::var("SLIPWAY_BENCH_CONCURRENCY").unwrap_or_else(|_| "8,32".into());
+        let concurrency = concurrency
+            .split(',')
+            .map(|c| c.trim().parse::<usize>().ok().filter(|c| *c > 0))
+            .collect::<Option<Vec<_>>>()
+            .with_context(|| format!("SLIPWAY_BENCH_CONCURRENCY={concurrency:?}: expected e.g. 8,32"))?;
+        Ok(Self {
+            requests: env_or("SLIPWAY_BENCH_REQUESTS", 20_000)?,
+            creates: env_or("SLIPWAY_BENCH_CREATES", 1_000)?,
+            concurrency,
+            seed_apps: env_or("SLIPWAY_BENCH_SEED_APPS", 20)?,
+            apps: env_or("SLIPWAY_BENCH_APPS", 200)?,
+            phases: std::env::var("SLIPWAY_BENCH_PHASES").unwrap_or_else(|_| "webhook,apiserver".into()),
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    if !std::env::args().any(|a| a == "--bench") {
+        eprintln!(
+            "admission bench: needs a cluster; run `hack/bench-webhook.sh` or `cargo bench -p slipway-webhook --bench admission`"
+        );
+        return ExitCode::SUCCESS;
+    }
+    if std::env::var_os("KUBECONFIG").is_none() {
+        eprintln!(
+            "KUBECONFIG is not set: start a control plane first, e.g. `eval \"$(hack/stack.sh up bench)\"`, or run hack/bench-webhook.sh"
+        );
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("admission bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A short random suffix for names, so reruns against one cluster never collide.
+fn suffix() -> String {
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("{:08x}", (nanos ^ (u128::from(std::process::id()) << 32)) as u32)
+}
+
+async fn run() -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    let client = Client::try_default().await.context("connecting to the cluster from KUBECONFIG")?;
+    slipway_crds::install(&client).await.context("installing the CRDs")?;
+    let id = suffix();
+    let bench = Bench { client: client.clone(), id: id.clone() };
+    let result = bench.run(&settings).await;
+    eprintln!("cleaning up");
+    bench.cleanup(&settings).await;
+    result
+}
+
+/// One bench run: its cluster client and the id in every name it creates.
+struct Bench {
+    client: Client,
+    id: String,
+}
+
+/// A started webhook: where it listens and the CA its certificate chains to.
+struct Running {
+    addr: SocketAddr,
+    ca_pem: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    fn tenant(&self, role: &str) -> String {
+        format!("bench-{}-{role}", self.id)
+    }
+
+    fn tenant_names(&self, settings: &Settings) -> Vec<String> {
+        let mut names = vec![self.tenant("main"), self.tenant("k8s")];
+        names.extend(settings.concurrency.iter().map(|c| self.tenant(&format!("c{c}"))));
+        names
+    }
+
+    async fn run(&self, settings: &Settings) -> anyhow::Result<()> {
+        // Tenants exist before the webhook starts, so they are in its caches from the first list.
+        for tenant in self.tenant_names(settings) {
+            self.create_tenant(&tenant).await?;
+        }
+        let main = self.tenant("main");
+        let apps: Api<App> = Api::namespaced(self.client.clone(), &slipway_crds::tenant_namespace(&main));
+        for i in 0..settings.seed_apps {
+            apps.create(&PostParams::default(), &seed_app(&main, i)).await.context("creating a seed App")?;
+        }
+        let running = self.start_webhook().await?;
+        println!(
+            "\nSlipway admission bench (id {}): 2 shared cores run kube-apiserver, etcd, the webhook and this client",
+            self.id
+        );
+        if settings.phases.contains("webhook") {
+            self.phase_webhook(settings, &running).await?;
+        }
+        if settings.phases.contains("apiserver") {
+            self.phase_apiserver(settings, &running).await?;
+        }
+        Ok(())
+    }
+
+    async fn create_tenant(&self, name: &str) -> anyhow::Result<()> {
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(slipway_crds::tenant_namespace(name)),
+                labels: Some([(TENANT_LABEL.to_string(), name.to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .context("creating a tenant namespace")?;
+        // Plan `pro` with room for every App the bench creates (reservations count too).
+        let limits = LimitOverrides {
+            max_apps: Some(1_000_000),
+            cpu: Some(Quantity("10000000".into())),
+            memory: Some(Quantity("100000Ti".into())),
+            ..Default::default()
+        };
+        let spec = TenantSpec {
+            owners: vec![TenantOwner { email: "bench@example.com".into() }],
+            plan: "pro".into(),
+            limits: Some(limits),
+        };
+        Api::<Tenant>::all(self.client.clone())
+            .create(&PostParams::default(), &Tenant::new(name, spec))
+            .await
+            .context("creating a Tenant")?;
+        Ok(())
+    }
+
+    async fn start_webhook(&self) -> anyhow::Result<Running> {
+        let certs = slipway_webhook::certs::generate(&["127.0.0.1".into()])?;
+        let dir = tempfile::tempdir()?;
+        slipway_webhook::certs::write(dir.path(), &certs)?;
+        let config = slipway_webhook::WebhookConfig {
+            tls_cert: dir.path().join(slipway_webhook::certs::CERT_FILE),
+            tls_key: dir.path().join(slipway_webhook::certs::KEY_FILE),
+            namespace: WEBHOOK_NAMESPACE.into(),
+            ingress_domain: INGRESS_DOMAIN.into(),
+            reservation_ttl: RESERVATION_TTL,
+        };
+        let plans = Arc::new(PlanCatalog::embedded());
+        let server = slipway_webhook::Server::start(self.client.clone(), plans, &config).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(server.serve(listener, std::future::pending()));
+        Ok(Running { addr, ca_pem: certs.ca_pem, _dir: dir })
+    }
+
+    /// Phase 1: AdmissionReviews straight to the webhook.
+    async fn phase_webhook(&self, settings: &Settings, running: &Running) -> anyhow::Result<()> {
+        let tls = tls_connector(&running.ca_pem)?;
+        let main = self.tenant("main");
+        let ns = slipway_crds::tenant_namespace(&main);
+        let stored = defaulted(&bare_spec());
+        let mut scaled = stored.clone();
+        scaled.replicas = Some(3);
+        let update = review(
+            "UPDATE",
+            &ns,
+            "seed-0",
+            false,
+            app_object(&main, "seed-0", &scaled),
+            Some(app_object(&main, "seed-0", &stored)),
+        );
+        let create_dry = review("CREATE", &ns, "fresh", true, app_object(&main, "fresh", &bare_spec()), None);
+        let mut table = vec![];
+        for &concurrency in &settings.concurrency {
+            let cases: [(&str, &str, &Bytes); 4] = [
+                ("mutate UPDATE", "/mutate", &update),
+                ("validate UPDATE", "/validate", &update),
+                ("mutate CREATE", "/mutate", &create_dry),
+                ("validate CREATE dryRun", "/validate", &create_dry),
+            ];
+            for (name, path, body) in cases {
+                let body = body.clone();
+                let make = move |_: usize| body.clone();
+                // Warm-up (connections, caches, allocator), then the measured run.
+                drive(&tls, running.addr, path, concurrency, settings.requests / 20, &make).await?;
+                let result = drive(&tls, running.addr, path, concurrency, settings.requests, &make).await?;
+                eprintln!("  {name:<26} c={concurrency:<3} {:>8.0} req/s", result.rate());
+                table.push((name.to_string(), concurrency, result));
+            }
+        }
+        // Real CREATEs write the ledger: each concurrency gets a fresh tenant, so no run pays
+        // for the reservations of another.
+        for &concurrency in &settings.concurrency {
+            let tenant = self.tenant(&format!("c{concurrency}"));
+            let ns = slipway_crds::tenant_namespace(&tenant);
+            let bodies: Arc<Vec<Bytes>> = Arc::new(
+                (0..settings.creates)
+                    .map(|i| {
+                        let name = format!("create-{i}");
+                        review("CREATE", &ns, &name, false, app_object(&tenant, &name, &defaulted(&bare_spec())), None)
+                    })
+                    .collect(),
+            );
+            let make = move |i: usize| bodies[i].clone();
+            let result = drive(&tls, running.addr, "/validate", concurrency, settings.creates, &make).await?;
+            eprintln!("  validate CREATE (ledger)   c={concurrency:<3} {:>8.0} req/s", result.rate());
+            table.push(("validate CREATE (ledger)".into(), concurrency, result));
+        }
+        println!(
+            "\nPhase 1: the webhook alone, HTTPS keep-alive, HTTP/1.1, one request at a time per connection, tenant with {} Apps",
+            settings.seed_apps
+        );
+        println!(
+            "{:<26} {:>5} {:>8} {:>8} {:>7} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "scenario",
+            "conc",
+            "requests",
+            "allowed",
+            "denied",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms"
+        );
+        for (name, concurrency, r) in &table {
+            println!(
+                "{:<26} {:>5} {:>8} {:>8} {:>7} {:>7} {:>9.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+                name,
+                concurrency,
+                r.requests,
+                r.allowed,
+                r.denied,
+                r.errors,
+                r.rate(),
+                ms(r.latency.value_at_quantile(0.50)),
+                ms(r.latency.value_at_quantile(0.90)),
+                ms(r.latency.value_at_quantile(0.99)),
+                ms(r.latency.max()),
+            );
+        }
+        if let Some((name, _, r)) = table.iter().find(|(_, _, r)| r.first_denial.is_some()) {
+            println!("first denial ({name}): {}", r.first_denial.as_deref().unwrap_or_default());
+        }
+        Ok(())
+    }
+
+    /// Phase 2: Apps created through kube-apiserver with and without the webhook registered.
+    async fn phase_apiserver(&self, settings: &Settings, running: &Running) -> anyhow::Result<()> {
+        let tenant = self.tenant("k8s");
+        let apps: Api<App> = Api::namespaced(self.client.clone(), &slipway_crds::tenant_namespace(&tenant));
+        let target = slipway_webhook::WebhookTarget::Url(format!("https://{}", running.addr));
+        let mut rows = vec![];
+        for registered in [false, true] {
+            if registered {
+                slipway_webhook::register(&self.client, &target, &running.ca_pem).await?;
+            } else {
+                self.unregister().await?;
+            }
+            wait_for_webhook(&apps, registered).await?;
+            let mode = if registered { "with webhook" } else { "without webhook" };
+            let label = if registered { "with" } else { "without" };
+            create_batch(&apps, &format!("{label}-warm"), 20, 1).await?;
+            for concurrency in [1, 8] {
+                let batch = format!("{label}-c{concurrency}");
+                let started = Instant::now();
+                let latency = create_batch(&apps, &batch, settings.apps, concurrency).await?;
+                let elapsed = started.elapsed();
+                eprintln!("  {mode:<16} c={concurrency}: {} Apps in {:.1} s", settings.apps, elapsed.as_secs_f64());
+                rows.push((mode, concurrency, elapsed, latency));
+            }
+            let lp = ListParams::default().labels(BATCH_LABEL);
+            apps.delete_collection(&DeleteParams::default(), &lp).await?;
+            wait_until_empty(&apps).await?;
+        }
+        self.unregister().await?;
+        println!("\nPhase 2: {} App creates through kube-apiserver (kube client), per batch", settings.apps);
+        println!(
+            "{:<16} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8}",
+            "mode", "conc", "Apps", "creates/s", "p50 ms", "p90 ms", "p99 ms"
+        );
+        for (mode, concurrency, elapsed, latency) in &rows {
+            println!(
+                "{:<16} {:>5} {:>8} {:>10.1} {:>8.2} {:>8.2} {:>8.2}",
+                mode,
+                concurrency,
+                latency.len(),
+                latency.len() as f64 / elapsed.as_secs_f64(),
+                ms(latency.value_at_quantile(0.50)),
+                ms(latency.value_at_quantile(0.90)),
+                ms(latency.value_at_quantile(0.99)),
+            );
+        }
+        for concurrency in [1, 8] {
+            let find = |mode: &str| rows.iter().find(|r| r.0 == mode && r.1 == concurrency).map(|r| &r.3);
+            if let (Some(without), Some(with)) = (find("without webhook"), find("with webhook")) {
+                let ratio = |q: f64| with.value_at_quantile(q) as f64 / without.value_at_quantile(q).max(1) as f64;
+                println!("ratio with/without, c={concurrency}: p50 x{:.2}, p99 x{:.2}", ratio(0.5), ratio(0.99));
+            }
+        }
+        Ok(())
+    }
+
+    async fn unregister(&self) -> anyhow::Result<()> {
+        let dp = DeleteParams::default();
+        let gone = |r: Result<(), kube::Error>| match r {
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            other => other,
+        };
+        gone(Api::<MutatingWebhookConfiguration>::all(self.client.clone()).delete(CONFIGURATION, &dp).await.map(drop))?;
+        gone(
+            Api::<ValidatingWebhookConfiguration>::all(self.client.clone()).delete(CONFIGURATION, &dp).await.map(drop),
+        )?;
+        Ok(())
+    }
+
+    /// Best effort: webhook configurations, the tenants, their namespaces and the ledgers.
+    async fn cleanup(&self, settings: &Settings) {
+        let _ = self.unregister().await;
+        let dp = DeleteParams::background();
+        for tenant in self.tenant_names(settings) {
+            let _ = Api::<Tenant>::all(self.client.clone()).delete(&tenant, &dp).await;
+            let ns = slipway_crds::tenant_namespace(&tenant);
+            let _ = Api::<Namespace>::all(self.client.clone()).delete(&ns, &dp).await;
+        }
+        let _ = Api::<Namespace>::all(self.client.clone()).delete(WEBHOOK_NAMESPACE, &dp).await;
+    }
+}
+
+fn ms(micros: u64) -> f64 {
+    micros as f64 / 1000.0
+}
+
+fn bare_spec() -> AppSpec {
+    AppSpec { image: "nginx".into(), port: 8080, replicas: None, env: vec![], resources: None, expose: None }
+}
+
+/// A spec as the mutating webhook leaves it: the plan `pro` defaults filled in.
+fn defaulted(spec: &AppSpec) -> AppSpec {
+    let policy = PlanCatalog::embedded().effective("pro", None).expect("the embedded plan pro exists");
+    policy.default_app(spec)
+}
+
+/// Seed App `i` of `tenant`, defaulted; every fourth one on an Ingress host.
+fn seed_app(tenant: &str, i: usize) -> App {
+    let mut spec = defaulted(&bare_spec());
+    if i % 4 == 1 {
+        spec.expose =
+            Some(Expose { type_: ExposeType::Ingress, host: Some(format!("s{i}.{tenant}.{INGRESS_DOMAIN}")) });
+    }
+    let mut app = App::new(&format!("seed-{i}"), spec);
+    app.labels_mut().insert(TENANT_LABEL.into(), tenant.into());
+    app
+}
+
+/// An App object as the API server sends it in a review: metadata filled in by the server
+/// (uid, resourceVersion, managedFields), the tenant label, the spec.
+fn app_object(tenant: &str, name: &str, spec: &AppSpec) -> Value {
+    json!({
+        "apiVersion": "slipway.dev/v1alpha1",
+        "kind": "App",
+        "metadata": {
+            "name": name,
+            "namespace": slipway_crds::tenant_namespace(tenant),
+            "uid": "6f1c2f7e-3d5b-4c43-9a4e-0d6b1f0c9a11",
+            "resourceVersion": "123456",
+            "generation": 1,
+            "creationTimestamp": "2026-01-01T00:00:00Z",
+            "labels": { TENANT_LABEL: tenant, "app.kubernetes.io/part-of": "shop" },
+            "annotations": { "example.com/owner": "team-a" },
+            "managedFields": [{
+                "manager": "slipway", "operation": "Update", "apiVersion": "slipway.dev/v1alpha1",
+                "time": "2026-01-01T00:00:00Z", "fieldsType": "FieldsV1",
+                "fieldsV1": { "f:spec": { ".": {}, "f:image": {}, "f:port": {}, "f:replicas": {} } }
+            }]
+        },
+        "spec": spec,
+    })
+}
+
+/// An AdmissionReview (admission.k8s.io/v1) of an App, as JSON bytes.
+fn review(operation: &str, ns: &str, name: &str, dry_run: bool, object: Value, old: Option<Value>) -> Bytes {
+    let options_kind = if operation == "CREATE" { "CreateOptions" } else { "UpdateOptions" };
+    let body = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0f5b7c1e-8d7a-4a4e-b4b4-2d3c9a1e5f00",
+            "kind": { "group": "slipway.dev", "version": "v1alpha1", "kind": "App" },
+            "resource": { "group": "slipway.dev", "version": "v1alpha1", "resource": "apps" },
+            "requestKind": { "group": "slipway.dev", "version": "v1alpha1", "kind": "App" },
+            "requestResource": { "group": "slipway.dev", "version": "v1alpha1", "resource": "apps" },
+            "name": name,
+            "namespace": ns,
+            "operation": operation,
+            "userInfo": { "username": "alice@example.com", "groups": ["slipway:tenant:bench", "system:authenticated"] },
+            "object": object,
+            "oldObject": old,
+            "dryRun": dry_run,
+            "options": { "apiVersion": "meta.k8s.io/v1", "kind": options_kind }
+        }
+    });
+    Bytes::from(serde_json::to_vec(&body).expect("a review serializes"))
+}
+
+/// A rustls client trusting only the webhook's CA, speaking HTTP/1.1.
+fn tls_connector(ca_pem: &str) -> anyhow::Result<tokio_rustls::TlsConnector> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject as _};
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca_pem.as_bytes())?)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
+}
+
+/// What one scenario measured.
+struct Outcome {
+    requests: usize,
+    allowed: usize,
+    denied: usize,
+    errors: usize,
+    elapsed: Duration,
+    latency: Histogram<u64>,
+    first_denial: Option<String>,
+}
+
+impl Outcome {
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 120_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Sends `count` POSTs to `path`, `concurrency` at a time, each over its own keep-alive TLS
+/// connection (opened before the clock starts). `body(i)` is the body of request `i`.
+async fn drive(
+    tls: &tokio_rustls::TlsConnector,
+    addr: SocketAddr,
+    path: &'static str,
+    concurrency: usize,
+    count: usize,
+    body: &(impl Fn(usize) -> Bytes + Send + Sync + Clone + 'static),
+) -> anyhow::Result<Outcome> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Arc::new(Barrier::new(concurrency + 1));
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let tcp = tokio::net::TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let stream = tls.connect(rustls::pki_types::ServerName::try_from("127.0.0.1")?, tcp).await?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        let (next, start, body) = (next.clone(), start.clone(), body.clone());
+        workers.push(tokio::spawn(async move {
+            let mut out = Outcome {
+                requests: 0,
+                allowed: 0,
+                denied: 0,
+                errors: 0,
+                elapsed: Duration::ZERO,
+                latency: histogram(),
+                first_denial: None,
+            };
+            start.wait().await;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let request = hyper::Request::post(path)
+                    .header(hyper::header::HOST, "127.0.0.1")
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .body(Full::new(body(i)))
+                    .expect("a valid request");
+                let began = Instant::now();
+                let answer = async {
+                    sender.ready().await?;
+                    let response = sender.send_request(request).await?;
+                    let status = response.status();
+                    let bytes = response.into_body().collect().await?.to_bytes();
+                    anyhow::Ok((status, bytes))
+                }
+                .await;
+                let took = u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX);
+                out.latency.saturating_record(took.max(1));
+                out.requests += 1;
+                match answer {
+                    Ok((status, bytes)) if status.is_success() => {
+                        if contains(&bytes, b"\"allowed\":true") {
+                            out.allowed += 1;
+                        } else {
+                            out.denied += 1;
+                            if out.first_denial.is_none() {
+                                out.first_denial = Some(String::from_utf8_lossy(&bytes).into_owned());
+                            }
+                        }
+                    }
+                    Ok(_) | Err(_) => {
+                        out.errors += 1;
+                        if sender.is_closed() {
+                            break;
+                        }
+                    }
+                }
+            }
+            out
+        }));
+    }
+    start.wait().await;
+    let began = Instant::now();
+    let mut total = Outcome {
+        requests: 0,
+        allowed: 0,
+        denied: 0,
+        errors: 0,
+        elapsed: Duration::ZERO,
+        latency: histogram(),
+        first_denial: None,
+    };
+    for worker in workers {
+        let out = worker.await?;
+        total.requests += out.requests;
+        total.allowed += out.allowed;
+        total.denied += out.denied;
+        total.errors += out.errors;
+        total.latency.add(&out.latency)?;
+        total.first_denial = total.first_denial.or(out.first_denial);
+    }
+    total.elapsed = began.elapsed();
+    if total.requests < count {
+        bail!("{path}: only {} of {count} requests were sent (connections closed)", total.requests);
+    }
+    Ok(total)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Waits until a dry-run create shows the webhook's mutation (`registered`) or not: the API
+/// server picks configuration changes up from a watch, a moment after they are written.
+async fn wait_for_webhook(apps: &Api<App>, registered: bool) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let params = PostParams { dry_run: true, ..Default::default() };
+    loop {
+        let probe = apps.create(&params, &App::new("probe", bare_spec())).await?;
+        if probe.labels().contains_key(TENANT_LABEL) == registered {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the API server did not pick up the webhook (registered: {registered}) within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Creates `count` Apps labelled `batch`, `concurrency` at a time; the latency of each create.
+async fn create_batch(
+    apps: &Api<App>,
+    batch: &str,
+    count: usize,
+    concurrency: usize,
+) -> anyhow::Result<Histogram<u64>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (apps, next, batch) = (apps.clone(), next.clone(), batch.to_string());
+        workers.push(tokio::spawn(async move {
+            let mut latency = histogram();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return anyhow::Ok(latency);
+                }
+                let mut app = App::new(&format!("{batch}-{i}"), bare_spec());
+                app.labels_mut().insert(BATCH_LABEL.into(), batch.clone());
+                let began = Instant::now();
+                apps.create(&PostParams::default(), &app).await.with_context(|| format!("creating App {batch}-{i}"))?;
+                latency.saturating_record(u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+            }
+        }));
+    }
+    let mut total = histogram();
+    for worker in workers {
+        total.add(&worker.await??)?;
+    }
+    Ok(total)
+}
+
+async fn wait_until_empty(apps: &Api<App>) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !apps.list(&ListParams::default().labels(BATCH_LABEL)).await?.items.is_empty() {
+        if Instant::now() > deadline {
+            bail!("the bench's Apps were not deleted within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! The plan rules on arbitrary Apps: a tenant policy from [`PlanCatalog::effective`] (any plan
+//! name, arbitrary overrides), then [`TenantPolicy::check_app`], [`TenantPolicy::review_app`]
+//! (with other Apps, a previous spec and host claims) and [`TenantPolicy::default_app`].
+//!
+//! Invariants: nothing panics; `default_app` is idempotent; `review_app` reports at least what
+//! `check_app` reports for the same App count; defaulting never turns an admitted App into a
+//! denied one or back (the mutating webhook runs before the validating one, so both must agree).
+#![no_main]
+
+use arbitrary::Arbitrary;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use libfuzzer_sys::fuzz_target;
+use slipway_crds::{AppSpec, ComputeResources, EnvVar, Expose, ExposeType, LimitOverrides, ResourceAmounts};
+use slipway_policies::{AppReview, AppUsage, HostClaim, PlanCatalog};
+use std::sync::OnceLock;
+
+/// Plan names: the three real ones most of the time, sometimes an unknown one.
+const PLANS: &[&str] = &["free", "standard", "pro", "gold"];
+const SUFFIXES: &[&str] = &["", "m", "n", "k", "M", "G", "E", "Ki", "Mi", "Gi", "Ei", "e3", "x"];
+const IMAGES: &[&str] =
+    &["nginx", "library/nginx:1.27", "ghcr.io/acme/api@sha256:abc", "localhost:5000/x", "EVIL.io/m"];
+
+/// A quantity: mostly well-formed (so the arithmetic is reached), sometimes arbitrary text.
+#[derive(Arbitrary, Debug)]
+enum Q {
+    Shaped { mantissa: u64, fraction: Option<u16>, suffix: u8 },
+    Raw(String),
+}
+
+impl Q {
+    fn quantity(&self) -> Quantity {
+        Quantity(match self {
+            Q::Shaped { mantissa, fraction, suffix } => {
+                let frac = fraction.map(|f| format!(".{f}")).unwrap_or_default();
+                format!("{mantissa}{frac}{}", SUFFIXES[usize::from(*suffix) % SUFFIXES.len()])
+            }
+            Q::Raw(s) => s.clone(),
+        })
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+struct Amounts {
+    cpu: Option<Q>,
+    memory: Option<Q>,
+}
+
+impl Amounts {
+    fn build(&self) -> ResourceAmounts {
+        ResourceAmounts { cpu: self.cpu.as_ref().map(Q::quantity), memory: self.memory.as_ref().map(Q::quantity) }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+struct Spec {
+    image: u8,
+    raw_image: Option<String>,
+    replicas: Option<i32>,
+    requests: Option<Amounts>,
+    limits: Option<Amounts>,
+    resources: bool,
+    expose: Option<(u8, Option<String>)>,
+    env: Option<(String, String)>,
+}
+
+impl Spec {
+    fn build(&self) -> AppSpec {
+        let expose = self.expose.as_ref().map(|(t, host)| Expose {
+            type_: [ExposeType::ClusterIP, ExposeType::NodePort, ExposeType::Ingress][usize::from(*t) % 3],
+            host: host.clone(),
+        });
+        AppSpec {
+            image: self.raw_image.clone().unwrap_or_else(|| IMAGES[usize::from(self.image) % IMAGES.len()].into()),
+            port: 8080,
+            replicas: self.replicas,
+            env: self.env.iter().map(|(name, value)| EnvVar { name: name.clone(), value: value.clone() }).collect(),
+            resources: (self.resources || self.requests.is_some() || self.limits.is_some()).then(|| ComputeResources {
+                requests: self.requests.as_ref().map(Amounts::build),
+                limits: self.limits.as_ref().map(Amounts::build),
+            }),
+            expose,
+        }
+    }
+}
+
+#[derive(Arbitrary, Debug)]
+struct Overrides {
+    max_apps: Option<u32>,
+    max_replicas: Option<u32>,
+    cpu: Option<Q>,
+    memory: Option<Q>,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    plan: u8,
+    overrides: Option<Overrides>,
+    tenant: String,
+    name: String,
+    ingress_domain: String,
+    spec: Spec,
+    previous: Option<Spec>,
+    others: Vec<Spec>,
+    hosts: Vec<(String, bool, String)>,
+}
+
+fn catalog() -> &'static PlanCatalog {
+    static CATALOG: OnceLock<PlanCatalog> = OnceLock::new();
+    CATALOG.get_or_init(PlanCatalog::embedded)
+}
+
+fuzz_target!(|input: Input| {
+    let overrides = input.overrides.as_ref().map(|o| LimitOverrides {
+        max_apps: o.max_apps,
+        max_replicas: o.max_replicas,
+        cpu: o.cpu.as_ref().map(Q::quantity),
+        memory: o.memory.as_ref().map(Q::quantity),
+        ..Default::default()
+    });
+    let plan = PLANS[usize::from(input.plan) % PLANS.len()];
+    let Ok(policy) = catalog().effective(plan, overrides.as_ref()) else { return };
+
+    let spec = input.spec.build();
+    let previous = input.previous.as_ref().map(Spec::build);
+    let others: Vec<AppSpec> = input.others.iter().take(64).map(Spec::build).collect();
+    let hosts: Vec<HostClaim> = input
+        .hosts
+        .iter()
+        .take(16)
+        .map(|(host, same_tenant, app)| HostClaim {
+            host: host.to_ascii_lowercase(),
+            tenant: if *same_tenant { input.tenant.clone() } else { format!("x{}", input.tenant) },
+            app: app.clone(),
+        })
+        .collect();
+
+    let usage = AppUsage { other_apps: u32::try_from(others.len()).unwrap_or(u32::MAX) };
+    let checked = policy.check_app(&spec, usage);
+    let review = AppReview {
+        tenant: &input.tenant,
+        name: &input.name,
+        spec: &spec,
+        others: &others,
+        previous: previous.as_ref(),
+        hosts: &hosts,
+        ingress_domain: &input.ingress_domain,
+    };
+    let outcome = policy.review_app(&review);
+    assert!(
+        outcome.violations.starts_with(&checked),
+        "review_app must report check_app's violations first: {checked:?} vs {:?}",
+        outcome.violations
+    );
+
+    let once = policy.default_app(&spec);
+    let twice = policy.default_app(&once);
+    assert_eq!(once, twice, "default_app is not idempotent for {spec:?}");
+    let defaulted = policy.check_app(&once, usage);
+    assert_eq!(
+        checked.is_empty(),
+        defaulted.is_empty(),
+        "defaulting changed the verdict on {spec:?}: before {checked:?}, after {defaulted:?}"
+    );
+    let _ = policy.review_app(&AppReview { spec: &once, ..review });
+});
