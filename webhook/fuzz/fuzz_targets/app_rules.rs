@@ -134,7 +134,9 @@ fuzz_target!(|input: Input| {
         })
         .collect();
 
-    let usage = AppUsage { other_apps: u32::try_from(others.len()).unwrap_or(u32::MAX) };
+    // review_app counts Apps only on CREATE: an UPDATE never changes how many there are.
+    let other_apps = if previous.is_some() { 0 } else { u32::try_from(others.len()).unwrap_or(u32::MAX) };
+    let usage = AppUsage { other_apps };
     let checked = policy.check_app(&spec, usage);
     let review = AppReview {
         tenant: &input.tenant,
