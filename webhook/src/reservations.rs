@@ -105,7 +105,8 @@ impl Ledger {
         let ledger = ledger_name(tenant);
         let lock =
             self.locks.lock().unwrap_or_else(PoisonError::into_inner).entry(tenant.to_string()).or_default().clone();
-        let _turn = lock.lock().await;
+        // A dry run writes nothing, so it need not wait for its turn.
+        let _turn = if dry_run { None } else { Some(lock.lock().await) };
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 // Lost a race to another replica: back off with jitter so the next try is
