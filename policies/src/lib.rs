@@ -14,8 +14,10 @@ mod admission;
 mod catalog;
 mod check;
 mod quantity;
+mod ssh;
 
 pub use admission::{AppReview, HostClaim, Outcome, image_registry};
 pub use catalog::{Defaults, Limits, Plan, PlanCatalog, PlanError, TenantPolicy};
 pub use check::{AppUsage, Violation};
 pub use quantity::{Amount, QuantityError};
+pub use ssh::{MIN_RSA_BITS, SshKey, check_ssh_public_key};
