@@ -5,6 +5,9 @@ use serde::Deserialize;
 use slipway_crds::{ExposeType, LimitOverrides};
 use std::collections::{BTreeMap, BTreeSet};
 
+/// Database engines Slipway knows how to run.
+pub const KNOWN_ENGINES: [&str; 4] = ["postgres", "mysql", "mariadb", "redis"];
+
 /// The catalogue embedded in the binary: `policies/plans.yaml`.
 pub const EMBEDDED_PLANS: &str = include_str!("../plans.yaml");
 
@@ -70,6 +73,7 @@ struct RawLimits {
     storage: String,
     exposures: BTreeSet<ExposeType>,
     allowed_registries: Vec<String>,
+    database_engines: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -104,6 +108,8 @@ pub struct Limits {
     pub exposures: BTreeSet<ExposeType>,
     /// Registries images may come from, lowercase; `*` allows any.
     pub allowed_registries: Vec<String>,
+    /// Database engines offered (`postgres`, `mysql`, `mariadb`, `redis`) and their versions.
+    pub database_engines: BTreeMap<String, Vec<String>>,
 }
 
 /// Values an App gets for what its spec leaves unset.
@@ -201,7 +207,13 @@ impl PlanCatalog {
             storage: amount(at("limits.storage"), &l.storage)?,
             exposures: l.exposures,
             allowed_registries: l.allowed_registries.iter().map(|r| r.to_ascii_lowercase()).collect(),
+            database_engines: l.database_engines,
         };
+        for engine in limits.database_engines.keys() {
+            ensure(KNOWN_ENGINES.contains(&engine.as_str()), at("limits.databaseEngines"), || {
+                format!("unknown engine {engine:?}; Slipway runs {}", KNOWN_ENGINES.join(", "))
+            })?;
+        }
         ensure(!limits.allowed_registries.is_empty(), at("limits.allowedRegistries"), || {
             "list at least one registry, or \"*\" for any".into()
         })?;
@@ -307,6 +319,15 @@ mod tests {
         assert_eq!(err, "plans.free.defaults.expose: Ingress is not in limits.exposures");
         let err = with(("memory: 2Gi", "memory: two")).unwrap_err().to_string();
         assert!(err.starts_with("plans.free.limits.memory: \"two\" is not a Kubernetes quantity"), "{err}");
+    }
+
+    #[test]
+    fn rejects_unknown_database_engines() {
+        let err = with(("redis: [\"7\"]}", "oracle: [\"23\"]}")).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "plans.free.limits.databaseEngines: unknown engine \"oracle\"; Slipway runs postgres, mysql, mariadb, redis"
+        );
     }
 
     #[test]

@@ -236,3 +236,53 @@ mod tests {
         assert!(fields(&v).contains(&"spec.resources.requests.memory"), "{v:?}");
     }
 }
+
+impl TenantPolicy {
+    /// Checks a Database's engine and version against the plan's allow-list
+    /// (`limits.databaseEngines`); `None` when allowed.
+    pub fn check_database_engine(&self, engine: &str, version: &str) -> Option<Violation> {
+        let engines = &self.limits.database_engines;
+        let Some(versions) = engines.get(engine) else {
+            let offered: Vec<_> = engines.keys().map(String::as_str).collect();
+            return Some(Violation {
+                field: "spec.engine".into(),
+                message: format!(
+                    "{engine:?} is not offered by the plan \"{}\" (offered: {})",
+                    self.plan,
+                    offered.join(", ")
+                ),
+            });
+        };
+        (!versions.iter().any(|v| v == version)).then(|| Violation {
+            field: "spec.version".into(),
+            message: format!(
+                "{engine} {version:?} is not offered by the plan \"{}\" (offered: {})",
+                self.plan,
+                versions.join(", ")
+            ),
+        })
+    }
+}
+
+#[cfg(test)]
+mod engine_tests {
+    use crate::PlanCatalog;
+
+    #[test]
+    fn engines_and_versions_come_from_the_plan() {
+        let free = PlanCatalog::embedded().effective("free", None).unwrap();
+        assert_eq!(free.check_database_engine("postgres", "17"), None);
+        let v = free.check_database_engine("postgres", "9.6").unwrap();
+        assert_eq!(
+            v.to_string(),
+            r#"spec.version: postgres "9.6" is not offered by the plan "free" (offered: 16, 17)"#
+        );
+        let e = free.check_database_engine("mysql", "8.4").unwrap();
+        assert_eq!(
+            e.to_string(),
+            r#"spec.engine: "mysql" is not offered by the plan "free" (offered: postgres, redis)"#
+        );
+        let pro = PlanCatalog::embedded().effective("pro", None).unwrap();
+        assert_eq!(pro.check_database_engine("mysql", "8.4"), None);
+    }
+}
