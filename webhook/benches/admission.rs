@@ -524,6 +524,19 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// No requests yet.
+    fn empty() -> Self {
+        Self {
+            requests: 0,
+            allowed: 0,
+            denied: 0,
+            errors: 0,
+            elapsed: Duration::ZERO,
+            latency: histogram(),
+            first_denial: None,
+        }
+    }
+
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64()
     }
@@ -554,15 +567,7 @@ async fn drive(
         tokio::spawn(connection);
         let (next, start, body) = (next.clone(), start.clone(), body.clone());
         workers.push(tokio::spawn(async move {
-            let mut out = Outcome {
-                requests: 0,
-                allowed: 0,
-                denied: 0,
-                errors: 0,
-                elapsed: Duration::ZERO,
-                latency: histogram(),
-                first_denial: None,
-            };
+            let mut out = Outcome::empty();
             start.wait().await;
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -610,15 +615,7 @@ async fn drive(
     }
     start.wait().await;
     let began = Instant::now();
-    let mut total = Outcome {
-        requests: 0,
-        allowed: 0,
-        denied: 0,
-        errors: 0,
-        elapsed: Duration::ZERO,
-        latency: histogram(),
-        first_denial: None,
-    };
+    let mut total = Outcome::empty();
     for worker in workers {
         let out = worker.await?;
         total.requests += out.requests;
