@@ -82,7 +82,7 @@ async fn the_webhooks_message_reaches_api_users_as_problem_details() {
     let (owner, _) = Client::new_user("adm-api").await;
     let tenant = owner.create_tenant("adm-api", "standard").await;
     let apps = format!("/tenants/{tenant}/apps");
-    let host = format!("www.{tenant}.{}", slipway().ingress_domain);
+    let host = format!("www.{tenant}.{}", support::INGRESS_DOMAIN);
     let body =
         |name: &str| json!({"name": name, "spec": {"image": "nginx", "expose": {"type": "Ingress", "host": host}}});
     assert_eq!(owner.post(&apps, body("first")).await.status, 201);
@@ -114,7 +114,7 @@ async fn ingress_hosts_are_confined_to_the_tenants_domain_and_held_once() {
         a.spec.expose = Some(Expose { type_: ExposeType::Ingress, host: Some(host.into()) });
         a
     };
-    let mine = format!("shop.{tenant}.{}", slipway().ingress_domain);
+    let mine = format!("shop.{tenant}.{}", support::INGRESS_DOMAIN);
     apps.create(&PostParams::default(), &with_host("shop", &mine)).await.expect("a host in the tenant's domain");
     let message = denial(apps.create(&PostParams::default(), &with_host("copy", &mine)).await);
     assert!(message.contains(r#"is already held by App "shop" of this tenant"#), "{message}");

@@ -24,8 +24,6 @@ pub fn unique(prefix: &str) -> String {
 pub struct Slipway {
     pub base_url: String,
     pub mail_api: String,
-    /// Base domain of tenants' Ingress hosts in this harness.
-    pub ingress_domain: String,
 }
 
 /// Base domain of tenants' Ingress hosts in the tests.
@@ -139,8 +137,7 @@ pub fn slipway() -> &'static Slipway {
             });
         });
         let addr = rx.recv().unwrap();
-        let slipway =
-            Slipway { base_url: format!("http://{addr}/api/v1"), mail_api, ingress_domain: INGRESS_DOMAIN.into() };
+        let slipway = Slipway { base_url: format!("http://{addr}/api/v1"), mail_api };
         // The API answers once CRDs are installed and migrations ran.
         let ready = format!("http://{addr}/readyz");
         for _ in 0..600 {

@@ -70,11 +70,6 @@ impl Index {
         self.apps.state_filter(|a| a.namespace().as_deref() == Some(ns))
     }
 
-    /// Whether App `name` exists in namespace `ns` (a reservation for it can be dropped).
-    pub fn has_app(&self, ns: &str, name: &str) -> bool {
-        self.apps.get(&ObjectRef::new(name).within(ns)).is_some()
-    }
-
     /// Every Ingress host held by an App, cluster-wide, with its tenant.
     pub fn host_claims(&self) -> Vec<HostClaim> {
         self.apps

@@ -70,11 +70,6 @@ impl Ledger {
         Self { api: Api::namespaced(client, namespace), ttl, locks: Arc::default() }
     }
 
-    /// How long a reservation holds room.
-    pub fn ttl(&self) -> Duration {
-        self.ttl
-    }
-
     /// Live reserved Apps of `tenant`, by name.
     ///
     /// # Errors

@@ -65,25 +65,18 @@ fn not_found(app: &str, tenant: &str) -> ApiError {
 ///
 /// The same rules as the admission webhook (`slipway_policies::TenantPolicy::review_app`) on
 /// the spec as the webhook will see it (the plan's defaults filled in), with the tenant's
-/// other Apps as this user sees them. Host collisions across tenants are left to the webhook,
-/// which alone sees every tenant's Apps; it stays the enforcement point for all of them.
+/// other Apps (`existing`, as this user lists them). Host collisions across tenants are left to
+/// the webhook, which alone sees every tenant's Apps; it stays the enforcement point for all.
 async fn check_plan(
     state: &AppState,
-    api: &Api<App>,
+    existing: &[App],
     tenant: &str,
     name: &str,
     spec: &AppSpec,
     previous: Option<&AppSpec>,
 ) -> Result<(), ApiError> {
     let policy = policy(state, tenant).await?;
-    let others: Vec<AppSpec> = api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|a| a.name_any() != name)
-        .map(|a| a.spec)
-        .collect();
+    let others: Vec<AppSpec> = existing.iter().filter(|a| a.name_any() != name).map(|a| a.spec.clone()).collect();
     let spec = policy.default_app(spec);
     let review = AppReview {
         tenant,
@@ -112,11 +105,12 @@ pub async fn create(
 ) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<AppView>), ApiError> {
     let api = apps_api(&state, &user, &tenant).await?;
     names::dns_label("name", &req.name, names::MAX_APP_NAME)?;
-    // Checked first: on a full tenant, quota admission would answer before the name clash.
-    if api.get_metadata_opt(&req.name).await?.is_some() {
+    let existing = api.list(&ListParams::default()).await?.items;
+    // Checked first: on a full tenant, the plan check would answer before the name clash.
+    if existing.iter().any(|a| a.name_any() == req.name) {
         return Err(ApiError::Conflict(format!("an app named {:?} already exists", req.name)));
     }
-    check_plan(&state, &api, &tenant, &req.name, &req.spec, None).await?;
+    check_plan(&state, &existing, &tenant, &req.name, &req.spec, None).await?;
     let mut app = App::new(&req.name, req.spec);
     app.metadata.labels = Some([(TENANT_LABEL.to_string(), tenant.clone())].into());
     let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
@@ -163,7 +157,8 @@ pub async fn update(
 ) -> Result<Json<AppView>, ApiError> {
     let api = apps_api(&state, &user, &tenant).await?;
     let mut app = api.get_opt(&name).await?.ok_or_else(|| not_found(&name, &tenant))?;
-    check_plan(&state, &api, &tenant, &name, &req.spec, Some(&app.spec)).await?;
+    let existing = api.list(&ListParams::default()).await?.items;
+    check_plan(&state, &existing, &tenant, &name, &req.spec, Some(&app.spec)).await?;
     app.spec = req.spec;
     let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
     let updated = api.replace(&name, &params, &app).await?;
