@@ -196,5 +196,5 @@ async fn malformed_reviews_get_clear_errors() {
     assert_eq!(status, 200);
     assert_eq!(body["response"]["allowed"], false);
     assert_eq!(body["response"]["uid"], "u1");
-    assert_eq!(body["response"]["status"]["message"], "Slipway's webhook does not handle kind Gizmo yet");
+    assert_eq!(body["response"]["status"]["message"], "Slipway's webhook does not handle kind Gizmo");
 }

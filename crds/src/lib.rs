@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!   Tenant (cluster-scoped) ──owns──▶ Namespace tenant-<name>
-//!                                       └── App (namespaced) ──owns──▶ Deployment, Service, Ingress
+//!                                       ├── App (namespaced) ──owns──▶ Deployment, Service, Ingress
+//!                                       ├── Database ──owns──▶ StatefulSet (+ PVC), Services, Secret
+//!                                       └── Workspace ──owns──▶ StatefulSet (+ PVC), SSH Service, Secret
 //! ```
 //!
 //! The Rust types are the source of truth: the YAML in `crds/slipway.dev.yaml` is generated
@@ -12,10 +14,17 @@
 #![allow(clippy::duplicated_attributes)]
 
 mod app;
+mod database;
 mod tenant;
+mod workspace;
 
 pub use app::{App, AppPhase, AppSpec, AppStatus, ComputeResources, EnvVar, Expose, ExposeType, ResourceAmounts};
+pub use database::{
+    Database, DatabaseEngine, DatabaseExposeType, DatabaseExposure, DatabaseSpec, DatabaseStatus, DeletionPolicy,
+    ResourcePhase,
+};
 pub use tenant::{LimitOverrides, Tenant, TenantOwner, TenantSpec, TenantStatus};
+pub use workspace::{Workspace, WorkspaceSpec, WorkspaceStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
@@ -32,6 +41,12 @@ pub const TENANT_LABEL: &str = "slipway.dev/tenant";
 /// Label put on the workload objects of an App; its value is the App's name.
 pub const APP_LABEL: &str = "slipway.dev/app";
 
+/// Label put on the objects of a Database; its value is the Database's name.
+pub const DATABASE_LABEL: &str = "slipway.dev/database";
+
+/// Label put on the objects of a Workspace; its value is the Workspace's name.
+pub const WORKSPACE_LABEL: &str = "slipway.dev/workspace";
+
 /// The Kubernetes group whose members may act in a tenant's namespace: `slipway:tenant:<name>`.
 /// The API impersonates users with this group, and the tenant's RoleBinding names it.
 pub fn tenant_group(tenant: &str) -> String {
@@ -47,7 +62,7 @@ pub fn tenant_namespace(tenant: &str) -> String {
 
 /// Every CustomResourceDefinition Slipway serves, in installation order.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![Tenant::crd(), App::crd()]
+    vec![Tenant::crd(), App::crd(), Database::crd(), Workspace::crd()]
 }
 
 /// The CRDs as one multi-document YAML stream, exactly as committed in `crds/slipway.dev.yaml`.

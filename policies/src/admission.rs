@@ -2,11 +2,12 @@
 //! tenant's other objects and the cluster's Ingress hosts; and the defaults the mutating
 //! webhook fills in. Pure: the webhook and the API feed them from their own caches.
 
-use crate::{Amount, TenantPolicy, Violation, check::Resource};
+use crate::{
+    Inventory, TenantPolicy, Violation,
+    check::Resource,
+    tenancy::{Kind, review_name},
+};
 use slipway_crds::{AppSpec, ComputeResources, Expose, ExposeType, ResourceAmounts};
-
-/// Usage at or above this fraction of a tenant total earns a warning (not a denial).
-const WARN_FRACTION: f64 = 0.9;
 
 /// An Ingress host held by an App somewhere in the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,8 +29,8 @@ pub struct AppReview<'a> {
     pub name: &'a str,
     /// The spec to admit (after defaulting).
     pub spec: &'a AppSpec,
-    /// The tenant's other Apps (stored or reserved), not including this one.
-    pub others: &'a [AppSpec],
+    /// Everything else the tenant holds (stored or reserved), not including this App.
+    pub others: &'a Inventory,
     /// The stored spec on UPDATE (`None` on CREATE): a change that does not raise the App's
     /// footprint is never denied for tenant totals, so a tenant over a shrunken plan can still
     /// scale down.
@@ -64,11 +65,12 @@ pub fn image_registry(image: &str) -> String {
 
 impl TenantPolicy {
     /// Judges one App: the per-object rules of [`TenantPolicy::check_app`], the tenant totals
-    /// over `others` plus this App, the image registry, and the Ingress host.
+    /// over `others` plus this App (CPU and memory of every kind), the image registry, the
+    /// Ingress host, and on CREATE that its Service name is free.
     pub fn review_app(&self, review: &AppReview<'_>) -> Outcome {
         let spec = review.spec;
         // An UPDATE never changes how many Apps there are: count only CREATEs.
-        let others = if review.previous.is_some() { 0 } else { u32::try_from(review.others.len()).unwrap_or(u32::MAX) };
+        let others = if review.previous.is_some() { 0 } else { review.others.count(Kind::App) };
         let mut out =
             Outcome { violations: self.check_app(spec, crate::AppUsage { other_apps: others }), warnings: vec![] };
         if out.violations.is_empty() && review.previous.is_none() && others + 1 == self.limits.max_apps {
@@ -79,11 +81,16 @@ impl TenantPolicy {
                 self.limits.max_apps
             ));
         }
-        for resource in Resource::ALL {
-            self.review_total(review, resource, &mut out);
+        if let Some(needed) = self.app_footprint(spec) {
+            let before = review.previous.and_then(|p| self.app_footprint(p));
+            let field = |name: &str| format!("spec.resources.limits.{name}");
+            self.review_totals("this App", &needed, before.as_ref(), review.others, field, &mut out);
         }
-        self.review_registry(spec, &mut out.violations);
+        self.review_registry(&spec.image, &mut out.violations);
         review_host(review, &mut out.violations);
+        if review.previous.is_none() {
+            review_name(Kind::App, review.name, review.others, &mut out.violations);
+        }
         out
     }
 
@@ -96,41 +103,10 @@ impl TenantPolicy {
         })
     }
 
-    fn review_total(&self, review: &AppReview<'_>, resource: Resource, out: &mut Outcome) {
-        let name = resource.name();
-        let total = self.amounts_of(resource).2;
-        let Some(needed) = self.footprint(review.spec, resource) else { return };
-        if needed > *total {
-            return; // Already reported by check_app: this App alone exceeds the total.
-        }
-        let before = review.previous.and_then(|p| self.footprint(p, resource));
-        if before.is_some_and(|before| needed <= before) {
-            return;
-        }
-        let zero = Amount::zero();
-        let used = review.others.iter().filter_map(|s| self.footprint(s, resource)).fold(zero, |a, b| a.plus(&b));
-        let after = used.plus(&needed);
-        if after > *total {
-            out.violations.push(Violation {
-                field: format!("spec.resources.limits.{name}"),
-                message: format!(
-                    "this App needs {needed} but the tenant already uses {used} of the plan \"{}\" {name} limit of {total} ({} left)",
-                    self.plan,
-                    total.saturating_minus(&used)
-                ),
-            });
-        } else if after.fraction_of(total) >= WARN_FRACTION {
-            out.warnings.push(format!(
-                "the tenant will use {after} of the plan \"{}\" {name} limit of {total} ({:.0}%)",
-                self.plan,
-                after.fraction_of(total) * 100.0
-            ));
-        }
-    }
-
-    fn review_registry(&self, spec: &AppSpec, out: &mut Vec<Violation>) {
+    /// Denies an image from a registry the plan does not allow.
+    pub(crate) fn review_registry(&self, image: &str, out: &mut Vec<Violation>) {
         let allowed = &self.limits.allowed_registries;
-        let registry = image_registry(&spec.image);
+        let registry = image_registry(image);
         if !allowed.iter().any(|r| r == "*" || *r == registry) {
             out.push(Violation {
                 field: "spec.image".into(),
@@ -228,7 +204,13 @@ mod tests {
         }
     }
 
-    fn review<'a>(spec: &'a AppSpec, others: &'a [AppSpec], hosts: &'a [HostClaim]) -> AppReview<'a> {
+    /// An inventory of Apps named `app0`, `app1`, ...
+    fn apps<const N: usize>(specs: [AppSpec; N]) -> Inventory {
+        let apps = specs.into_iter().enumerate().map(|(i, s)| (format!("app{i}"), s)).collect();
+        Inventory { apps, ..Default::default() }
+    }
+
+    fn review<'a>(spec: &'a AppSpec, others: &'a Inventory, hosts: &'a [HostClaim]) -> AppReview<'a> {
         AppReview {
             tenant: "acme",
             name: "web",
@@ -247,7 +229,7 @@ mod tests {
     #[test]
     fn tenant_cpu_total_exactly_at_the_limit_is_admitted_one_over_is_not() {
         // free: 2 CPUs in total. Others use 1500m; 500m more is exactly the limit.
-        let others = [app(3, "500m")];
+        let others = apps([app(3, "500m")]);
         let at = plan("free").review_app(&review(&app(1, "500m"), &others, &[]));
         assert!(at.violations.is_empty(), "{:?}", at.violations);
         assert_eq!(at.warnings, [r#"the tenant will use 2 of the plan "free" cpu limit of 2 (100%)"#]);
@@ -264,7 +246,7 @@ mod tests {
     fn an_update_that_lowers_usage_is_admitted_even_over_the_total() {
         // Others alone are over the total (e.g. the plan shrank); scaling this App down is fine,
         // scaling it up is not.
-        let others = [app(3, "750m")];
+        let others = apps([app(3, "750m")]);
         let previous = app(2, "500m");
         let (down, up) = (app(1, "500m"), app(3, "500m"));
         let lower = plan("free").review_app(&AppReview { previous: Some(&previous), ..review(&down, &others, &[]) });
@@ -274,21 +256,21 @@ mod tests {
         assert!(plan("free").grows(&previous, &up) && !plan("free").grows(&previous, &down));
 
         // A tenant over its App count (the plan shrank) may still update its Apps.
-        let three = [app(1, "10m"), app(1, "10m"), app(1, "10m")];
+        let three = apps([app(1, "10m"), app(1, "10m"), app(1, "10m")]);
         let update = plan("free").review_app(&AppReview { previous: Some(&down), ..review(&down, &three, &[]) });
         assert!(update.violations.is_empty(), "{:?}", update.violations);
         // The App being updated is never counted against itself: `others` excludes it.
-        let alone = plan("free").review_app(&review(&app(3, "500m"), &[], &[]));
+        let alone = plan("free").review_app(&review(&app(3, "500m"), &Inventory::default(), &[]));
         assert!(alone.violations.is_empty(), "{:?}", alone.violations);
     }
 
     #[test]
     fn counts_warn_on_the_last_app_and_deny_past_it() {
-        let two = [app(1, "100m"), app(1, "100m")];
+        let two = apps([app(1, "100m"), app(1, "100m")]);
         let last = plan("free").review_app(&review(&app(1, "100m"), &two, &[]));
         assert!(last.violations.is_empty());
         assert_eq!(last.warnings, [r#"this is the last App the plan "free" allows (3 of 3)"#]);
-        let three = [app(1, "100m"), app(1, "100m"), app(1, "100m")];
+        let three = apps([app(1, "100m"), app(1, "100m"), app(1, "100m")]);
         let over = plan("free").review_app(&review(&app(1, "100m"), &three, &[]));
         assert_eq!(over.violations[0].field, "metadata.name");
     }
@@ -306,14 +288,17 @@ mod tests {
         );
         let mut spec = app(1, "100m");
         spec.image = "evil.example.com/miner".into();
-        let o = plan("free").review_app(&review(&spec, &[], &[]));
+        let o = plan("free").review_app(&review(&spec, &Inventory::default(), &[]));
         assert_eq!(
             messages(&o),
             [
                 r#"spec.image: registry "evil.example.com" is not allowed by the plan "free" (allowed: docker.io, ghcr.io, quay.io)"#
             ]
         );
-        assert!(plan("pro").review_app(&review(&spec, &[], &[])).violations.is_empty(), "pro allows any registry");
+        assert!(
+            plan("pro").review_app(&review(&spec, &Inventory::default(), &[])).violations.is_empty(),
+            "pro allows any registry"
+        );
     }
 
     fn ingress(host: &str) -> AppSpec {
@@ -325,28 +310,44 @@ mod tests {
     #[test]
     fn ingress_hosts_stay_in_the_tenant_domain_and_are_held_once() {
         let standard = plan("standard");
-        assert!(standard.review_app(&review(&ingress("acme.apps.example.com"), &[], &[])).violations.is_empty());
-        assert!(standard.review_app(&review(&ingress("shop.acme.apps.example.com"), &[], &[])).violations.is_empty());
-        let outside = standard.review_app(&review(&ingress("shop.example.com"), &[], &[]));
+        assert!(
+            standard
+                .review_app(&review(&ingress("acme.apps.example.com"), &Inventory::default(), &[]))
+                .violations
+                .is_empty()
+        );
+        assert!(
+            standard
+                .review_app(&review(&ingress("shop.acme.apps.example.com"), &Inventory::default(), &[]))
+                .violations
+                .is_empty()
+        );
+        let outside = standard.review_app(&review(&ingress("shop.example.com"), &Inventory::default(), &[]));
         assert_eq!(
             messages(&outside),
             [
                 r#"spec.expose.host: "shop.example.com" is outside the tenant's domain; use acme.apps.example.com or a name under it, e.g. web.acme.apps.example.com"#
             ]
         );
-        let lookalike = standard.review_app(&review(&ingress("evilacme.apps.example.com"), &[], &[]));
+        let lookalike = standard.review_app(&review(&ingress("evilacme.apps.example.com"), &Inventory::default(), &[]));
         assert_eq!(lookalike.violations.len(), 1, "a suffix match must be on a label boundary");
-        let wildcard = standard.review_app(&review(&ingress("*.acme.apps.example.com"), &[], &[]));
+        let wildcard = standard.review_app(&review(&ingress("*.acme.apps.example.com"), &Inventory::default(), &[]));
         assert!(messages(&wildcard)[0].contains("wildcard hosts"));
 
         let taken = [HostClaim { host: "shop.acme.apps.example.com".into(), tenant: "acme".into(), app: "old".into() }];
-        let clash = standard.review_app(&review(&ingress("shop.acme.apps.example.com"), &[], &taken));
+        let clash = standard.review_app(&review(&ingress("shop.acme.apps.example.com"), &Inventory::default(), &taken));
         assert!(messages(&clash)[0].ends_with(r#"is already held by App "old" of this tenant; choose another host"#));
         let mine = [HostClaim { host: "shop.acme.apps.example.com".into(), tenant: "acme".into(), app: "web".into() }];
-        assert!(standard.review_app(&review(&ingress("shop.acme.apps.example.com"), &[], &mine)).violations.is_empty());
+        assert!(
+            standard
+                .review_app(&review(&ingress("shop.acme.apps.example.com"), &Inventory::default(), &mine))
+                .violations
+                .is_empty()
+        );
         let foreign =
             [HostClaim { host: "shop.acme.apps.example.com".into(), tenant: "other".into(), app: "web".into() }];
-        let stolen = standard.review_app(&review(&ingress("shop.acme.apps.example.com"), &[], &foreign));
+        let stolen =
+            standard.review_app(&review(&ingress("shop.acme.apps.example.com"), &Inventory::default(), &foreign));
         assert!(messages(&stolen)[0].contains("held by another tenant"));
     }
 

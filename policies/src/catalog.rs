@@ -74,6 +74,7 @@ struct RawLimits {
     exposures: BTreeSet<ExposeType>,
     allowed_registries: Vec<String>,
     database_engines: BTreeMap<String, Vec<String>>,
+    database_node_ports: bool,
 }
 
 #[derive(Deserialize)]
@@ -110,6 +111,8 @@ pub struct Limits {
     pub allowed_registries: Vec<String>,
     /// Database engines offered (`postgres`, `mysql`, `mariadb`, `redis`) and their versions.
     pub database_engines: BTreeMap<String, Vec<String>>,
+    /// Whether Databases may be exposed on a node port (outside the cluster).
+    pub database_node_ports: bool,
 }
 
 /// Values an App gets for what its spec leaves unset.
@@ -208,6 +211,7 @@ impl PlanCatalog {
             exposures: l.exposures,
             allowed_registries: l.allowed_registries.iter().map(|r| r.to_ascii_lowercase()).collect(),
             database_engines: l.database_engines,
+            database_node_ports: l.database_node_ports,
         };
         for engine in limits.database_engines.keys() {
             ensure(KNOWN_ENGINES.contains(&engine.as_str()), at("limits.databaseEngines"), || {

@@ -170,6 +170,13 @@ impl Amount {
     }
 }
 
+impl Default for Amount {
+    /// Zero.
+    fn default() -> Self {
+        Self::zero()
+    }
+}
+
 impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)

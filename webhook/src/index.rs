@@ -1,5 +1,5 @@
-//! Watch-backed caches of what admission decisions depend on: every App, every tenant
-//! namespace and every Tenant. Requests read these caches; they never list the API.
+//! Watch-backed caches of what admission decisions depend on: every App, Database and
+//! Workspace, every tenant namespace and every Tenant. Requests read these caches; they never list the API.
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -11,14 +11,16 @@ use kube::{
         watcher,
     },
 };
-use slipway_crds::{App, ExposeType, TENANT_LABEL, Tenant};
-use slipway_policies::HostClaim;
+use slipway_crds::{App, Database, ExposeType, TENANT_LABEL, Tenant, Workspace};
+use slipway_policies::{HostClaim, Inventory};
 use std::sync::Arc;
 
 /// Read-only views of the cluster, kept current by watches (kube-runtime reflectors).
 #[derive(Clone)]
 pub struct Index {
     apps: Store<App>,
+    databases: Store<Database>,
+    workspaces: Store<Workspace>,
     namespaces: Store<Namespace>,
     tenants: Store<Tenant>,
 }
@@ -49,10 +51,14 @@ impl Index {
     pub async fn start(client: Client) -> anyhow::Result<Self> {
         let index = Self {
             apps: reflect(Api::all(client.clone()), watcher::Config::default()),
+            databases: reflect(Api::all(client.clone()), watcher::Config::default()),
+            workspaces: reflect(Api::all(client.clone()), watcher::Config::default()),
             namespaces: reflect(Api::all(client.clone()), watcher::Config::default().labels(TENANT_LABEL)),
             tenants: reflect(Api::all(client), watcher::Config::default()),
         };
         index.apps.wait_until_ready().await?;
+        index.databases.wait_until_ready().await?;
+        index.workspaces.wait_until_ready().await?;
         index.namespaces.wait_until_ready().await?;
         index.tenants.wait_until_ready().await?;
         Ok(index)
@@ -65,9 +71,21 @@ impl Index {
         self.tenants.get(&ObjectRef::new(tenant))
     }
 
-    /// The Apps stored in namespace `ns`.
-    pub fn apps_in(&self, ns: &str) -> Vec<Arc<App>> {
-        self.apps.state_filter(|a| a.namespace().as_deref() == Some(ns))
+    /// Everything stored in namespace `ns`: its Apps, Databases and Workspaces by name.
+    pub fn inventory(&self, ns: &str) -> Inventory {
+        fn in_ns<K: kube::Resource<DynamicType = ()> + Clone, S: Clone>(
+            store: &Store<K>,
+            ns: &str,
+            spec: impl Fn(&K) -> &S,
+        ) -> std::collections::BTreeMap<String, S> {
+            let objects = store.state_filter(|o| o.namespace().as_deref() == Some(ns));
+            objects.iter().map(|o| (o.name_any(), spec(o).clone())).collect()
+        }
+        Inventory {
+            apps: in_ns(&self.apps, ns, |a: &App| &a.spec),
+            databases: in_ns(&self.databases, ns, |d: &Database| &d.spec),
+            workspaces: in_ns(&self.workspaces, ns, |w: &Workspace| &w.spec),
+        }
     }
 
     /// Every Ingress host held by an App, cluster-wide, with its tenant.

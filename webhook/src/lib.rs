@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  kube-apiserver ──HTTPS AdmissionReview──▶ /mutate   ──▶ defaults + tenant label (JSON patch)
-//!                                            /validate ──▶ policies::review_app(spec, usage)
+//!                                            /validate ──▶ policies::review_{app,database,workspace}(spec, usage)
 //!                                                            usage = watch caches (Index)
 //!                                                                  + reservations (Ledger, CREATE)
 //! ```
@@ -11,7 +11,7 @@
 //! crate decodes reviews, gathers usage and answers.
 #![forbid(unsafe_code)]
 
-mod app;
+mod admit;
 pub mod certs;
 mod index;
 mod register;

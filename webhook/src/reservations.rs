@@ -6,7 +6,7 @@
 //! of tenant-wide quotas in Capsule). Here every admitted CREATE is recorded in the ConfigMap
 //! `slipway-reservations-<tenant>` with a `resourceVersion` precondition: of racing requests,
 //! on any webhook replica, exactly one write wins per version; the others re-read and judge
-//! again, now counting the winner. A reservation expires after [`Ledger::ttl`]: by then the
+//! again, now counting the winner. A reservation expires after the ledger's TTL (15 s by default): by then the
 //! object is in every replica's cache (it persisted) or it never will be (a later admission
 //! step refused it, or the request failed), which releases its room.
 
@@ -16,7 +16,8 @@ use kube::{
     api::{ObjectMeta, PostParams},
 };
 use serde::{Deserialize, Serialize};
-use slipway_crds::AppSpec;
+use slipway_crds::{AppSpec, DatabaseSpec, WorkspaceSpec};
+use slipway_policies::{Inventory, Kind};
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, PoisonError},
@@ -27,13 +28,61 @@ use std::{
 /// won; 20 concurrent creates need at most 20).
 const MAX_ATTEMPTS: usize = 64;
 
+/// The admitted spec of a reserved object, tagged with its kind.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", content = "spec")]
+pub enum Reserved {
+    /// An App.
+    App(AppSpec),
+    /// A Database.
+    Database(DatabaseSpec),
+    /// A Workspace.
+    Workspace(WorkspaceSpec),
+}
+
+impl Reserved {
+    fn kind(&self) -> Kind {
+        match self {
+            Reserved::App(_) => Kind::App,
+            Reserved::Database(_) => Kind::Database,
+            Reserved::Workspace(_) => Kind::Workspace,
+        }
+    }
+}
+
 /// One reserved object: its spec and when the reservation lapses (Unix seconds).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Reservation {
-    /// The admitted spec.
-    pub spec: AppSpec,
+    /// The admitted object.
+    #[serde(flatten)]
+    pub object: Reserved,
     /// Expiry, seconds since the Unix epoch.
     pub expires: u64,
+}
+
+/// The ledger key of an object: `apps.<name>`, `databases.<name>`, `workspaces.<name>`.
+fn key(kind: Kind, name: &str) -> String {
+    let plural = match kind {
+        Kind::App => "apps",
+        Kind::Database => "databases",
+        Kind::Workspace => "workspaces",
+    };
+    format!("{plural}.{name}")
+}
+
+/// The live reservations as an inventory, leaving out `except` (the object being judged).
+fn inventory(entries: &BTreeMap<String, Reservation>, except: Option<&str>) -> Inventory {
+    let mut out = Inventory::default();
+    for (k, r) in entries.iter().filter(|(k, _)| Some(k.as_str()) != except) {
+        let Some((_, name)) = k.split_once('.') else { continue };
+        let name = name.to_string();
+        match &r.object {
+            Reserved::App(s) => drop(out.apps.insert(name, s.clone())),
+            Reserved::Database(s) => drop(out.databases.insert(name, s.clone())),
+            Reserved::Workspace(s) => drop(out.workspaces.insert(name, s.clone())),
+        }
+    }
+    out
 }
 
 /// The reservation ledgers of all tenants.
@@ -54,7 +103,7 @@ fn ledger_name(tenant: &str) -> String {
     format!("slipway-reservations-{tenant}")
 }
 
-/// Live reservations from a ConfigMap's data (`apps.<name>` → JSON), skipping expired or
+/// Live reservations from a ConfigMap's data (`<plural>.<name>` → JSON), skipping expired or
 /// unreadable entries.
 fn live(data: Option<&BTreeMap<String, String>>, at: u64) -> BTreeMap<String, Reservation> {
     data.into_iter()
@@ -70,22 +119,20 @@ impl Ledger {
         Self { api: Api::namespaced(client, namespace), ttl, locks: Arc::default() }
     }
 
-    /// Live reserved Apps of `tenant`, by name.
+    /// Live reservations of `tenant`, leaving out `kind`/`name` (the object being judged).
     ///
     /// # Errors
     /// Kubernetes API errors other than a missing ledger.
-    pub async fn reserved_apps(&self, tenant: &str) -> Result<BTreeMap<String, AppSpec>, kube::Error> {
+    pub async fn reserved(&self, tenant: &str, kind: Kind, name: &str) -> Result<Inventory, kube::Error> {
         let cm = self.api.get_opt(&ledger_name(tenant)).await?;
-        Ok(live(cm.as_ref().and_then(|c| c.data.as_ref()), now())
-            .into_iter()
-            .filter_map(|(k, r)| Some((k.strip_prefix("apps.")?.to_string(), r.spec)))
-            .collect())
+        Ok(inventory(&live(cm.as_ref().and_then(|c| c.data.as_ref()), now()), Some(&key(kind, name))))
     }
 
-    /// Judges a CREATE of App `name` against the tenant's reservations and, when `judge`
-    /// admits it (returns `true`), reserves its room, all under one optimistic-concurrency
-    /// write. `judge` receives the live reservations (by App name) and may be called several
-    /// times: once per lost race. With `dry_run`, nothing is written (`sideEffects: NoneOnDryRun`).
+    /// Judges a CREATE of `object` called `name` against the tenant's reservations and, when
+    /// `judge` admits it (returns `true`), reserves its room, all under one
+    /// optimistic-concurrency write. `judge` receives the live reservations of every kind and
+    /// may be called several times: once per lost race. With `dry_run`, nothing is written
+    /// (`sideEffects: NoneOnDryRun`).
     ///
     /// # Errors
     /// Kubernetes API errors, or [`MAX_ATTEMPTS`] lost races in a row.
@@ -93,9 +140,9 @@ impl Ledger {
         &self,
         tenant: &str,
         name: &str,
-        spec: &AppSpec,
+        object: &Reserved,
         dry_run: bool,
-        mut judge: impl FnMut(&BTreeMap<String, AppSpec>) -> (bool, T),
+        mut judge: impl FnMut(&Inventory) -> (bool, T),
     ) -> Result<T, kube::Error> {
         let ledger = ledger_name(tenant);
         let lock =
@@ -112,17 +159,13 @@ impl Ledger {
             let current = self.api.get_opt(&ledger).await?;
             let at = now();
             let mut entries = live(current.as_ref().and_then(|c| c.data.as_ref()), at);
-            let reserved = entries
-                .iter()
-                .filter_map(|(k, r)| Some((k.strip_prefix("apps.")?.to_string(), r.spec.clone())))
-                .filter(|(n, _)| n != name)
-                .collect();
-            let (admit, verdict) = judge(&reserved);
+            let own_key = key(object.kind(), name);
+            let (admit, verdict) = judge(&inventory(&entries, Some(&own_key)));
             if !admit || dry_run {
                 return Ok(verdict);
             }
-            let reservation = Reservation { spec: spec.clone(), expires: at + self.ttl.as_secs() };
-            entries.insert(format!("apps.{name}"), reservation);
+            let reservation = Reservation { object: object.clone(), expires: at + self.ttl.as_secs() };
+            entries.insert(own_key, reservation);
             let data = entries
                 .into_iter()
                 .map(|(k, r)| (k, serde_json::to_string(&r).expect("a reservation serializes")))
@@ -164,8 +207,8 @@ mod tests {
     fn expired_and_unreadable_entries_are_not_live() {
         let spec =
             AppSpec { image: "nginx".into(), port: 80, replicas: None, env: vec![], resources: None, expose: None };
-        let keep = serde_json::to_string(&Reservation { spec: spec.clone(), expires: 200 }).unwrap();
-        let gone = serde_json::to_string(&Reservation { spec, expires: 100 }).unwrap();
+        let keep = serde_json::to_string(&Reservation { object: Reserved::App(spec.clone()), expires: 200 }).unwrap();
+        let gone = serde_json::to_string(&Reservation { object: Reserved::App(spec), expires: 100 }).unwrap();
         let data = BTreeMap::from([
             ("apps.a".to_string(), keep),
             ("apps.b".to_string(), gone),
@@ -173,5 +216,7 @@ mod tests {
         ]);
         let live = live(Some(&data), 150);
         assert_eq!(live.keys().collect::<Vec<_>>(), ["apps.a"]);
+        assert_eq!(inventory(&live, None).apps.keys().collect::<Vec<_>>(), ["a"]);
+        assert!(inventory(&live, Some("apps.a")).apps.is_empty());
     }
 }

@@ -1,10 +1,10 @@
 //! The HTTP side of admission: decoding AdmissionReviews, dispatching by kind, answering.
 //!
-//! Handlers only convert; the rules live in `slipway-policies` and the App-specific glue in
-//! [`crate::app`]. Every malformed input gets a clear answer (HTTP 400 with an
+//! Handlers only convert; the rules live in `slipway-policies` and the per-kind glue in
+//! [`crate::admit`]. Every malformed input gets a clear answer (HTTP 400 with an
 //! AdmissionReview whose response says what is wrong), never a panic.
 
-use crate::Webhook;
+use crate::{Webhook, admit::admit};
 use axum::{
     body::Bytes,
     extract::State,
@@ -99,8 +99,10 @@ pub async fn respond(webhook: &Webhook, request: &AdmissionRequest<DynamicObject
         );
     }
     match request.kind.kind.as_str() {
-        "App" => crate::app::admit(webhook, request, phase, base).await,
-        other => deny(base, 400, format!("Slipway's webhook does not handle kind {other} yet")),
+        "App" => admit::<slipway_crds::App>(webhook, request, phase, base).await,
+        "Database" => admit::<slipway_crds::Database>(webhook, request, phase, base).await,
+        "Workspace" => admit::<slipway_crds::Workspace>(webhook, request, phase, base).await,
+        other => deny(base, 400, format!("Slipway's webhook does not handle kind {other}")),
     }
 }
 

@@ -19,7 +19,7 @@ use kube::{
 };
 use serde::{Deserialize, Serialize};
 use slipway_crds::{App, AppSpec, AppStatus, TENANT_LABEL, tenant_namespace};
-use slipway_policies::AppReview;
+use slipway_policies::{AppReview, Inventory};
 
 /// Field manager of the API's writes.
 const MANAGER: &str = "slipway-api";
@@ -76,7 +76,8 @@ async fn check_plan(
     previous: Option<&AppSpec>,
 ) -> Result<(), ApiError> {
     let policy = policy(state, tenant).await?;
-    let others: Vec<AppSpec> = existing.iter().filter(|a| a.name_any() != name).map(|a| a.spec.clone()).collect();
+    let apps = existing.iter().filter(|a| a.name_any() != name).map(|a| (a.name_any(), a.spec.clone())).collect();
+    let others = Inventory { apps, ..Default::default() };
     let spec = policy.default_app(spec);
     let review = AppReview {
         tenant,

@@ -11,7 +11,7 @@ use arbitrary::Arbitrary;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use libfuzzer_sys::fuzz_target;
 use slipway_crds::{AppSpec, ComputeResources, EnvVar, Expose, ExposeType, LimitOverrides, ResourceAmounts};
-use slipway_policies::{AppReview, AppUsage, HostClaim, PlanCatalog};
+use slipway_policies::{AppReview, AppUsage, HostClaim, Inventory, PlanCatalog};
 use std::sync::OnceLock;
 
 /// Plan names: the three real ones most of the time, sometimes an unknown one.
@@ -122,7 +122,8 @@ fuzz_target!(|input: Input| {
 
     let spec = input.spec.build();
     let previous = input.previous.as_ref().map(Spec::build);
-    let others: Vec<AppSpec> = input.others.iter().take(64).map(Spec::build).collect();
+    let apps = input.others.iter().take(64).enumerate().map(|(i, s)| (format!("other{i}"), s.build())).collect();
+    let others = Inventory { apps, ..Default::default() };
     let hosts: Vec<HostClaim> = input
         .hosts
         .iter()
@@ -135,7 +136,7 @@ fuzz_target!(|input: Input| {
         .collect();
 
     // review_app counts Apps only on CREATE: an UPDATE never changes how many there are.
-    let other_apps = if previous.is_some() { 0 } else { u32::try_from(others.len()).unwrap_or(u32::MAX) };
+    let other_apps = if previous.is_some() { 0 } else { u32::try_from(others.apps.len()).unwrap_or(u32::MAX) };
     let usage = AppUsage { other_apps };
     let checked = policy.check_app(&spec, usage);
     let review = AppReview {
