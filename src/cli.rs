@@ -151,6 +151,10 @@ pub struct ApiArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "SLIPWAY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// Email domains whose accounts may have Workspaces, comma-separated (e.g.
+    /// `university.example,uni.example`); others get 403. Unset: every account may.
+    #[arg(long, env = "SLIPWAY_WORKSPACE_EMAIL_DOMAINS", value_delimiter = ',')]
+    pub workspace_email_domains: Vec<String>,
 }
 
 /// Flags of the controllers.
@@ -166,6 +170,10 @@ pub struct ControllerArgs {
     /// Address in NodePort URLs; unset: the first node's ExternalIP, else InternalIP.
     #[arg(long, env = "SLIPWAY_NODE_ADDRESS")]
     pub node_address: Option<String>,
+    /// Image of Workspaces that name none: must run sshd on port 2222 as uid 1000 (`dev`),
+    /// reading keys from /etc/slipway/ssh/authorized_keys (built from controller/workspace-image).
+    #[arg(long, env = "SLIPWAY_WORKSPACE_IMAGE", default_value = "ghcr.io/slipway-dev/workspace:0.1")]
+    pub workspace_image: String,
 }
 
 impl CommonArgs {
@@ -204,6 +212,12 @@ impl ApiArgs {
             },
             max_body_bytes: self.max_body_bytes,
             ingress_domain: ingress_domain.to_string(),
+            workspace_email_domains: self
+                .workspace_email_domains
+                .iter()
+                .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
         }
     }
 }
@@ -214,6 +228,7 @@ impl ControllerArgs {
         ControllerConfig {
             node_address: self.node_address.clone(),
             mail: MailerConfig { smtp_url: self.smtp_url.clone(), from: self.mail_from.clone() },
+            workspace_image: self.workspace_image.clone(),
         }
     }
 }

@@ -48,7 +48,7 @@ async fn a_tenant_gets_its_guard_rails() {
     let hard = quota.spec.unwrap().hard.unwrap();
     assert_eq!(hard["limits.cpu"].0, "2");
     assert_eq!(hard["limits.memory"].0, "2Gi");
-    assert_eq!(hard["services.nodeports"].0, "3");
+    assert_eq!(hard["services.nodeports"].0, "4", "3 Apps and 1 Workspace on node ports");
     let limits = Api::<LimitRange>::namespaced(admin.clone(), &ns).get("slipway-defaults").await.unwrap();
     assert_eq!(limits.spec.unwrap().limits[0].default.as_ref().unwrap()["cpu"].0, "250m");
     let binding = Api::<RoleBinding>::namespaced(admin.clone(), &ns).get("slipway-tenant-members").await.unwrap();
@@ -82,7 +82,12 @@ async fn kubernetes_rbac_confines_members_to_their_tenant() {
         "a member must not see another tenant's Apps"
     );
     let secrets: Api<Secret> = Api::namespaced(as_a.clone(), &format!("tenant-{tenant_a}"));
-    assert!(forbidden(secrets.list(&ListParams::default()).await.map(drop)), "members may not read Secrets");
+    assert!(forbidden(secrets.list(&ListParams::default()).await.map(drop)), "members may not list Secrets");
+    let foreign: Api<Secret> = Api::namespaced(as_a.clone(), &format!("tenant-{tenant_b}"));
+    assert!(
+        forbidden(foreign.get("anything-credentials").await.map(drop)),
+        "a member must not read another tenant's Secrets"
+    );
     let deployments: Api<Deployment> = Api::namespaced(as_a, &format!("tenant-{tenant_a}"));
     let dep: Deployment = serde_json::from_value(json!({"metadata": {"name": "sneaky"}, "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}})).unwrap();
     assert!(
@@ -154,6 +159,7 @@ async fn scaling_and_the_once_only_email_survive_a_second_controller() {
             smtp_url: required_env("SLIPWAY_SMTP_URL"),
             from: "second@slipway.test".into(),
         },
+        workspace_image: "ghcr.io/slipway-dev/workspace:0.1".into(),
     };
     let second = tokio::spawn(slipway_controller::run(
         kube_admin().await,

@@ -13,4 +13,7 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Base domain of tenants' Ingress hosts (`<tenant>.<domain>`), as the webhook enforces it.
     pub ingress_domain: String,
+    /// Email domains (lowercase, e.g. `university.example`) whose accounts may create and
+    /// update Workspaces; others get 403. Empty: every account may.
+    pub workspace_email_domains: Vec<String>,
 }

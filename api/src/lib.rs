@@ -3,12 +3,14 @@
 //! ```text
 //!  client ──HTTP/JSON──▶ axum router ──▶ handlers ──┬─▶ SQL (users, tenants, memberships) via sqlx
 //!         ◀─problem+json─┘   (JWT bearer auth)      └─▶ kube-apiserver: Tenants as Slipway,
-//!                                                       Apps impersonating the user + tenant group
+//!                                                       Apps, Databases, Workspaces (and their
+//!                                                       Secrets) impersonating the user + tenant group
 //! ```
 //!
 //! Isolation is enforced twice: a user only sees tenants they are a member of (others answer
-//! 404), and App calls impersonate the user with the group `slipway:tenant:<name>`, so
-//! Kubernetes RBAC refuses anything outside the tenant's namespace even if the API erred.
+//! 404), and calls on a tenant's objects impersonate the user with the group
+//! `slipway:tenant:<name>`, so Kubernetes RBAC refuses anything outside the tenant's namespace
+//! even if the API erred.
 #![forbid(unsafe_code)]
 
 mod auth;
@@ -38,6 +40,7 @@ pub struct AppState {
     cluster: Cluster,
     plans: Arc<PlanCatalog>,
     ingress_domain: Arc<str>,
+    workspace_email_domains: Arc<[String]>,
 }
 
 /// The API, assembled: the same function builds the production server and the tests' server.
@@ -53,7 +56,14 @@ impl Application {
     pub async fn build(config: &ApiConfig, cluster: Cluster, plans: Arc<PlanCatalog>) -> anyhow::Result<Self> {
         let db = Database::connect(&config.database_url).await?;
         let tokens = Arc::new(auth::Tokens::new(&config.tokens)?);
-        let state = AppState { db, tokens, cluster, plans, ingress_domain: config.ingress_domain.as_str().into() };
+        let state = AppState {
+            db,
+            tokens,
+            cluster,
+            plans,
+            ingress_domain: config.ingress_domain.as_str().into(),
+            workspace_email_domains: config.workspace_email_domains.as_slice().into(),
+        };
         Ok(Self { router: routes::router(state, config.max_body_bytes) })
     }
 

@@ -50,6 +50,7 @@ async fn app(kind: &str) -> Router {
         },
         max_body_bytes: 4096,
         ingress_domain: "apps.slipway.test".into(),
+        workspace_email_domains: Vec::new(),
     };
     required_env("KUBECONFIG");
     let cluster = Cluster::new(kube::Config::infer().await.unwrap()).unwrap();

@@ -6,6 +6,10 @@
 //!              + NetworkPolicy default-deny (DNS and same-namespace traffic allowed)
 //!   App    ──▶ Deployment + Service (ClusterIP | NodePort) + Ingress (when a host is asked for)
 //!              + status (phase, conditions, nodePort, url) + one "ready" email to the owners
+//!   Database ──▶ StatefulSet (1 pod, data PVC) + headless and client Services + credentials
+//!              Secret + status (host, port, secretName) + one "ready" email (no password)
+//!   Workspace ─▶ StatefulSet (1 pod, home PVC) + SSH NodePort Service + authorized_keys Secret
+//!              + status (ssh command) + one "ready" email to its owner
 //! ```
 //!
 //! Every object is written with server-side apply under the field manager [`MANAGER`], so a
@@ -16,10 +20,16 @@ mod app;
 mod apply;
 mod backoff;
 mod conditions;
+mod database;
 mod error;
+mod identity;
+mod instance;
+mod lookup;
 mod notify;
 mod outcome;
+mod ready;
 mod tenant;
+mod workspace;
 
 pub use error::{Error, Result};
 pub use notify::{Mailer, MailerConfig};
@@ -27,8 +37,8 @@ pub use notify::{Mailer, MailerConfig};
 use backoff::Backoff;
 use futures::StreamExt;
 use k8s_openapi::api::{
-    apps::v1::Deployment,
-    core::v1::{Namespace, Service},
+    apps::v1::{Deployment, StatefulSet},
+    core::v1::{Namespace, Secret, Service},
     networking::v1::Ingress,
 };
 use kube::{
@@ -39,7 +49,7 @@ use kube::{
         watcher,
     },
 };
-use slipway_crds::{App, Tenant};
+use slipway_crds::{App, Database, Tenant, Workspace};
 use slipway_policies::PlanCatalog;
 use std::{future::Future, sync::Arc};
 
@@ -54,6 +64,9 @@ pub struct ControllerConfig {
     pub node_address: Option<String>,
     /// How owners are emailed.
     pub mail: MailerConfig,
+    /// Image of Workspaces that name none: runs sshd on port 2222 as uid 1000 (`dev`),
+    /// reading keys from `/etc/slipway/ssh/authorized_keys` (see controller/workspace-image).
+    pub workspace_image: String,
 }
 
 /// What every reconcile shares.
@@ -63,10 +76,11 @@ pub struct Context {
     mailer: Mailer,
     recorder: Recorder,
     node_address: Option<String>,
+    workspace_image: String,
     backoff: Backoff,
 }
 
-/// Runs the Tenant and App controllers until `shutdown` resolves.
+/// Runs the Tenant, App, Database and Workspace controllers until `shutdown` resolves.
 ///
 /// Applies the shared ClusterRole `slipway:tenant-member` first. The CRDs must be installed
 /// (see [`slipway_crds::install`]).
@@ -85,11 +99,12 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         mailer: Mailer::new(&config.mail)?,
         node_address: config.node_address,
+        workspace_image: config.workspace_image,
         plans,
         client: client.clone(),
         backoff: Backoff::default(),
     });
-    // Both controllers stop when either shutdown fires: share one signal.
+    // Every controller stops when the shutdown fires: share one signal.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
     let tenants = Controller::new(Api::<Tenant>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Namespace>::all(client.clone()), watcher::Config::default().labels(slipway_crds::TENANT_LABEL))
@@ -101,11 +116,26 @@ pub async fn run(
         .owns(Api::<Deployment>::all(client.clone()), managed.clone())
         .owns(Api::<Service>::all(client.clone()), managed.clone())
         .owns(Api::<Ingress>::all(client.clone()), managed)
-        .graceful_shutdown_on(shutdown)
-        .run(app::reconcile, outcome::requeue_with_backoff, ctx)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(app::reconcile, outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("app", res) });
+    let managed = watcher::Config::default().labels(slipway_crds::DATABASE_LABEL);
+    let databases = Controller::new(Api::<Database>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
+        .owns(Api::<Service>::all(client.clone()), managed)
+        .graceful_shutdown_on(shutdown.clone())
+        .run(database::reconcile, outcome::requeue_with_backoff, ctx.clone())
+        .for_each(|res| async move { log_outcome("database", res) });
+    let managed = watcher::Config::default().labels(slipway_crds::WORKSPACE_LABEL);
+    let workspaces = Controller::new(Api::<Workspace>::all(client.clone()), watcher::Config::default())
+        .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
+        .owns(Api::<Service>::all(client.clone()), managed.clone())
+        .owns(Api::<Secret>::all(client.clone()), managed)
+        .graceful_shutdown_on(shutdown)
+        .run(workspace::reconcile, outcome::requeue_with_backoff, ctx)
+        .for_each(|res| async move { log_outcome("workspace", res) });
     tracing::info!("controllers started");
-    futures::join!(tenants, apps);
+    futures::join!(tenants, apps, databases, workspaces);
     tracing::info!("controllers stopped");
     Ok(())
 }

@@ -5,7 +5,7 @@ use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, header::ContentType},
 };
-use slipway_crds::{AppSpec, AppStatus, ExposeType};
+use slipway_crds::{AppSpec, AppStatus, DatabaseSpec, DatabaseStatus, ExposeType, WorkspaceSpec, WorkspaceStatus};
 
 /// SMTP settings.
 #[derive(Clone, Debug)]
@@ -95,6 +95,97 @@ pub fn app_ready(app: &str, tenant: &str, spec: &AppSpec, status: &AppStatus, ui
     }
 }
 
+/// What the "your Database is ready" email says.
+pub struct DatabaseReady<'a> {
+    /// The Database's name.
+    pub name: &'a str,
+    /// Its tenant.
+    pub tenant: &'a str,
+    /// Its spec.
+    pub spec: &'a DatabaseSpec,
+    /// Its status (host, port, node port, Secret).
+    pub status: &'a DatabaseStatus,
+    /// A node's address, for the node port.
+    pub node_address: Option<&'a str>,
+    /// Its uid, for a stable Message-ID.
+    pub uid: Option<&'a str>,
+}
+
+/// The "your Database is ready" email: engine, host, port, user, database name, and where to
+/// read the password. Never the password itself: email is stored and forwarded in clear.
+pub fn database_ready(d: &DatabaseReady<'_>) -> Email {
+    let (name, tenant, status) = (d.name, d.tenant, d.status);
+    let profile = crate::database::connection_profile(d.spec.engine);
+    let host = status.host.clone().unwrap_or_default();
+    let port = status.port.unwrap_or_default();
+    let secret = status.secret_name.clone().unwrap_or_default();
+    let outside = match (status.node_port, d.node_address) {
+        (Some(p), Some(addr)) => {
+            format!("\nFrom outside the cluster it answers on node port {p} of any node, e.g. {addr}:{p}.\n")
+        }
+        (Some(p), None) => format!("\nFrom outside the cluster it answers on node port {p} of any node.\n"),
+        _ => String::new(),
+    };
+    Email {
+        subject: format!("Your database \"{name}\" is ready on Slipway"),
+        body: format!(
+            "Hello,\n\nYour {engine} {version} database \"{name}\" in tenant \"{tenant}\" is ready.\n\n  \
+             Engine:    {engine} {version}\n  Host:      {host}\n  Port:      {port}\n  User:      {user}\n  \
+             Database:  {dbname}\n  Storage:   {storage}\n{outside}\n\
+             The password is not in this email. Read it, with a ready-made connection URI, from\n\n    \
+             GET /api/v1/tenants/{tenant}/databases/{name}/credentials\n\n\
+             or, inside the cluster, from the keys username, password, host, port, dbname and uri of\n\
+             the Secret \"{secret}\" in namespace {namespace}, e.g. as environment variables of an App.\n\n\
+             Deleting the Database {policy}.\n\n-- Slipway\n",
+            engine = d.spec.engine,
+            version = d.spec.version,
+            user = profile.0,
+            dbname = profile.1,
+            storage = d.spec.storage.0,
+            namespace = slipway_crds::tenant_namespace(tenant),
+            policy = match d.spec.deletion_policy {
+                slipway_crds::DeletionPolicy::Retain => "keeps its data and this Secret (deletionPolicy: Retain)",
+                slipway_crds::DeletionPolicy::Delete => "deletes its data (deletionPolicy: Delete)",
+            },
+        ),
+        message_id: d.uid.map(|uid| format!("<{uid}.database-ready@slipway>")),
+    }
+}
+
+/// The "your Workspace is ready" email: the ssh command, the resources granted, and how to add
+/// a key.
+pub fn workspace_ready(
+    name: &str,
+    tenant: &str,
+    spec: &WorkspaceSpec,
+    status: &WorkspaceStatus,
+    uid: Option<&str>,
+) -> Email {
+    let command = status.ssh_command.clone().unwrap_or_default();
+    let amount = |q: &Option<k8s_openapi::apimachinery::pkg::api::resource::Quantity>| {
+        q.as_ref().map_or_else(|| "the plan's default".to_string(), |q| q.0.clone())
+    };
+    Email {
+        subject: format!("Your workspace \"{name}\" is ready on Slipway"),
+        body: format!(
+            "Hello,\n\nYour workspace \"{name}\" in tenant \"{tenant}\" is ready. Connect with\n\n    {command}\n\n\
+             using the private key that belongs to one of the {keys} public key(s) you gave.\n\n  \
+             CPU:       {cpu}\n  Memory:    {memory}\n  Storage:   {storage} (your home directory, kept across restarts)\n  \
+             Node port: {port}\n\n\
+             To add or replace a key, send the whole new list of public keys:\n\n    \
+             PUT /api/v1/tenants/{tenant}/workspaces/{name}\n    \
+             {{\"spec\": {{\"sshKeys\": [\"ssh-ed25519 AAAA... you@laptop\", \"...\"]}}}}\n\n\
+             The running workspace picks the keys up within a minute; your files stay.\n\n-- Slipway\n",
+            keys = spec.ssh_keys.len(),
+            cpu = amount(&spec.cpu),
+            memory = amount(&spec.memory),
+            storage = spec.storage.0,
+            port = status.node_port.map(|p| p.to_string()).unwrap_or_default(),
+        ),
+        message_id: uid.map(|uid| format!("<{uid}.workspace-ready@slipway>")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,6 +214,68 @@ mod tests {
         assert!(email.body.contains("curl http://10.0.0.5:31234"), "{}", email.body);
         assert!(email.body.contains("2 of 2 replicas"), "{}", email.body);
         assert_eq!(email.message_id.as_deref(), Some("<abc.app-ready@slipway>"));
+    }
+
+    #[test]
+    fn database_email_says_where_and_never_the_password() {
+        use slipway_crds::{DatabaseEngine, DeletionPolicy};
+        let spec = DatabaseSpec {
+            engine: DatabaseEngine::Postgres,
+            version: "17".into(),
+            storage: k8s_openapi::apimachinery::pkg::api::resource::Quantity("1Gi".into()),
+            cpu: None,
+            memory: None,
+            expose: None,
+            deletion_policy: DeletionPolicy::Retain,
+        };
+        let status = DatabaseStatus {
+            host: Some("orders.tenant-acme.svc.cluster.local".into()),
+            port: Some(5432),
+            node_port: Some(31000),
+            secret_name: Some("orders-credentials".into()),
+            ..Default::default()
+        };
+        let email = database_ready(&DatabaseReady {
+            name: "orders",
+            tenant: "acme",
+            spec: &spec,
+            status: &status,
+            node_address: Some("10.0.0.5"),
+            uid: Some("u1"),
+        });
+        for needle in [
+            "postgres 17",
+            "orders.tenant-acme.svc.cluster.local",
+            "5432",
+            "User:      app",
+            "10.0.0.5:31000",
+            "/databases/orders/credentials",
+            "orders-credentials",
+        ] {
+            assert!(email.body.contains(needle), "{needle} missing from {}", email.body);
+        }
+        assert!(!email.body.to_lowercase().contains("password:"), "{}", email.body);
+    }
+
+    #[test]
+    fn workspace_email_has_the_ssh_command() {
+        let spec = WorkspaceSpec {
+            owner: "ada@example.com".into(),
+            cpu: Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity("1".into())),
+            memory: None,
+            storage: k8s_openapi::apimachinery::pkg::api::resource::Quantity("5Gi".into()),
+            ssh_keys: vec!["ssh-ed25519 AAAA".into()],
+            image: None,
+        };
+        let status = WorkspaceStatus {
+            node_port: Some(30022),
+            ssh_command: Some("ssh -p 30022 dev@10.0.0.5".into()),
+            ..Default::default()
+        };
+        let email = workspace_ready("box", "acme", &spec, &status, None);
+        assert!(email.body.contains("    ssh -p 30022 dev@10.0.0.5\n"), "{}", email.body);
+        assert!(email.body.contains("CPU:       1\n"), "{}", email.body);
+        assert!(email.body.contains("PUT /api/v1/tenants/acme/workspaces/box"), "{}", email.body);
     }
 
     #[test]

@@ -57,8 +57,11 @@ pub struct DatabaseSpec {
     pub deletion_policy: DeletionPolicy,
 }
 
+/// Volume size of a Database or Workspace whose spec names none.
+pub const DEFAULT_STORAGE: &str = "1Gi";
+
 pub(crate) fn default_storage() -> Quantity {
-    Quantity("1Gi".into())
+    Quantity(DEFAULT_STORAGE.into())
 }
 
 /// The engines Slipway runs.

@@ -20,8 +20,8 @@ mod workspace;
 
 pub use app::{App, AppPhase, AppSpec, AppStatus, ComputeResources, EnvVar, Expose, ExposeType, ResourceAmounts};
 pub use database::{
-    Database, DatabaseEngine, DatabaseExposeType, DatabaseExposure, DatabaseSpec, DatabaseStatus, DeletionPolicy,
-    ResourcePhase,
+    DEFAULT_STORAGE, Database, DatabaseEngine, DatabaseExposeType, DatabaseExposure, DatabaseSpec, DatabaseStatus,
+    DeletionPolicy, ResourcePhase,
 };
 pub use tenant::{LimitOverrides, Tenant, TenantOwner, TenantSpec, TenantStatus};
 pub use workspace::{Workspace, WorkspaceSpec, WorkspaceStatus};

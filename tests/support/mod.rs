@@ -26,6 +26,9 @@ pub struct Slipway {
     pub mail_api: String,
 }
 
+/// The only email domain whose users may request Workspaces in the tests.
+pub const WORKSPACE_DOMAIN: &str = "example.com";
+
 /// Base domain of tenants' Ingress hosts in the tests.
 pub const INGRESS_DOMAIN: &str = "apps.slipway.test";
 
@@ -117,10 +120,13 @@ pub fn slipway() -> &'static Slipway {
                     },
                     max_body_bytes: 64 * 1024,
                     ingress_domain: INGRESS_DOMAIN.into(),
+                    // Test users are @example.com; Client::new_user_at makes outsiders.
+                    workspace_email_domains: vec![WORKSPACE_DOMAIN.into()],
                 };
                 let controller = slipway_controller::ControllerConfig {
                     node_address: None,
                     mail: slipway_controller::MailerConfig { smtp_url, from: "Slipway <noreply@slipway.test>".into() },
+                    workspace_image: "ghcr.io/slipway-dev/workspace:0.1".into(),
                 };
                 let plans = std::sync::Arc::new(slipway_policies::PlanCatalog::embedded());
                 let config = kube::Config::infer().await.unwrap();
@@ -183,10 +189,15 @@ impl Client {
         Self { http: reqwest::Client::new(), base: slipway().base_url.clone(), token: None }
     }
 
-    /// Registers a new user with a unique email and logs in. Returns the client and email.
+    /// Registers a new user with a unique @example.com email and logs in. Returns the client and email.
     pub async fn new_user(prefix: &str) -> (Self, String) {
+        Self::new_user_at(prefix, WORKSPACE_DOMAIN).await
+    }
+
+    /// Registers a new user with a unique address at `domain` and logs in.
+    pub async fn new_user_at(prefix: &str, domain: &str) -> (Self, String) {
         let anon = Self::anonymous();
-        let email = format!("{}@example.com", unique(prefix));
+        let email = format!("{}@{domain}", unique(prefix));
         let r = anon
             .post("/auth/register", json!({"email": email, "password": "correct horse battery", "name": prefix}))
             .await;

@@ -2,8 +2,12 @@
 
 mod accounts;
 mod apps;
+mod credentials;
+mod databases;
 mod health;
+mod objects;
 mod tenants;
+mod workspaces;
 
 use crate::{AppState, error::ApiError};
 use axum::{
@@ -11,6 +15,7 @@ use axum::{
     extract::DefaultBodyLimit,
     routing::{get, post},
 };
+use slipway_crds::{App, Database, Workspace};
 use tower_http::trace::TraceLayer;
 
 /// Builds the whole router over `state`; bodies over `max_body_bytes` answer 413.
@@ -21,8 +26,19 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/me", get(accounts::me))
         .route("/tenants", post(tenants::create).get(tenants::list))
         .route("/tenants/{tenant}", get(tenants::get).delete(tenants::delete))
-        .route("/tenants/{tenant}/apps", post(apps::create).get(apps::list))
-        .route("/tenants/{tenant}/apps/{app}", get(apps::get).put(apps::update).delete(apps::delete));
+        .route("/tenants/{tenant}/apps", post(apps::create).get(objects::list::<App>))
+        .route(
+            "/tenants/{tenant}/apps/{app}",
+            get(objects::get::<App>).put(apps::update).delete(objects::delete::<App>),
+        )
+        .route("/tenants/{tenant}/databases", post(databases::create).get(objects::list::<Database>))
+        .route("/tenants/{tenant}/databases/{db}", get(objects::get::<Database>).delete(objects::delete::<Database>))
+        .route("/tenants/{tenant}/databases/{db}/credentials", get(credentials::get))
+        .route("/tenants/{tenant}/workspaces", post(workspaces::create).get(objects::list::<Workspace>))
+        .route(
+            "/tenants/{tenant}/workspaces/{ws}",
+            get(objects::get::<Workspace>).put(workspaces::update).delete(objects::delete::<Workspace>),
+        );
     Router::new()
         .nest("/api/v1", v1)
         .route("/healthz", get(health::healthz))

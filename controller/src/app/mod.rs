@@ -8,26 +8,17 @@ use crate::{
     apply::{apply, apply_status, delete_if_exists},
     notify,
 };
-use k8s_openapi::{
-    api::{
-        core::v1::{Namespace, Node, Service},
-        networking::v1::{Ingress, NetworkPolicy},
-    },
-    apimachinery::pkg::apis::meta::v1::Time,
-    jiff::Timestamp,
+use k8s_openapi::api::{
+    core::v1::Service,
+    networking::v1::{Ingress, NetworkPolicy},
 };
 use kube::{
     Api, Resource, ResourceExt,
-    api::{ListParams, Patch, PatchParams},
     runtime::{controller::Action, events::EventType},
 };
 use resources::AppIdentity;
-use slipway_crds::{App, AppPhase, AppStatus, TENANT_LABEL, Tenant};
+use slipway_crds::{App, AppPhase, AppStatus, Tenant};
 use std::sync::Arc;
-
-/// Field manager that owns `status.readyNotifiedAt`, apart from the status the controller
-/// recomputes on every reconcile, so applying that status never clears the marker.
-const NOTIFIER: &str = "slipway-notifier";
 
 /// Brings the App's workload objects and status to what its spec asks for.
 pub async fn reconcile(app: Arc<App>, ctx: Arc<Context>) -> Result<Action> {
@@ -45,7 +36,7 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
     let apps: Api<App> = Api::namespaced(client.clone(), &ns);
     let previous = app.status.clone().unwrap_or_default();
 
-    let Some(tenant) = tenant_of(ctx, &ns).await? else {
+    let Some(tenant) = crate::lookup::tenant_of(ctx, &ns).await? else {
         let status = AppStatus {
             observed_generation: app.meta().generation,
             conditions: vec![crate::conditions::condition(
@@ -69,6 +60,7 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
         namespace: &ns,
         tenant: &tenant_name,
         owner: app.controller_owner_ref(&()).expect("App has a name and uid"),
+        label: slipway_crds::APP_LABEL,
     };
 
     let deployment =
@@ -82,13 +74,12 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
     match resources::expose_policy(&id, &app.spec) {
         Some(policy) => drop(apply(&policies, &policy).await?),
-        None => delete_if_exists(&policies, &resources::expose_policy_name(&name)).await?,
+        None => delete_if_exists(&policies, &crate::identity::expose_policy_name(&name)).await?,
     }
 
-    let node_address = match (&ctx.node_address, status::node_port(Some(&service))) {
-        (Some(addr), _) => Some(addr.clone()),
-        (None, Some(_)) => first_node_address(ctx).await?,
-        (None, None) => None,
+    let node_address = match status::node_port(Some(&service)) {
+        Some(_) => crate::lookup::node_address(ctx).await?,
+        None => None,
     };
     let status = status::compute(&status::Observed {
         generation: app.meta().generation,
@@ -117,33 +108,7 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-/// The tenant that owns namespace `ns`, by the namespace's tenant label; `None` when the
-/// namespace is not a tenant's.
-async fn tenant_of(ctx: &Context, ns: &str) -> Result<Option<Tenant>> {
-    let namespace = Api::<Namespace>::all(ctx.client.clone()).get_opt(ns).await?;
-    let Some(tenant) = namespace.and_then(|n| n.labels().get(TENANT_LABEL).cloned()) else {
-        return Ok(None);
-    };
-    Ok(Api::<Tenant>::all(ctx.client.clone()).get_opt(&tenant).await?)
-}
-
-/// Address of the first node, preferring ExternalIP over InternalIP.
-async fn first_node_address(ctx: &Context) -> Result<Option<String>> {
-    let nodes = Api::<Node>::all(ctx.client.clone()).list(&ListParams::default().limit(1)).await?;
-    let addresses = nodes.items.into_iter().next().and_then(|n| n.status?.addresses).unwrap_or_default();
-    let pick = |kind: &str| addresses.iter().find(|a| a.type_ == kind).map(|a| a.address.clone());
-    Ok(pick("ExternalIP").or_else(|| pick("InternalIP")))
-}
-
-/// Emails the owners once per App lifetime, even across controller restarts and replicas.
-///
-/// First claims the notification by writing `status.readyNotifiedAt` with the App's current
-/// `resourceVersion` as a precondition: of two racing reconciles only one claim succeeds (the
-/// other gets 409 Conflict and requeues, then sees the marker). Then sends; if sending fails the
-/// claim is withdrawn so a retry sends again. A crash between claim and send loses that one
-/// email (at most once), which we prefer over duplicates.
-///
-/// Returns `false` when the claim lost to a concurrent change (409): nothing was sent.
+/// Emails the tenant's owners that the App is ready, once (see [`crate::ready::notify_once`]).
 async fn notify_ready_once(
     ctx: &Context,
     apps: &Api<App>,
@@ -151,31 +116,7 @@ async fn notify_ready_once(
     tenant: &Tenant,
     status: &AppStatus,
 ) -> Result<bool> {
-    let name = app.name_any();
-    let claim = serde_json::json!({
-        "metadata": { "resourceVersion": app.resource_version() },
-        "status": { "readyNotifiedAt": Time(Timestamp::now()) },
-    });
-    let params = PatchParams { field_manager: Some(NOTIFIER.into()), ..Default::default() };
-    match apps.patch_status(&name, &params, &Patch::Merge(&claim)).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => return Ok(false),
-        Err(e) => return Err(e.into()),
-    }
-
-    let message = notify::app_ready(&name, &tenant.name_any(), &app.spec, status, app.uid().as_deref());
+    let message = notify::app_ready(&app.name_any(), &tenant.name_any(), &app.spec, status, app.uid().as_deref());
     let recipients: Vec<&str> = tenant.spec.owners.iter().map(|o| o.email.as_str()).collect();
-    if let Err(e) = ctx.mailer.send(&recipients, &message).await {
-        let unclaim = serde_json::json!({ "status": { "readyNotifiedAt": null } });
-        apps.patch_status(&name, &params, &Patch::Merge(&unclaim)).await?;
-        return Err(e);
-    }
-    ctx.publish(
-        app,
-        EventType::Normal,
-        "OwnersNotified",
-        format!("emailed {} owner(s) that the App is ready", recipients.len()),
-    )
-    .await;
-    Ok(true)
+    crate::ready::notify_once(ctx, apps, app, &recipients, &message).await
 }

@@ -4,59 +4,25 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Capabilities, Container, ContainerPort, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-            ResourceRequirements, SeccompProfile, SecurityContext, Service, ServicePort, ServiceSpec, TCPSocketAction,
+            Container, ContainerPort, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+            ResourceRequirements, SeccompProfile, Service, ServicePort, ServiceSpec, TCPSocketAction,
         },
         networking::v1::{
-            HTTPIngressPath, HTTPIngressRuleValue, IPBlock, Ingress, IngressBackend, IngressRule,
-            IngressServiceBackend, IngressSpec, NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer,
-            NetworkPolicyPort, NetworkPolicySpec, ServiceBackendPort,
+            HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
+            IngressSpec, NetworkPolicy, ServiceBackendPort,
         },
     },
     apimachinery::pkg::{
         api::resource::Quantity,
-        apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
+        apis::meta::v1::{LabelSelector, ObjectMeta},
         util::intstr::IntOrString,
     },
 };
-use slipway_crds::{APP_LABEL, AppSpec, ExposeType, ResourceAmounts, TENANT_LABEL};
+use slipway_crds::{AppSpec, ExposeType, ResourceAmounts};
 use std::collections::BTreeMap;
 
-/// Names and ownership shared by every object of one App.
-pub struct AppIdentity<'a> {
-    /// The App's name; every owned object has the same name.
-    pub name: &'a str,
-    /// The App's namespace.
-    pub namespace: &'a str,
-    /// The tenant the namespace belongs to.
-    pub tenant: &'a str,
-    /// Controller owner reference to the App, so deleting it deletes them.
-    pub owner: OwnerReference,
-}
-
-impl AppIdentity<'_> {
-    fn selector(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([(APP_LABEL.to_string(), self.name.to_string())])
-    }
-
-    fn labels(&self) -> BTreeMap<String, String> {
-        let mut labels = self.selector();
-        labels.insert(TENANT_LABEL.into(), self.tenant.into());
-        labels.insert("app.kubernetes.io/name".into(), self.name.into());
-        labels.insert("app.kubernetes.io/managed-by".into(), "slipway".into());
-        labels
-    }
-
-    fn meta(&self, name: &str) -> ObjectMeta {
-        ObjectMeta {
-            name: Some(name.into()),
-            namespace: Some(self.namespace.into()),
-            labels: Some(self.labels()),
-            owner_references: Some(vec![self.owner.clone()]),
-            ..Default::default()
-        }
-    }
-}
+pub use crate::identity::Identity as AppIdentity;
+use crate::identity::restricted_container;
 
 fn amounts(a: Option<&ResourceAmounts>) -> Option<BTreeMap<String, Quantity>> {
     let a = a?;
@@ -93,13 +59,7 @@ pub fn deployment(id: &AppIdentity<'_>, spec: &AppSpec, replicas: i32) -> Deploy
             period_seconds: Some(5),
             ..Default::default()
         }),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
-            run_as_non_root: Some(true),
-            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
-            ..Default::default()
-        }),
+        security_context: Some(restricted_container()),
         ..Default::default()
     };
     Deployment {
@@ -176,42 +136,19 @@ pub fn ingress(id: &AppIdentity<'_>, spec: &AppSpec) -> Option<Ingress> {
     })
 }
 
-/// Name of the NetworkPolicy that opens an exposed App's port to traffic from outside the
-/// namespace (the tenant's default deny would drop NodePort and Ingress traffic otherwise).
-pub fn expose_policy_name(app: &str) -> String {
-    format!("slipway-expose-{app}")
-}
-
 /// The allow policy of an exposed App: its pods' port from any address.
 pub fn expose_policy(id: &AppIdentity<'_>, spec: &AppSpec) -> Option<NetworkPolicy> {
     if spec.expose_type() == ExposeType::ClusterIP {
         return None;
     }
-    Some(NetworkPolicy {
-        metadata: id.meta(&expose_policy_name(id.name)),
-        spec: Some(NetworkPolicySpec {
-            pod_selector: Some(LabelSelector { match_labels: Some(id.selector()), ..Default::default() }),
-            policy_types: Some(vec!["Ingress".into()]),
-            ingress: Some(vec![NetworkPolicyIngressRule {
-                from: Some(vec![NetworkPolicyPeer {
-                    ip_block: Some(IPBlock { cidr: "0.0.0.0/0".into(), ..Default::default() }),
-                    ..Default::default()
-                }]),
-                ports: Some(vec![NetworkPolicyPort {
-                    port: Some(IntOrString::Int(spec.port)),
-                    protocol: Some("TCP".into()),
-                    ..Default::default()
-                }]),
-            }]),
-            ..Default::default()
-        }),
-    })
+    Some(crate::identity::expose_policy(id, spec.port))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use slipway_crds::Expose;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use slipway_crds::{APP_LABEL, Expose};
 
     fn id() -> AppIdentity<'static> {
         AppIdentity {
@@ -219,6 +156,7 @@ mod tests {
             namespace: "tenant-acme",
             tenant: "acme",
             owner: OwnerReference { name: "web".into(), ..Default::default() },
+            label: APP_LABEL,
         }
     }
 

@@ -67,7 +67,10 @@ pub fn namespace(tenant: &str, owner: OwnerReference) -> Namespace {
 pub fn quota(tenant: &str, policy: &TenantPolicy, owner: OwnerReference) -> ResourceQuota {
     let l = &policy.limits;
     let count = |n: u32| Quantity(n.to_string());
-    let node_ports = if l.exposures.contains(&ExposeType::NodePort) { l.max_apps } else { 0 };
+    // Every Workspace has an SSH node port; Apps and Databases only where the plan allows.
+    let app_ports = if l.exposures.contains(&ExposeType::NodePort) { l.max_apps } else { 0 };
+    let database_ports = if l.database_node_ports { l.max_databases } else { 0 };
+    let node_ports = app_ports + database_ports + l.max_workspaces;
     let hard = BTreeMap::from([
         ("requests.cpu".to_string(), l.cpu.to_quantity()),
         ("limits.cpu".to_string(), l.cpu.to_quantity()),
@@ -118,8 +121,9 @@ pub fn limit_range(tenant: &str, policy: &TenantPolicy, owner: OwnerReference) -
     }
 }
 
-/// What a tenant member may do in the tenant namespace: manage Slipway resources, and read
-/// the workloads, pods, logs and events the controller makes from them. Nothing else: the
+/// What a tenant member may do in the tenant namespace: manage Slipway resources, read the
+/// workloads, pods, logs and events the controller makes from them, and read the tenant's
+/// Secrets one by one (its own Database credentials) and volume claims. Nothing else: the
 /// Deployments and Services are the controller's to write.
 pub fn member_role() -> ClusterRole {
     let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
@@ -148,6 +152,10 @@ pub fn member_role() -> ClusterRole {
                 &read,
             ),
             rule(&["apps"], &["deployments", "replicasets", "statefulsets"], &read),
+            // Database credentials by name (`GET .../databases/{db}/credentials` reads them as
+            // the member); not `list`, which would return every Secret's content at once.
+            rule(&[""], &["secrets"], &["get"]),
+            rule(&[""], &["persistentvolumeclaims"], &read),
             rule(&["networking.k8s.io"], &["ingresses"], &read),
             rule(&["events.k8s.io"], &["events"], &read),
         ]),
@@ -240,7 +248,8 @@ mod tests {
         let hard = quota("acme", &free, owner()).spec.unwrap().hard.unwrap();
         assert_eq!(hard["limits.cpu"], Quantity("2".into()));
         assert_eq!(hard["requests.memory"], Quantity("2Gi".into()));
-        assert_eq!(hard["services.nodeports"], Quantity("3".into()));
+        // free: 3 Apps on node ports, no Database node ports, 1 Workspace's SSH port.
+        assert_eq!(hard["services.nodeports"], Quantity("4".into()));
     }
 
     #[test]

@@ -1,0 +1,186 @@
+//! What the kinds in a tenant's namespace (Apps, Databases, Workspaces) share: the caller's
+//! impersonated client, the view `{"name","tenant","spec","status"}`, Kubernetes' answers turned
+//! into the API's errors, and the list, get and delete handlers, generic over the kind.
+
+use super::tenants::membership;
+use crate::{AppState, auth::AuthUser, error::ApiError};
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::{StatusCode, header},
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, ListParams, PostParams},
+    core::{
+        NamespaceResourceScope,
+        object::{HasSpec, HasStatus},
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use slipway_crds::{TENANT_LABEL, tenant_namespace};
+
+/// Field manager of the API's writes.
+pub const MANAGER: &str = "slipway-api";
+
+/// A Slipway kind that lives in a tenant's namespace: `App`, `Database` or `Workspace`.
+pub trait TenantObject:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + HasSpec<Spec: Clone + Serialize + Send>
+    + HasStatus<Status: Default + Serialize + Send>
+    + Clone
+    + std::fmt::Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<K> TenantObject for K where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + HasSpec<Spec: Clone + Serialize + Send>
+        + HasStatus<Status: Default + Serialize + Send>
+        + Clone
+        + std::fmt::Debug
+        + DeserializeOwned
+        + Serialize
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// A tenant object as the API shows it: `{"name","tenant","spec","status"}`, the custom
+/// resource's own spec and status (the status is empty until the controller writes one).
+#[derive(Serialize)]
+pub struct View<K: TenantObject> {
+    name: String,
+    tenant: String,
+    spec: K::Spec,
+    status: K::Status,
+}
+
+impl<K: TenantObject> View<K> {
+    /// The view of `object`, which belongs to `tenant`.
+    pub fn new(mut object: K, tenant: &str) -> Self {
+        Self {
+            name: object.name_any(),
+            tenant: tenant.into(),
+            spec: object.spec().clone(),
+            status: object.status_mut().take().unwrap_or_default(),
+        }
+    }
+}
+
+/// The answer to a create: 201, `Location: /api/v1/tenants/{tenant}/{plural}/{name}`, the view.
+pub type Created<K> = (StatusCode, [(header::HeaderName, String); 1], Json<View<K>>);
+
+/// The caller's Kubernetes client for `tenant`, after the membership check: it impersonates
+/// them with the tenant's group, so Kubernetes RBAC decides what each call may do.
+///
+/// # Errors
+/// 404 for non-members; 502 if no client can be built (bad TLS material).
+pub async fn member_client(state: &AppState, user: &AuthUser, tenant: &str) -> Result<Client, ApiError> {
+    membership(state, user, tenant).await?;
+    Ok(state.cluster.as_member(&user.email, tenant)?)
+}
+
+/// Objects of kind `K` in `tenant`'s namespace, through [`member_client`].
+///
+/// # Errors
+/// As [`member_client`].
+pub async fn member_api<K: TenantObject>(state: &AppState, user: &AuthUser, tenant: &str) -> Result<Api<K>, ApiError> {
+    Ok(Api::namespaced(member_client(state, user, tenant).await?, &tenant_namespace(tenant)))
+}
+
+/// The kind as messages name it: `app`, `database`, `workspace`.
+fn kind<K: TenantObject>() -> String {
+    K::kind(&()).to_lowercase()
+}
+
+/// 404 for the object `name` of kind `K` in `tenant`.
+pub fn not_found<K: TenantObject>(name: &str, tenant: &str) -> ApiError {
+    ApiError::NotFound(format!("{} {name:?} not found in tenant {tenant:?}", kind::<K>()))
+}
+
+/// 409 for a `name` of kind `K` that `tenant` already has.
+pub fn already_exists<K: TenantObject>(name: &str, tenant: &str) -> ApiError {
+    ApiError::Conflict(format!("{} {name:?} already exists in tenant {tenant:?}; choose another name", kind::<K>()))
+}
+
+/// Creates `object` in `tenant`, labelled `slipway.dev/tenant: <tenant>`, as [`MANAGER`].
+///
+/// # Errors
+/// 409 when the name is taken; 422 for schema, CEL and admission webhook (plan) denials; the
+/// rest as `From<kube::Error>`.
+pub async fn create<K: TenantObject>(api: &Api<K>, tenant: &str, mut object: K) -> Result<Created<K>, ApiError> {
+    let name = object.name_any();
+    object.labels_mut().insert(TENANT_LABEL.to_string(), tenant.to_string());
+    let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    let created = api.create(&params, &object).await.map_err(|e| match e {
+        kube::Error::Api(s) if s.code == 409 => already_exists::<K>(&name, tenant),
+        e => e.into(),
+    })?;
+    let location = format!("/api/v1/tenants/{tenant}/{}/{name}", K::plural(&()));
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(View::new(created, tenant))))
+}
+
+/// The object `name`.
+///
+/// # Errors
+/// 404 when it does not exist; the rest as `From<kube::Error>`.
+pub async fn fetch<K: TenantObject>(api: &Api<K>, tenant: &str, name: &str) -> Result<K, ApiError> {
+    api.get_opt(name).await?.ok_or_else(|| not_found::<K>(name, tenant))
+}
+
+/// Replaces `object` (read before, so its `resourceVersion` guards against lost updates) as
+/// [`MANAGER`].
+///
+/// # Errors
+/// 409 on a concurrent change (read and retry); 422 for schema, CEL and webhook denials.
+pub async fn replace<K: TenantObject>(api: &Api<K>, tenant: &str, object: &K) -> Result<Json<View<K>>, ApiError> {
+    let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    let updated = api.replace(&object.name_any(), &params, object).await?;
+    Ok(Json(View::new(updated, tenant)))
+}
+
+/// `GET /api/v1/tenants/{tenant}/{apps|databases|workspaces}` → `{"items": [...]}`.
+pub async fn list<K: TenantObject>(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path(tenant): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let api = member_api::<K>(&state, &user, &tenant).await?;
+    let items: Vec<_> =
+        api.list(&ListParams::default()).await?.items.into_iter().map(|o| View::new(o, &tenant)).collect();
+    Ok(Json(serde_json::json!({ "items": items })))
+}
+
+/// `GET /api/v1/tenants/{tenant}/{apps|databases|workspaces}/{name}` →
+/// `{"name","tenant","spec","status"}`.
+pub async fn get<K: TenantObject>(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<Json<View<K>>, ApiError> {
+    let api = member_api::<K>(&state, &user, &tenant).await?;
+    Ok(Json(View::new(fetch(&api, &tenant, &name).await?, &tenant)))
+}
+
+/// `DELETE /api/v1/tenants/{tenant}/{apps|databases|workspaces}/{name}` → 204. Kubernetes
+/// garbage-collects what the object owns (a Database's volume and Secret only with
+/// `deletionPolicy: Delete`; the controller sees to that).
+pub async fn delete<K: TenantObject>(
+    State(state): State<AppState>,
+    user: AuthUser,
+    Path((tenant, name)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let api = member_api::<K>(&state, &user, &tenant).await?;
+    match api.delete(&name, &DeleteParams::background()).await {
+        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Err(kube::Error::Api(s)) if s.code == 404 => Err(not_found::<K>(&name, tenant.as_str())),
+        Err(e) => Err(e.into()),
+    }
+}
