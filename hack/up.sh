@@ -47,7 +47,13 @@ Try it from another terminal:
   curl -s -XPOST \$API/tenants/demo/apps -H "authorization: Bearer \$TOKEN" -H '$json' \\
        -d '{"name":"web","spec":{"image":"nginxinc/nginx-unprivileged:1.27","port":8080,"replicas":2,"expose":{"type":"NodePort"}}}'
   curl -s \$API/tenants/demo/apps/web -H "authorization: Bearer \$TOKEN"     # status.phase becomes Ready
-  curl -s '$SLIPWAY_MAIL_API/api/v2/messages'                                # the "ready" email
+  curl -s -XPOST \$API/tenants/demo/databases -H "authorization: Bearer \$TOKEN" -H '$json' \\
+       -d '{"name":"orders","spec":{"engine":"postgres","version":"17","storage":"1Gi"}}'
+  curl -s \$API/tenants/demo/databases/orders/credentials -H "authorization: Bearer \$TOKEN"
+  curl -s -XPOST \$API/tenants/demo/workspaces -H "authorization: Bearer \$TOKEN" -H '$json' \\
+       -d "{\"name\":\"box\",\"spec\":{\"sshKeys\":[\"\$(cat ~/.ssh/id_ed25519.pub)\"]}}"
+  curl -s \$API/tenants/demo/workspaces/box -H "authorization: Bearer \$TOKEN"  # status.sshCommand
+  curl -s '$SLIPWAY_MAIL_API/api/v2/messages'                                # the "ready" emails
 
 TRY
 exec target/debug/slipway all
