@@ -14,8 +14,14 @@ use kube::{
     api::{ListParams, Patch, PatchParams, PostParams},
 };
 use serde_json::json;
-use slipway_crds::{App, AppSpec, Expose, ExposeType, TENANT_LABEL};
+use slipway_crds::{
+    App, AppSpec, Database, DatabaseEngine, DatabaseSpec, DeletionPolicy, Expose, ExposeType, TENANT_LABEL, Workspace,
+    WorkspaceSpec,
+};
 use support::{Client, kube_admin, slipway};
+
+/// An SSH key every plan accepts, for Workspaces.
+const ED25519: &str = include_str!("../policies/tests/ssh-keys/ed25519.pub");
 
 /// A tenant on `plan` (through the API, so it is Ready) and an admin client's Apps in it.
 async fn tenant_apps(prefix: &str, plan: &str) -> (String, Api<App>) {
@@ -28,8 +34,78 @@ fn app(name: &str, replicas: Option<i32>) -> App {
     App::new(name, AppSpec { image: "nginx".into(), port: 8080, replicas, env: vec![], resources: None, expose: None })
 }
 
+/// A tenant on `plan` (through the API, so it is Ready): its name and its owner's email.
+async fn new_tenant(prefix: &str, plan: &str) -> (String, String) {
+    let (owner, email) = Client::new_user(prefix).await;
+    (owner.create_tenant(prefix, plan).await, email)
+}
+
+/// An admin client's objects of kind `K` in `tenant`'s namespace.
+async fn admin_api<K>(tenant: &str) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"))
+}
+
+/// A PostgreSQL 17 Database of `storage`, CPU and memory left to the plan.
+fn database(name: &str, storage: &str) -> Database {
+    Database::new(
+        name,
+        DatabaseSpec {
+            engine: DatabaseEngine::Postgres,
+            version: "17".into(),
+            storage: Quantity(storage.into()),
+            cpu: None,
+            memory: None,
+            expose: None,
+            deletion_policy: DeletionPolicy::Delete,
+        },
+    )
+}
+
+/// A Workspace for `owner` with a home volume of `storage`, CPU and memory left to the plan.
+fn workspace(name: &str, owner: &str, storage: &str) -> Workspace {
+    Workspace::new(
+        name,
+        WorkspaceSpec {
+            owner: owner.into(),
+            cpu: None,
+            memory: None,
+            storage: Quantity(storage.into()),
+            ssh_keys: vec![ED25519.trim().into()],
+            image: None,
+        },
+    )
+}
+
+/// The outcome of concurrent creates: the admitted objects, and the messages of the denials
+/// (each asserted to be a 422 of the webhook).
+fn admitted_and_denied<K: std::fmt::Debug>(results: Vec<Result<K, kube::Error>>) -> (Vec<K>, Vec<String>) {
+    let mut admitted = Vec::new();
+    let mut denied = Vec::new();
+    for result in results {
+        match result {
+            Ok(object) => admitted.push(object),
+            Err(e) => denied.push(validation_denial::<K>(Err(e))),
+        }
+    }
+    (admitted, denied)
+}
+
+/// The message of a request the validating webhook denied (a 422 with its prefix).
+fn validation_denial<K: std::fmt::Debug>(result: Result<K, kube::Error>) -> String {
+    let message = denial(result);
+    assert!(
+        message.starts_with(r#"admission webhook "validate.slipway.dev" denied the request: "#),
+        "not the validating webhook's denial: {message}"
+    );
+    message
+}
+
 /// The message of a denied request, asserting the webhook denied it with 422.
-fn denial(result: Result<App, kube::Error>) -> String {
+fn denial<K: std::fmt::Debug>(result: Result<K, kube::Error>) -> String {
     match result {
         Err(kube::Error::Api(s)) => {
             assert_eq!(s.code, 422, "{s:?}");
@@ -197,4 +273,194 @@ async fn malformed_reviews_get_clear_errors() {
     assert_eq!(body["response"]["allowed"], false);
     assert_eq!(body["response"]["uid"], "u1");
     assert_eq!(body["response"]["status"]["message"], "Slipway's webhook does not handle kind Gizmo");
+}
+
+/// Room for 1 Database, 10 creates at once on two webhook replicas: exactly 1 is admitted, the
+/// others are refused by the plan's Database count (the reservation ledger covers every kind).
+#[tokio::test]
+async fn concurrent_database_creates_never_overflow_the_plan() {
+    let (tenant, _) = new_tenant("race-db", "free").await;
+    let dbs: Api<Database> = admin_api(&tenant).await;
+    let creates = (0..10).map(|i| {
+        let dbs = dbs.clone();
+        async move { dbs.create(&PostParams::default(), &database(&format!("db-{i}"), "1Gi")).await }
+    });
+    let (admitted, denied) = admitted_and_denied(join_all(creates).await);
+    assert_eq!(admitted.len(), 1, "the plan \"free\" allows 1 Database; denials: {denied:?}");
+    assert_eq!(denied.len(), 9);
+    for message in &denied {
+        assert!(
+            message
+                .ends_with(r#"metadata.name: the tenant already has 1 Databases; the plan "free" allows 1 (0 left)"#),
+            "{message}"
+        );
+    }
+    let stored: Vec<_> = dbs.list(&ListParams::default()).await.unwrap().iter().map(ResourceExt::name_any).collect();
+    assert_eq!(stored, [admitted[0].name_any()], "only the admitted Database is stored");
+}
+
+/// Storage is one tenant total over Databases and Workspaces: 3 Databases and 5 Workspaces of
+/// 10Gi each, all at once, against the 50Gi of "standard" (counts allow all 8): exactly 5 fit.
+#[tokio::test]
+async fn concurrent_creates_of_two_kinds_share_the_storage_total() {
+    let (tenant, owner) = new_tenant("race-gi", "standard").await;
+    let dbs: Api<Database> = admin_api(&tenant).await;
+    let wss: Api<Workspace> = admin_api(&tenant).await;
+    let db_creates = (0..3).map(|i| {
+        let dbs = dbs.clone();
+        async move { dbs.create(&PostParams::default(), &database(&format!("db-{i}"), "10Gi")).await.map(drop) }
+    });
+    let ws_creates = (0..5).map(|i| {
+        let (wss, owner) = (wss.clone(), owner.clone());
+        async move { wss.create(&PostParams::default(), &workspace(&format!("ws-{i}"), &owner, "10Gi")).await.map(drop) }
+    });
+    let (db_results, ws_results) = futures::join!(join_all(db_creates), join_all(ws_creates));
+    let (admitted, denied) = admitted_and_denied(db_results.into_iter().chain(ws_results).collect());
+    assert_eq!(admitted.len(), 5, "50Gi holds five 10Gi volumes; denials: {denied:?}");
+    for message in &denied {
+        assert!(
+            message.contains(r#"spec.storage: this "#)
+                && message.ends_with(
+                    r#"needs 10Gi but the tenant already uses 50Gi of the plan "standard" storage limit of 50Gi (0 left)"#
+                ),
+            "{message}"
+        );
+    }
+    let stored = dbs.list(&ListParams::default()).await.unwrap().items.len()
+        + wss.list(&ListParams::default()).await.unwrap().items.len();
+    assert_eq!(stored, 5, "only the admitted objects are stored");
+}
+
+/// An App and a Database of the same name, created at once, would fight over one Service:
+/// of each pair exactly one is admitted, whichever replica judges which.
+#[tokio::test]
+async fn concurrent_creates_of_two_kinds_never_share_a_service_name() {
+    let (tenant, _) = new_tenant("race-name", "standard").await;
+    let apps: Api<App> = admin_api(&tenant).await;
+    let dbs: Api<Database> = admin_api(&tenant).await;
+    for round in 0..3 {
+        let name = format!("twin-{round}");
+        let (pp, twin_app, twin_db) = (PostParams::default(), app(&name, Some(1)), database(&name, "1Gi"));
+        let (as_app, as_db) = futures::join!(apps.create(&pp, &twin_app), dbs.create(&pp, &twin_db));
+        let (app_ok, db_ok) = (as_app.is_ok(), as_db.is_ok());
+        assert!(app_ok != db_ok, "{name}: exactly one of App and Database is admitted: {as_app:?} / {as_db:?}");
+        let message = if app_ok { validation_denial(as_db) } else { validation_denial(as_app) };
+        let winner = if app_ok { "App" } else { "Database" };
+        assert!(
+            message.ends_with(&format!(
+                r#"metadata.name: "{name}" clashes with {winner} "{name}" of this tenant (both would use Service "{name}"); choose another name"#
+            )),
+            "{message}"
+        );
+    }
+}
+
+/// Every object of a tenant shares its namespace, so Service names are unique across kinds: a
+/// Database `x` also claims `x-headless`.
+#[tokio::test]
+async fn service_names_are_unique_across_kinds() {
+    let (tenant, owner) = new_tenant("names", "standard").await;
+    let apps: Api<App> = admin_api(&tenant).await;
+    let dbs: Api<Database> = admin_api(&tenant).await;
+    let wss: Api<Workspace> = admin_api(&tenant).await;
+    let pp = PostParams::default();
+
+    apps.create(&pp, &app("web", Some(1))).await.expect("App web");
+    let message = validation_denial(dbs.create(&pp, &database("web", "1Gi")).await);
+    assert!(
+        message.ends_with(
+            r#"metadata.name: "web" clashes with App "web" of this tenant (both would use Service "web"); choose another name"#
+        ),
+        "{message}"
+    );
+    let message = validation_denial(wss.create(&pp, &workspace("web", &owner, "1Gi")).await);
+    assert!(message.contains(r#""web" clashes with App "web""#), "{message}");
+
+    dbs.create(&pp, &database("orders", "1Gi")).await.expect("Database orders");
+    let message = validation_denial(apps.create(&pp, &app("orders-headless", Some(1))).await);
+    assert!(
+        message.ends_with(
+            r#"metadata.name: "orders-headless" clashes with Database "orders" of this tenant (both would use Service "orders-headless"); choose another name"#
+        ),
+        "{message}"
+    );
+    let message = validation_denial(apps.create(&pp, &app("orders", Some(1))).await);
+    assert!(message.contains(r#""orders" clashes with Database "orders""#), "{message}");
+    // A name that only looks alike is free.
+    apps.create(&pp, &app("orders-api", Some(1))).await.expect("orders-api claims no Service of orders");
+}
+
+/// A Workspace's access instructions are mailed to `spec.owner`: a member creating one through
+/// Kubernetes (impersonated, as the API does) may name only an owner of the tenant.
+#[tokio::test]
+async fn a_workspace_owner_must_be_an_owner_of_the_tenant() {
+    let (tenant, email) = new_tenant("ws-owner", "free").await;
+    let (_, stranger) = Client::new_user("ws-stranger").await;
+    support::required_env("KUBECONFIG");
+    let cluster = slipway_api::Cluster::new(kube::Config::infer().await.unwrap()).unwrap();
+    let member = cluster.as_member(&email, &tenant).unwrap();
+    let wss: Api<Workspace> = Api::namespaced(member, &format!("tenant-{tenant}"));
+
+    let message = validation_denial(wss.create(&PostParams::default(), &workspace("box", &stranger, "1Gi")).await);
+    assert!(
+        message
+            .ends_with(&format!(r#"spec.owner: "{stranger}" is not an owner of tenant "{tenant}" (owners: {email})"#)),
+        "{message}"
+    );
+    let admitted = wss.create(&PostParams::default(), &workspace("box", &email, "1Gi")).await.expect("the owner's own");
+    assert_eq!(admitted.spec.owner, email);
+
+    // An UPDATE may not hand the Workspace to someone else either.
+    let handover = Patch::Merge(json!({"spec": {"owner": stranger}}));
+    let message = validation_denial(wss.patch("box", &PatchParams::default(), &handover).await);
+    assert!(message.contains(&format!(r#"spec.owner: "{stranger}" is not an owner"#)), "{message}");
+    assert_eq!(wss.get("box").await.unwrap().spec.owner, email, "the stored owner is unchanged");
+}
+
+/// Mutation: Databases and Workspaces get the plan's CPU and memory where they name none (free:
+/// 250m, 128Mi) and the tenant label, on the stored object; what the user set stays.
+#[tokio::test]
+async fn databases_and_workspaces_get_the_plans_cpu_and_memory() {
+    let (tenant, owner) = new_tenant("sized", "free").await;
+    let dbs: Api<Database> = admin_api(&tenant).await;
+    let wss: Api<Workspace> = admin_api(&tenant).await;
+    let quantity = |q: &Option<Quantity>| q.as_ref().map(|q| q.0.clone());
+
+    dbs.create(&PostParams::default(), &database("orders", "1Gi")).await.expect("a bare Database");
+    let stored = dbs.get("orders").await.unwrap();
+    assert_eq!(quantity(&stored.spec.cpu).as_deref(), Some("250m"), "{:?}", stored.spec);
+    assert_eq!(quantity(&stored.spec.memory).as_deref(), Some("128Mi"), "{:?}", stored.spec);
+    assert_eq!(stored.labels()[TENANT_LABEL], tenant);
+
+    let mut mine = workspace("box", &owner, "1Gi");
+    mine.spec.cpu = Some(Quantity("500m".into()));
+    wss.create(&PostParams::default(), &mine).await.expect("a Workspace with its own CPU");
+    let stored = wss.get("box").await.unwrap();
+    assert_eq!(quantity(&stored.spec.cpu).as_deref(), Some("500m"), "the user's CPU stays");
+    assert_eq!(quantity(&stored.spec.memory).as_deref(), Some("128Mi"), "{:?}", stored.spec);
+    assert_eq!(stored.labels()[TENANT_LABEL], tenant);
+}
+
+/// UPDATEs are never counted: the only Database a "free" tenant may have can still be changed,
+/// right after its CREATE (while its own reservation is live); the totals still apply.
+#[tokio::test]
+async fn updating_the_only_database_of_a_full_plan_is_admitted() {
+    let (tenant, _) = new_tenant("upd", "free").await;
+    let dbs: Api<Database> = admin_api(&tenant).await;
+    dbs.create(&PostParams::default(), &database("orders", "1Gi")).await.expect("the first Database");
+    let message = validation_denial(dbs.create(&PostParams::default(), &database("more", "1Gi")).await);
+    assert!(message.contains(r#"the plan "free" allows 1 (0 left)"#), "the plan is full: {message}");
+
+    let cpu = |q: &str| Patch::Merge(json!({"spec": {"cpu": q}}));
+    let updated = dbs.patch("orders", &PatchParams::default(), &cpu("500m")).await.expect("an UPDATE is not counted");
+    assert_eq!(updated.spec.cpu, Some(Quantity("500m".into())));
+    let updated = dbs.patch("orders", &PatchParams::default(), &cpu("750m")).await.expect("and again");
+    assert_eq!(updated.spec.cpu, Some(Quantity("750m".into())));
+
+    let message = validation_denial(dbs.patch("orders", &PatchParams::default(), &cpu("3")).await);
+    assert!(
+        message.contains("spec.cpu: this Database needs") && message.contains(r#"the plan "free" cpu limit of 2"#),
+        "{message}"
+    );
+    assert_eq!(dbs.get("orders").await.unwrap().spec.cpu, Some(Quantity("750m".into())));
 }

@@ -10,8 +10,9 @@ const DATABASE: &str = "sqlite";
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
     core::v1::{PersistentVolumeClaim, Pod, Secret, Service},
+    events::v1::Event,
 };
-use kube::{Api, ResourceExt};
+use kube::{Api, ResourceExt, api::ListParams};
 use serde_json::{Value, json};
 use std::time::Duration;
 use support::{Client, eventually, kube_admin, mails_to, required_env};
@@ -106,6 +107,20 @@ async fn a_database_is_provisioned_explained_and_cleaned_up_by_its_policy() {
     assert!(body.contains(&format!("node port {node_port}")), "{body}");
     assert!(body.contains(&format!("/tenants/{tenant}/databases/orders/credentials")), "{body}");
     assert!(!body.contains(&password), "the password must never be emailed");
+    let events: Api<Event> = Api::namespaced(admin.clone(), &ns);
+    eventually(Duration::from_secs(30), "Events on the Database", || async {
+        let reasons: Vec<String> = events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("orders"))
+            .filter_map(|e| e.reason)
+            .collect();
+        (reasons.iter().any(|r| r == "Ready") && reasons.iter().any(|r| r == "OwnersNotified")).then_some(())
+    })
+    .await;
     let cache_password = alice.get(&format!("{dbs}/cache/credentials")).await.body["password"].clone();
     assert!(mails.iter().all(|(_, b)| !b.contains(cache_password.as_str().unwrap())));
 

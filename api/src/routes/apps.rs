@@ -16,9 +16,9 @@ use axum::{
     Json,
     extract::{Path, State},
 };
-use kube::{ResourceExt, api::ListParams};
+use kube::{Api, ResourceExt, api::ListParams};
 use serde::Deserialize;
-use slipway_crds::{App, AppSpec};
+use slipway_crds::{App, AppSpec, Database, Workspace, tenant_namespace};
 use slipway_policies::{AppReview, Inventory};
 
 #[derive(Deserialize)]
@@ -35,11 +35,13 @@ pub struct UpdateApp {
 /// Checks the spec against the tenant's plan before Kubernetes sees it, for a precise 422.
 ///
 /// The same rules as the admission webhook (`slipway_policies::TenantPolicy::review_app`) on
-/// the spec as the webhook will see it (the plan's defaults filled in), with the tenant's
-/// other Apps (`existing`, as this user lists them). Host collisions across tenants are left to
-/// the webhook, which alone sees every tenant's Apps; it stays the enforcement point for all.
+/// the spec as the webhook will see it (the plan's defaults filled in), next to the tenant's
+/// other Apps (`existing`, as this user lists them) and its Databases and Workspaces, which
+/// draw on the same CPU and memory totals. Host collisions across tenants are left to the
+/// webhook, which alone sees every tenant's Apps; it stays the enforcement point for all.
 async fn check_plan(
     state: &AppState,
+    api: &Api<App>,
     existing: &[App],
     tenant: &str,
     name: &str,
@@ -47,8 +49,16 @@ async fn check_plan(
     previous: Option<&AppSpec>,
 ) -> Result<(), ApiError> {
     let policy = policy(state, tenant).await?;
-    let apps = existing.iter().filter(|a| a.name_any() != name).map(|a| (a.name_any(), a.spec.clone())).collect();
-    let others = Inventory { apps, ..Default::default() };
+    let client: kube::Client = api.clone().into();
+    let ns = tenant_namespace(tenant);
+    let all = ListParams::default();
+    let databases = Api::<Database>::namespaced(client.clone(), &ns).list(&all).await?.items;
+    let workspaces = Api::<Workspace>::namespaced(client, &ns).list(&all).await?.items;
+    let others = Inventory {
+        apps: existing.iter().filter(|a| a.name_any() != name).map(|a| (a.name_any(), a.spec.clone())).collect(),
+        databases: databases.into_iter().map(|d| (d.name_any(), d.spec)).collect(),
+        workspaces: workspaces.into_iter().map(|w| (w.name_any(), w.spec)).collect(),
+    };
     let spec = policy.default_app(spec);
     let review = AppReview {
         tenant,
@@ -82,7 +92,7 @@ pub async fn create(
     if existing.iter().any(|a| a.name_any() == req.name) {
         return Err(objects::already_exists::<App>(&req.name, &tenant));
     }
-    check_plan(&state, &existing, &tenant, &req.name, &req.spec, None).await?;
+    check_plan(&state, &api, &existing, &tenant, &req.name, &req.spec, None).await?;
     objects::create(&api, &tenant, App::new(&req.name, req.spec)).await
 }
 
@@ -97,7 +107,7 @@ pub async fn update(
     let api = objects::member_api::<App>(&state, &user, &tenant).await?;
     let mut app = objects::fetch(&api, &tenant, &name).await?;
     let existing = api.list(&ListParams::default()).await?.items;
-    check_plan(&state, &existing, &tenant, &name, &req.spec, Some(&app.spec)).await?;
+    check_plan(&state, &api, &existing, &tenant, &name, &req.spec, Some(&app.spec)).await?;
     app.spec = req.spec;
     objects::replace(&api, &tenant, &app).await
 }

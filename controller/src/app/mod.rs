@@ -36,21 +36,15 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
     let apps: Api<App> = Api::namespaced(client.clone(), &ns);
     let previous = app.status.clone().unwrap_or_default();
 
-    let Some(tenant) = crate::lookup::tenant_of(ctx, &ns).await? else {
-        let status = AppStatus {
-            observed_generation: app.meta().generation,
-            conditions: vec![crate::conditions::condition(
-                &previous.conditions,
-                "Ready",
-                false,
-                "NotInTenantNamespace",
-                format!("namespace {ns} does not belong to a Slipway tenant"),
-                app.meta().generation,
-            )],
-            ..Default::default()
-        };
-        apply_status(&apps, &name, &status).await?;
-        return Ok(Action::await_change());
+    let generation = app.meta().generation;
+    let tenant = match crate::lookup::tenant_or_condition(ctx, &ns, &previous.conditions, generation).await? {
+        Ok(tenant) => tenant,
+        Err(not_ready) => {
+            let status =
+                AppStatus { observed_generation: generation, conditions: vec![not_ready], ..Default::default() };
+            apply_status(&apps, &name, &status).await?;
+            return Ok(Action::await_change());
+        }
     };
     let policy = ctx.plans.effective(&tenant.spec.plan, tenant.spec.limits.as_ref())?;
     let replicas = policy.replicas_of(&app.spec);

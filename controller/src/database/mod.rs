@@ -45,13 +45,14 @@ async fn reconcile_inner(db: &Database, ctx: &Context) -> Result<Action> {
     let previous = db.status.clone().unwrap_or_default();
     let generation = db.meta().generation;
 
-    let Some(tenant) = lookup::tenant_of(ctx, &ns).await? else {
-        let message = format!("namespace {ns} does not belong to a Slipway tenant");
-        let phase = (ResourcePhase::Pending, "NotInTenantNamespace", message);
-        let conditions = vec![instance::ready_condition(&previous.conditions, phase, generation)];
-        let status = DatabaseStatus { observed_generation: generation, conditions, ..Default::default() };
-        apply_status(&dbs, &name, &status).await?;
-        return Ok(Action::await_change());
+    let tenant = match lookup::tenant_or_condition(ctx, &ns, &previous.conditions, generation).await? {
+        Ok(tenant) => tenant,
+        Err(not_ready) => {
+            let status =
+                DatabaseStatus { observed_generation: generation, conditions: vec![not_ready], ..Default::default() };
+            apply_status(&dbs, &name, &status).await?;
+            return Ok(Action::await_change());
+        }
     };
     let tenant_name = tenant.name_any();
     let id = Identity {

@@ -34,13 +34,14 @@ async fn reconcile_inner(ws: &Workspace, ctx: &Context) -> Result<Action> {
     let previous = ws.status.clone().unwrap_or_default();
     let generation = ws.meta().generation;
 
-    let Some(tenant) = lookup::tenant_of(ctx, &ns).await? else {
-        let message = format!("namespace {ns} does not belong to a Slipway tenant");
-        let phase = (ResourcePhase::Pending, "NotInTenantNamespace", message);
-        let conditions = vec![instance::ready_condition(&previous.conditions, phase, generation)];
-        let status = WorkspaceStatus { observed_generation: generation, conditions, ..Default::default() };
-        apply_status(&workspaces, &name, &status).await?;
-        return Ok(Action::await_change());
+    let tenant = match lookup::tenant_or_condition(ctx, &ns, &previous.conditions, generation).await? {
+        Ok(tenant) => tenant,
+        Err(not_ready) => {
+            let status =
+                WorkspaceStatus { observed_generation: generation, conditions: vec![not_ready], ..Default::default() };
+            apply_status(&workspaces, &name, &status).await?;
+            return Ok(Action::await_change());
+        }
     };
     let tenant_name = tenant.name_any();
     let id = Identity {
