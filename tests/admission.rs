@@ -417,6 +417,47 @@ async fn a_workspace_owner_must_be_an_owner_of_the_tenant() {
     assert_eq!(wss.get("box").await.unwrap().spec.owner, email, "the stored owner is unchanged");
 }
 
+/// Keys open a Workspace's home directory: a second owner of the tenant may neither create a
+/// Workspace in the first owner's name nor change the first owner's keys; an operator may.
+#[tokio::test]
+async fn members_hold_the_keys_of_their_own_workspaces_only() {
+    let (tenant, alice) = new_tenant("ws-keys", "standard").await;
+    let (_, bob) = Client::new_user("ws-keys-bob").await;
+    let tenants: Api<slipway_crds::Tenant> = Api::all(kube_admin().await);
+    let owners = Patch::Merge(json!({"spec": {"owners": [{"email": alice}, {"email": bob}]}}));
+    tenants.patch(&tenant, &PatchParams::default(), &owners).await.expect("a second owner");
+    support::required_env("KUBECONFIG");
+    let cluster = slipway_api::Cluster::new(kube::Config::infer().await.unwrap()).unwrap();
+    let as_member = |email: &str| {
+        Api::<Workspace>::namespaced(cluster.as_member(email, &tenant).unwrap(), &format!("tenant-{tenant}"))
+    };
+    let (as_alice, as_bob) = (as_member(&alice), as_member(&bob));
+    // The webhook's Tenant cache may lag the patch: retry until bob counts as an owner.
+    support::eventually(std::time::Duration::from_secs(10), "bob's own Workspace", || async {
+        as_bob.create(&PostParams::default(), &workspace("bobs", &bob, "1Gi")).await.ok()
+    })
+    .await;
+    as_alice.create(&PostParams::default(), &workspace("alices", &alice, "1Gi")).await.expect("alice's own");
+
+    let message = validation_denial(as_bob.create(&PostParams::default(), &workspace("fake", &alice, "1Gi")).await);
+    assert!(message.contains(&format!(r#"members create Workspaces for themselves: set it to "{bob}""#)), "{message}");
+    let rotate =
+        Patch::Merge(json!({"spec": {"sshKeys": [include_str!("../policies/tests/ssh-keys/ecdsa-p256.pub").trim()]}}));
+    let message = validation_denial(as_bob.patch("alices", &PatchParams::default(), &rotate).await);
+    assert!(
+        message.contains(&format!(
+            r#"only the owner "{alice}" may change this Workspace's keys or owner; you are "{bob}""#
+        )),
+        "{message}"
+    );
+    // Changing size is not changing access; the owner and an operator may rotate keys.
+    let cpu = Patch::Merge(json!({"spec": {"cpu": "300m"}}));
+    as_bob.patch("alices", &PatchParams::default(), &cpu).await.expect("a member may resize");
+    as_alice.patch("alices", &PatchParams::default(), &rotate).await.expect("the owner rotates her keys");
+    let admin: Api<Workspace> = admin_api(&tenant).await;
+    admin.patch("bobs", &PatchParams::default(), &rotate).await.expect("an operator may rotate keys");
+}
+
 /// Mutation: Databases and Workspaces get the plan's CPU and memory where they name none (free:
 /// 250m, 128Mi) and the tenant label, on the stored object; what the user set stays.
 #[tokio::test]

@@ -17,7 +17,9 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
-use slipway_crds::{App, AppSpec, Database, DatabaseSpec, TENANT_LABEL, Tenant, Workspace, WorkspaceSpec};
+use slipway_crds::{
+    App, AppSpec, Database, DatabaseSpec, TENANT_LABEL, Tenant, Workspace, WorkspaceSpec, tenant_group,
+};
 use slipway_policies::{AppReview, HostClaim, Inventory, Kind, ObjectReview, Outcome, TenantPolicy, Violation};
 use std::sync::Arc;
 
@@ -50,6 +52,9 @@ pub struct Judge<'a> {
     name: &'a str,
     hosts: Vec<HostClaim>,
     ingress_domain: &'a str,
+    /// The requesting user when they act as a member of this tenant (group
+    /// `slipway:tenant:<t>`, as the API impersonates them); `None` for operators and controllers.
+    member: Option<&'a str>,
 }
 
 impl Admissible for App {
@@ -110,9 +115,31 @@ impl Admissible for Workspace {
         Reserved::Workspace(spec.clone())
     }
     /// Besides the plan: the owner must be one of the tenant's owners, since the access
-    /// instructions are mailed to that address.
+    /// instructions are mailed to that address; and a member may create Workspaces only for
+    /// themself and change the keys or owner only of their own, since the keys open its home
+    /// directory.
     fn review(j: &Judge<'_>, spec: &WorkspaceSpec, others: &Inventory, previous: Option<&WorkspaceSpec>) -> Outcome {
         let mut outcome = j.policy.review_workspace(&ObjectReview { name: j.name, spec, others, previous });
+        if let Some(member) = j.member {
+            let refusal = match previous {
+                None if !spec.owner.eq_ignore_ascii_case(member) => {
+                    Some(format!("members create Workspaces for themselves: set it to {member:?}"))
+                }
+                Some(p)
+                    if (p.ssh_keys != spec.ssh_keys || p.owner != spec.owner)
+                        && !p.owner.eq_ignore_ascii_case(member) =>
+                {
+                    Some(format!(
+                        "only the owner {:?} may change this Workspace's keys or owner; you are {member:?}",
+                        p.owner
+                    ))
+                }
+                _ => None,
+            };
+            if let Some(message) = refusal {
+                outcome.violations.push(Violation { field: "spec.owner".into(), message });
+            }
+        }
         let owners = &j.tenant.spec.owners;
         if !owners.iter().any(|o| o.email.eq_ignore_ascii_case(&spec.owner)) {
             let list: Vec<_> = owners.iter().map(|o| o.email.as_str()).collect();
@@ -249,6 +276,14 @@ async fn validate<K: Admissible>(
         name: &name,
         hosts: if K::KIND == Kind::App { webhook.index.host_claims() } else { Vec::new() },
         ingress_domain: &webhook.ingress_domain,
+        member: request
+            .user_info
+            .groups
+            .iter()
+            .flatten()
+            .any(|g| *g == tenant_group(&tenant_name))
+            .then_some(request.user_info.username.as_deref())
+            .flatten(),
     };
     let previous: Option<K::Spec> = request
         .old_object
