@@ -6,7 +6,9 @@
 #
 # Targets: review_decode (arbitrary bytes -> slipway_webhook::decode), app_rules (arbitrary
 # Apps, overrides, other Apps and host claims -> check_app/review_app/default_app with
-# invariants), amount (quantity parsing and arithmetic). Installs cargo-fuzz when missing.
+# invariants), object_rules (arbitrary Databases and Workspaces next to others ->
+# review_database/review_workspace/defaults with invariants), amount (quantity parsing and
+# arithmetic). Installs cargo-fuzz when missing.
 # cargo-fuzz needs nightly; without a nightly toolchain the stable one is used with
 # RUSTC_BOOTSTRAP=1. Corpora: webhook/fuzz/corpus/<target> (seeds in webhook/fuzz/seeds);
 # crashes: webhook/fuzz/artifacts/<target>. SLIPWAY_FUZZ_KEEP_GOING=1 continues past
@@ -17,7 +19,7 @@ cd "$(dirname "$0")/../webhook/fuzz"
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(review_decode app_rules amount)
+[[ ${#targets[@]} -gt 0 ]] || targets=(review_decode app_rules object_rules amount)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
