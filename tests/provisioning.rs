@@ -158,10 +158,23 @@ async fn a_database_is_provisioned_explained_and_cleaned_up_by_its_policy() {
     gone(&claims, "data-orders-0").await;
     gone(&secrets, "orders-credentials").await;
     gone(&services, "orders").await;
-    assert!(claims.get_opt("data-cache-0").await.unwrap().is_some(), "Retain keeps the data volume");
+    let kept = claims.get_opt("data-cache-0").await.unwrap().expect("Retain keeps the data volume");
     assert!(secrets.get_opt("cache-credentials").await.unwrap().is_some(), "Retain keeps the credentials");
+
+    // A Database created again under the same name finds its data and the password that opens it.
+    let again = alice.post(&dbs, json!({"name": "cache", "spec": {"engine": "redis", "version": "7"}})).await;
+    assert_eq!(again.status, 201, "{}", again.body);
+    wait_ready(&alice, &format!("{dbs}/cache")).await;
+    assert_eq!(bound(&claims, "data-cache-0").await.uid(), kept.uid(), "the same volume");
+    let creds = alice.get(&format!("{dbs}/cache/credentials")).await;
+    assert_eq!(creds.body["password"], cache_password, "the same password");
     assert_eq!(alice.get(&format!("{dbs}/orders")).await.status, 404);
-    assert_eq!(mails_to(&alice_email).await.len(), 2, "one email per Database");
+    let mails = eventually(Duration::from_secs(30), "the re-created Database's email", || async {
+        let mails = mails_to(&alice_email).await;
+        (mails.len() >= 3).then_some(mails)
+    })
+    .await;
+    assert_eq!(mails.len(), 3, "one email per Database object");
 }
 
 #[tokio::test]
