@@ -168,6 +168,22 @@ async fn a_database_is_provisioned_explained_and_cleaned_up_by_its_policy() {
     assert_eq!(bound(&claims, "data-cache-0").await.uid(), kept.uid(), "the same volume");
     let creds = alice.get(&format!("{dbs}/cache/credentials")).await;
     assert_eq!(creds.body["password"], cache_password, "the same password");
+
+    // Another engine is never started on retained data: the Database waits for a decision.
+    assert_eq!(alice.delete(&format!("{dbs}/cache")).await.status, 204);
+    gone(&sets, "cache").await;
+    let other = alice.post(&dbs, json!({"name": "cache", "spec": {"engine": "postgres", "version": "17"}})).await;
+    assert_eq!(other.status, 201, "{}", other.body);
+    let condition = eventually(Duration::from_secs(30), "the mismatch to be reported", || async {
+        let r = alice.get(&format!("{dbs}/cache")).await;
+        let ready = r.body["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready")?.clone();
+        (ready["reason"] == "RetainedDataMismatch").then_some(ready)
+    })
+    .await;
+    assert_eq!(condition["status"], "False");
+    assert!(condition["message"].as_str().unwrap().contains("hold redis 7 data, not postgres 17"), "{condition}");
+    assert!(sets.get_opt("cache").await.unwrap().is_none(), "no StatefulSet on foreign data");
+    assert_eq!(alice.delete(&format!("{dbs}/cache")).await.status, 204);
     assert_eq!(alice.get(&format!("{dbs}/orders")).await.status, 404);
     let mails = eventually(Duration::from_secs(30), "the re-created Database's email", || async {
         let mails = mails_to(&alice_email).await;

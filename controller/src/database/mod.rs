@@ -66,6 +66,23 @@ async fn reconcile_inner(db: &Database, ctx: &Context) -> Result<Action> {
     // The password is generated once and then read back: it must survive every reconcile.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
     let stored = secrets.get_opt(&resources::secret_name(&name)).await?;
+    if let Some(found) = resources::foreign_data(stored.as_ref(), &db.spec) {
+        // A retained volume of another engine or version: starting on it would fail or
+        // convert the data. Refuse until the user decides.
+        let message = format!(
+            "the retained volume data-{name}-0 and Secret {} hold {found} data, not {}; delete both to start empty, or create the Database as {found}",
+            resources::secret_name(&name),
+            resources::data_format(&db.spec)
+        );
+        let phase = (ResourcePhase::Pending, "RetainedDataMismatch", message.clone());
+        let conditions = vec![instance::ready_condition(&previous.conditions, phase, generation)];
+        let status = DatabaseStatus { observed_generation: generation, conditions, ..Default::default() };
+        if (DatabaseStatus { ready_notified_at: None, ..previous.clone() }) != status {
+            apply_status(&dbs, &name, &status).await?;
+            ctx.publish(db, EventType::Warning, "RetainedDataMismatch", message).await;
+        }
+        return Ok(Action::await_change());
+    }
     let password = resources::existing_password(stored.as_ref()).unwrap_or_else(resources::generate_password);
     apply(&secrets, &resources::secret(&id, &db.spec, &password)).await?;
 

@@ -43,6 +43,23 @@ pub fn generate_password() -> String {
     rand::rng().sample_iter(&Alphanumeric).take(PASSWORD_LENGTH).map(char::from).collect()
 }
 
+/// Annotation on the credentials Secret naming the engine and version that initialized the
+/// data, e.g. `postgres 17`: a retained volume must not be opened by another engine or major
+/// version (PostgreSQL refuses data of another major version; MySQL would upgrade it in place).
+pub const DATA_ANNOTATION: &str = "slipway.dev/data-format";
+
+/// The engine and version a spec writes its data in: `<engine> <version>`.
+pub fn data_format(spec: &DatabaseSpec) -> String {
+    format!("{} {}", spec.engine, spec.version)
+}
+
+/// The data format recorded on a retained credentials Secret when it differs from what `spec`
+/// asks for: the data volume next to it was written by another engine or version.
+pub fn foreign_data(secret: Option<&Secret>, spec: &DatabaseSpec) -> Option<String> {
+    let recorded = secret?.metadata.annotations.as_ref()?.get(DATA_ANNOTATION)?;
+    (*recorded != data_format(spec)).then(|| recorded.clone())
+}
+
 /// The password stored in an existing credentials Secret, if any: a Secret outlives a
 /// reconcile (and, with `Retain`, the Database), and the engine only reads the password when
 /// it initializes its data, so the password must never change once generated.
@@ -66,10 +83,11 @@ pub fn secret(id: &Identity<'_>, spec: &DatabaseSpec, password: &str) -> Secret 
         ("uri".to_string(), engine::uri(spec.engine, password, &host)),
     ]);
     let name = secret_name(id.name);
-    let metadata = match spec.deletion_policy {
+    let mut metadata = match spec.deletion_policy {
         DeletionPolicy::Delete => id.meta(&name),
         DeletionPolicy::Retain => id.unowned_meta(&name),
     };
+    metadata.annotations = Some(BTreeMap::from([(DATA_ANNOTATION.to_string(), data_format(spec))]));
     Secret {
         metadata,
         type_: Some("Opaque".into()),
@@ -190,6 +208,11 @@ mod tests {
         );
         assert!(s.metadata.owner_references.is_none(), "Retain: the Secret outlives the Database");
         assert_eq!(existing_password(Some(&s)), Some(password));
+        assert_eq!(foreign_data(Some(&s), &spec(DatabaseEngine::Postgres, DeletionPolicy::Retain)), None);
+        let mut other = spec(DatabaseEngine::Postgres, DeletionPolicy::Retain);
+        other.version = "16".into();
+        assert_eq!(foreign_data(Some(&s), &other).as_deref(), Some("postgres 17"));
+        assert_eq!(foreign_data(None, &other), None);
         let owned = secret(&id(), &spec(DatabaseEngine::Redis, DeletionPolicy::Delete), "pw");
         assert!(owned.metadata.owner_references.is_some());
         assert_eq!(text(&owned, "uri"), "redis://default:pw@orders.tenant-acme.svc.cluster.local:6379/0");
