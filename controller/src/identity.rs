@@ -9,6 +9,7 @@ use k8s_openapi::{
         },
     },
     apimachinery::pkg::{
+        api::resource::Quantity,
         apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference},
         util::intstr::IntOrString,
     },
@@ -60,6 +61,13 @@ impl Identity<'_> {
             ..Default::default()
         }
     }
+}
+
+/// CPU and memory as a container's resource map; `None` when neither is set.
+pub fn cpu_and_memory(cpu: Option<&Quantity>, memory: Option<&Quantity>) -> Option<BTreeMap<String, Quantity>> {
+    let map: BTreeMap<String, Quantity> =
+        [("cpu", cpu), ("memory", memory)].into_iter().filter_map(|(k, v)| Some((k.to_string(), v?.clone()))).collect();
+    (!map.is_empty()).then_some(map)
 }
 
 /// A container security context that passes the `restricted` Pod Security Standard

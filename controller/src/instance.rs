@@ -24,9 +24,7 @@ use crate::identity::Identity;
 /// <https://kubernetes.io/docs/concepts/workloads/pods/pod-qos/#guaranteed>), so a database or
 /// a workspace is never the first to be evicted and its plan footprint is exact.
 pub fn guaranteed(cpu: Option<&Quantity>, memory: Option<&Quantity>) -> ResourceRequirements {
-    let amounts: BTreeMap<String, Quantity> =
-        [("cpu", cpu), ("memory", memory)].into_iter().filter_map(|(k, v)| Some((k.to_string(), v?.clone()))).collect();
-    let amounts = (!amounts.is_empty()).then_some(amounts);
+    let amounts = crate::identity::cpu_and_memory(cpu, memory);
     ResourceRequirements { requests: amounts.clone(), limits: amounts, ..Default::default() }
 }
 

@@ -73,13 +73,9 @@ impl TenantPolicy {
         let others = if review.previous.is_some() { 0 } else { review.others.count(Kind::App) };
         let mut out =
             Outcome { violations: self.check_app(spec, crate::AppUsage { other_apps: others }), warnings: vec![] };
-        if out.violations.is_empty() && review.previous.is_none() && others + 1 == self.limits.max_apps {
-            out.warnings.push(format!(
-                "this is the last App the plan \"{}\" allows ({} of {})",
-                self.plan,
-                others + 1,
-                self.limits.max_apps
-            ));
+        if out.violations.is_empty() && review.previous.is_none() {
+            // check_app admitted the count, so this adds at most the "last one" warning.
+            self.review_count(Kind::App, review.others, &mut out);
         }
         if let Some(needed) = self.app_footprint(spec) {
             let before = review.previous.and_then(|p| self.app_footprint(p));

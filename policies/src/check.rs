@@ -67,15 +67,7 @@ impl TenantPolicy {
         let mut out = Vec::new();
         let plan = &self.plan;
         let limits = &self.limits;
-        if usage.other_apps + 1 > limits.max_apps {
-            out.push(Violation {
-                field: "metadata.name".into(),
-                message: format!(
-                    "the tenant already has {} Apps; the plan \"{plan}\" allows {} (0 left)",
-                    usage.other_apps, limits.max_apps
-                ),
-            });
-        }
+        out.extend(self.count_violation(crate::Kind::App, usage.other_apps));
         let replicas = self.replicas_of(spec);
         if u32::try_from(replicas).is_ok_and(|r| r > limits.max_replicas) {
             out.push(Violation {

@@ -26,4 +26,4 @@ pub use check::{AppUsage, Violation};
 pub use objects::ObjectReview;
 pub use quantity::{Amount, QuantityError};
 pub use ssh::{MIN_RSA_BITS, SshKey, check_ssh_public_key};
-pub use tenancy::{Footprint, Inventory, Kind};
+pub use tenancy::{Inventory, Kind};

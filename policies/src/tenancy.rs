@@ -96,7 +96,7 @@ impl Inventory {
 
 /// What an object may use of the tenant's totals: CPU cores, memory bytes, storage bytes.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Footprint {
+pub(crate) struct Footprint {
     /// CPU (cores), over all of its pods' limits.
     pub cpu: Amount,
     /// Memory (bytes), over all of its pods' limits.
@@ -164,7 +164,7 @@ impl<'a> From<&'a WorkspaceSpec> for Sized<'a> {
 
 impl TenantPolicy {
     /// An App's footprint: replicas x limits, no storage. `None` when a limit does not parse.
-    pub fn app_footprint(&self, spec: &AppSpec) -> Option<Footprint> {
+    pub(crate) fn app_footprint(&self, spec: &AppSpec) -> Option<Footprint> {
         Some(Footprint {
             cpu: self.footprint(spec, Resource::Cpu)?,
             memory: self.footprint(spec, Resource::Memory)?,
@@ -188,7 +188,7 @@ impl TenantPolicy {
 
     /// Sum of the footprints of everything in `inventory` (unreadable amounts count as zero:
     /// they were refused at admission and cannot run).
-    pub fn usage(&self, inventory: &Inventory) -> Footprint {
+    pub(crate) fn usage(&self, inventory: &Inventory) -> Footprint {
         let apps = inventory.apps.values().filter_map(|s| self.app_footprint(s));
         let dbs = inventory.databases.values().filter_map(|s| self.sized_footprint(&s.into()));
         let wss = inventory.workspaces.values().filter_map(|s| self.sized_footprint(&s.into()));
@@ -243,28 +243,40 @@ impl TenantPolicy {
         }
     }
 
-    /// The count rule of `kind` on CREATE: denied past the plan's maximum, warned on the last one.
+    /// The count rule of `kind`: with `have` other objects of that kind, one more is denied
+    /// past the plan's maximum.
+    pub(crate) fn count_violation(&self, kind: Kind, have: u32) -> Option<Violation> {
+        let (max, plural) = self.max_of(kind);
+        (have >= max).then(|| Violation {
+            field: "metadata.name".into(),
+            message: format!(
+                "the tenant already has {have} {plural}; the plan \"{}\" allows {max} (0 left)",
+                self.plan
+            ),
+        })
+    }
+
+    /// The count rule of `kind` on CREATE, next to `others`: denied past the plan's maximum,
+    /// warned on the last one.
     pub(crate) fn review_count(&self, kind: Kind, others: &Inventory, out: &mut crate::Outcome) {
-        let (max, plural) = match kind {
-            Kind::App => (self.limits.max_apps, "Apps"),
-            Kind::Database => (self.limits.max_databases, "Databases"),
-            Kind::Workspace => (self.limits.max_workspaces, "Workspaces"),
-        };
+        let (max, _) = self.max_of(kind);
         let have = others.count(kind);
-        if have >= max {
-            out.violations.push(Violation {
-                field: "metadata.name".into(),
-                message: format!(
-                    "the tenant already has {have} {plural}; the plan \"{}\" allows {max} (0 left)",
-                    self.plan
-                ),
-            });
+        if let Some(violation) = self.count_violation(kind, have) {
+            out.violations.push(violation);
         } else if have + 1 == max {
             out.warnings.push(format!(
                 "this is the last {kind} the plan \"{}\" allows ({} of {max})",
                 self.plan,
                 have + 1
             ));
+        }
+    }
+
+    fn max_of(&self, kind: Kind) -> (u32, &'static str) {
+        match kind {
+            Kind::App => (self.limits.max_apps, "Apps"),
+            Kind::Database => (self.limits.max_databases, "Databases"),
+            Kind::Workspace => (self.limits.max_workspaces, "Workspaces"),
         }
     }
 }

@@ -25,12 +25,7 @@ pub use crate::identity::Identity as AppIdentity;
 use crate::identity::restricted_container;
 
 fn amounts(a: Option<&ResourceAmounts>) -> Option<BTreeMap<String, Quantity>> {
-    let a = a?;
-    let map: BTreeMap<_, _> = [("cpu", &a.cpu), ("memory", &a.memory)]
-        .into_iter()
-        .filter_map(|(k, v)| v.clone().map(|v| (k.to_string(), v)))
-        .collect();
-    (!map.is_empty()).then_some(map)
+    a.and_then(|a| crate::identity::cpu_and_memory(a.cpu.as_ref(), a.memory.as_ref()))
 }
 
 /// The App's Deployment. The pod passes the `restricted` Pod Security Standard (non-root,
