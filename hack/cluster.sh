@@ -19,9 +19,9 @@
 # SLIPWAY_KUBE_APISERVER, SLIPWAY_KUBECTL and puts kubectl on PATH.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-SERVICE_CIDR=10.96.0.0/16
-SERVICE_FIRST_IP=10.96.0.1
-POD_CIDR=10.244.0.0/16   # kwok hands pod IPs out of this range
+SERVICE_CIDR=198.18.0.0/16     # benchmark range (RFC 2544): never routed off the machine
+SERVICE_FIRST_IP=198.18.0.1
+POD_CIDR=198.19.0.0/16         # kwok hands pod IPs out of this range (benchmark range too)
 NODE_COUNT=2
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 

@@ -205,13 +205,13 @@ mod tests {
             replicas: Some(2),
             available_replicas: 2,
             node_port: Some(31234),
-            url: Some("http://10.0.0.5:31234".into()),
+            url: Some("http://192.0.2.5:31234".into()),
             ..Default::default()
         };
         let email = app_ready("web", "acme", &spec, &status, Some("abc"));
         assert_eq!(email.subject, "Your app \"web\" is ready on Slipway");
         assert!(email.body.contains("node port 31234"), "{}", email.body);
-        assert!(email.body.contains("curl http://10.0.0.5:31234"), "{}", email.body);
+        assert!(email.body.contains("curl http://192.0.2.5:31234"), "{}", email.body);
         assert!(email.body.contains("2 of 2 replicas"), "{}", email.body);
         assert_eq!(email.message_id.as_deref(), Some("<abc.app-ready@slipway>"));
     }
@@ -240,7 +240,7 @@ mod tests {
             tenant: "acme",
             spec: &spec,
             status: &status,
-            node_address: Some("10.0.0.5"),
+            node_address: Some("192.0.2.5"),
             uid: Some("u1"),
         });
         for needle in [
@@ -248,7 +248,7 @@ mod tests {
             "orders.tenant-acme.svc.cluster.local",
             "5432",
             "User:      app",
-            "10.0.0.5:31000",
+            "192.0.2.5:31000",
             "/databases/orders/credentials",
             "orders-credentials",
         ] {
@@ -269,11 +269,11 @@ mod tests {
         };
         let status = WorkspaceStatus {
             node_port: Some(30022),
-            ssh_command: Some("ssh -p 30022 dev@10.0.0.5".into()),
+            ssh_command: Some("ssh -p 30022 dev@192.0.2.5".into()),
             ..Default::default()
         };
         let email = workspace_ready("box", "acme", &spec, &status, None);
-        assert!(email.body.contains("    ssh -p 30022 dev@10.0.0.5\n"), "{}", email.body);
+        assert!(email.body.contains("    ssh -p 30022 dev@192.0.2.5\n"), "{}", email.body);
         assert!(email.body.contains("CPU:       1\n"), "{}", email.body);
         assert!(email.body.contains("PUT /api/v1/tenants/acme/workspaces/box"), "{}", email.body);
     }

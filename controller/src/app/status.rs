@@ -140,7 +140,7 @@ mod tests {
             replicas: 2,
             deployment: d,
             service: s,
-            node_address: Some("10.0.0.5"),
+            node_address: Some("192.0.2.5"),
             previous: prev,
         })
     }
@@ -183,7 +183,7 @@ mod tests {
         };
         let status = observe(&node_port_spec(), None, Some(&service), &AppStatus::default());
         assert_eq!(status.node_port, Some(31234));
-        assert_eq!(status.url.as_deref(), Some("http://10.0.0.5:31234"));
+        assert_eq!(status.url.as_deref(), Some("http://192.0.2.5:31234"));
         let mut cluster_ip = node_port_spec();
         cluster_ip.expose = None;
         let status = observe(&cluster_ip, None, None, &AppStatus::default());

@@ -176,7 +176,7 @@ mod tests {
             custom.spec.unwrap().template.spec.unwrap().containers[0].image.as_deref(),
             Some("ghcr.io/me/box:2")
         );
-        assert_eq!(ssh_command("10.0.0.5", 30022), "ssh -p 30022 dev@10.0.0.5");
+        assert_eq!(ssh_command("192.0.2.5", 30022), "ssh -p 30022 dev@192.0.2.5");
         assert_eq!(ssh_service(&id()).spec.unwrap().type_.as_deref(), Some("NodePort"));
     }
 }
