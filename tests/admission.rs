@@ -18,7 +18,7 @@ use slipway_crds::{
     App, AppSpec, Database, DatabaseEngine, DatabaseSpec, DeletionPolicy, Expose, ExposeType, TENANT_LABEL, Workspace,
     WorkspaceSpec,
 };
-use support::{Client, kube_admin, slipway};
+use support::{Client, admin_api, denial, kube_admin, slipway, validation_denial};
 
 /// An SSH key every plan accepts, for Workspaces.
 const ED25519: &str = include_str!("../policies/tests/ssh-keys/ed25519.pub");
@@ -38,15 +38,6 @@ fn app(name: &str, replicas: Option<i32>) -> App {
 async fn new_tenant(prefix: &str, plan: &str) -> (String, String) {
     let (owner, email) = Client::new_user(prefix).await;
     (owner.create_tenant(prefix, plan).await, email)
-}
-
-/// An admin client's objects of kind `K` in `tenant`'s namespace.
-async fn admin_api<K>(tenant: &str) -> Api<K>
-where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-    K::DynamicType: Default,
-{
-    Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"))
 }
 
 /// A PostgreSQL 17 Database of `storage`, CPU and memory left to the plan.
@@ -92,27 +83,6 @@ fn admitted_and_denied<K: std::fmt::Debug>(results: Vec<Result<K, kube::Error>>)
         }
     }
     (admitted, denied)
-}
-
-/// The message of a request the validating webhook denied (a 422 with its prefix).
-fn validation_denial<K: std::fmt::Debug>(result: Result<K, kube::Error>) -> String {
-    let message = denial(result);
-    assert!(
-        message.starts_with(r#"admission webhook "validate.slipway.dev" denied the request: "#),
-        "not the validating webhook's denial: {message}"
-    );
-    message
-}
-
-/// The message of a denied request, asserting the webhook denied it with 422.
-fn denial<K: std::fmt::Debug>(result: Result<K, kube::Error>) -> String {
-    match result {
-        Err(kube::Error::Api(s)) => {
-            assert_eq!(s.code, 422, "{s:?}");
-            s.message
-        }
-        other => panic!("expected a denial, got {other:?}"),
-    }
 }
 
 #[tokio::test]

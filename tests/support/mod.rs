@@ -281,3 +281,55 @@ pub async fn kube_admin() -> kube::Client {
     required_env("KUBECONFIG");
     kube::Client::try_default().await.expect("the test cluster is reachable")
 }
+
+/// An admin client's objects of kind `K` in `tenant`'s namespace.
+pub async fn admin_api<K>(tenant: &str) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    kube::Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"))
+}
+
+/// Objects of kind `K` in `tenant`'s namespace as its member `email` reaches them with kubectl:
+/// impersonated with the tenant's group, exactly as the API calls Kubernetes for them.
+pub async fn member_api<K>(email: &str, tenant: &str) -> kube::Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    kube::Api::namespaced(member_client(email, tenant).await, &format!("tenant-{tenant}"))
+}
+
+/// A Kubernetes client that acts as `email`, a member of `tenant` (see [`member_api`]).
+pub async fn member_client(email: &str, tenant: &str) -> kube::Client {
+    required_env("KUBECONFIG");
+    let cluster = slipway_api::Cluster::new(kube::Config::infer().await.unwrap()).unwrap();
+    cluster.as_member(email, tenant).unwrap()
+}
+
+/// The message of a denied request, asserting it was refused with `code`.
+pub fn refusal<K: std::fmt::Debug>(code: u16, result: Result<K, kube::Error>) -> String {
+    match result {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, code, "{s:?}");
+            s.message
+        }
+        other => panic!("expected a refusal with {code}, got {other:?}"),
+    }
+}
+
+/// The message of a request the webhook denied with 422.
+pub fn denial<K: std::fmt::Debug>(result: Result<K, kube::Error>) -> String {
+    refusal(422, result)
+}
+
+/// The message of a request the validating webhook denied (a 422 with its prefix).
+pub fn validation_denial<K: std::fmt::Debug>(result: Result<K, kube::Error>) -> String {
+    let message = denial(result);
+    assert!(
+        message.starts_with(r#"admission webhook "validate.slipway.dev" denied the request: "#),
+        "not the validating webhook's denial: {message}"
+    );
+    message
+}
