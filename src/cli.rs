@@ -4,7 +4,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use slipway_api::{ApiConfig, TokenConfig};
 use slipway_controller::{ControllerConfig, MailerConfig};
-use slipway_policies::PlanCatalog;
+use slipway_policies::{PlanCatalog, Platform};
 use slipway_webhook::WebhookConfig;
 use std::{net::SocketAddr, path::PathBuf};
 
@@ -93,19 +93,20 @@ pub struct WebhookArgs {
     /// Namespace of the webhook's reservation ledgers (created if missing).
     #[arg(long, env = "SLIPWAY_WEBHOOK_NAMESPACE", default_value = "slipway-system")]
     pub webhook_namespace: String,
-    /// Seconds a CREATE's reservation holds room before the webhook's caches are trusted alone.
+    /// Seconds a reservation holds room at most: it is released as soon as the webhook's watch
+    /// has seen its object, so this only bounds the room of requests a later step refused.
     #[arg(long, env = "SLIPWAY_RESERVATION_TTL_SECONDS", default_value_t = 15)]
     pub reservation_ttl_seconds: u64,
 }
 
 impl WebhookArgs {
     /// The webhook configuration these flags describe, serving `cert` and `key`.
-    pub fn config(&self, tls_cert: PathBuf, tls_key: PathBuf, ingress_domain: &str) -> WebhookConfig {
+    pub fn config(&self, tls_cert: PathBuf, tls_key: PathBuf, platform: Platform) -> WebhookConfig {
         WebhookConfig {
             tls_cert,
             tls_key,
             namespace: self.webhook_namespace.clone(),
-            ingress_domain: ingress_domain.to_string(),
+            platform,
             reservation_ttl: std::time::Duration::from_secs(self.reservation_ttl_seconds),
         }
     }
@@ -121,6 +122,11 @@ pub struct CommonArgs {
     /// under it (checked by the webhook and previewed by the API).
     #[arg(long, env = "SLIPWAY_INGRESS_DOMAIN", default_value = "apps.slipway.localhost", global = true)]
     pub ingress_domain: String,
+    /// Email domains whose accounts may own Workspaces, comma-separated (e.g.
+    /// `university.example,uni.example`); the webhook refuses others and the API answers 403.
+    /// Unset: every account may.
+    #[arg(long, env = "SLIPWAY_WORKSPACE_EMAIL_DOMAINS", value_delimiter = ',', global = true)]
+    pub workspace_email_domains: Vec<String>,
     /// Log format: `text` for people, `json` for log pipelines. Filter with RUST_LOG.
     #[arg(long, env = "SLIPWAY_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
     pub log_format: String,
@@ -151,10 +157,6 @@ pub struct ApiArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "SLIPWAY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
-    /// Email domains whose accounts may have Workspaces, comma-separated (e.g.
-    /// `university.example,uni.example`); others get 403. Unset: every account may.
-    #[arg(long, env = "SLIPWAY_WORKSPACE_EMAIL_DOMAINS", value_delimiter = ',')]
-    pub workspace_email_domains: Vec<String>,
 }
 
 /// Flags of the controllers.
@@ -177,6 +179,11 @@ pub struct ControllerArgs {
 }
 
 impl CommonArgs {
+    /// The platform's settings the rules need, normalized.
+    pub fn platform(&self) -> Platform {
+        Platform::new(&self.ingress_domain, &self.workspace_email_domains)
+    }
+
     /// Loads the plan catalogue named by `--plans`, or the embedded one.
     ///
     /// # Errors
@@ -194,7 +201,7 @@ impl CommonArgs {
 
 impl ApiArgs {
     /// The API configuration these flags describe.
-    pub fn config(&self, ingress_domain: &str) -> ApiConfig {
+    pub fn config(&self, platform: Platform) -> ApiConfig {
         let key = match &self.jwt_secret {
             Some(secret) => secret.as_bytes().to_vec(),
             None => {
@@ -211,13 +218,7 @@ impl ApiArgs {
                 ttl_seconds: self.token_ttl_seconds,
             },
             max_body_bytes: self.max_body_bytes,
-            ingress_domain: ingress_domain.to_string(),
-            workspace_email_domains: self
-                .workspace_email_domains
-                .iter()
-                .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
-                .filter(|d| !d.is_empty())
-                .collect(),
+            platform,
         }
     }
 }

@@ -45,10 +45,10 @@ async fn main() -> anyhow::Result<()> {
                 }
                 _ => None,
             };
-            let config = webhook.config(tls_cert.clone(), tls_key.clone(), &cli.common.ingress_domain);
+            let config = webhook.config(tls_cert.clone(), tls_key.clone(), cli.common.platform());
             parts.webhook = Some(WebhookRun { config, listener: bind(webhook.webhook_listen).await?, register });
         }
-        Command::Api(api) => parts.api = Some((api.config(&cli.common.ingress_domain), bind(api.listen).await?)),
+        Command::Api(api) => parts.api = Some((api.config(cli.common.platform()), bind(api.listen).await?)),
         Command::Controller { controller, install_crds, .. } => {
             parts.controller = Some(controller.config());
             parts.install_crds = *install_crds;
@@ -61,11 +61,11 @@ async fn main() -> anyhow::Result<()> {
             certs::write(&dir, &generated)?;
             let target = WebhookTarget::Url(format!("https://{}", webhook.webhook_listen));
             parts.webhook = Some(WebhookRun {
-                config: webhook.config(dir.join("tls.crt"), dir.join("tls.key"), &cli.common.ingress_domain),
+                config: webhook.config(dir.join("tls.crt"), dir.join("tls.key"), cli.common.platform()),
                 listener: bind(webhook.webhook_listen).await?,
                 register: Some((target, generated.ca_pem)),
             });
-            parts.api = Some((api.config(&cli.common.ingress_domain), bind(api.listen).await?));
+            parts.api = Some((api.config(cli.common.platform()), bind(api.listen).await?));
             parts.controller = Some(controller.config());
             parts.install_crds = true;
         }

@@ -13,21 +13,12 @@ use k8s_openapi::api::{
     events::v1::Event,
 };
 use kube::{Api, ResourceExt, api::ListParams};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
-use support::{Client, eventually, kube_admin, mails_to, required_env};
+use support::{Client, eventually, kube_admin, mails_to, required_env, wait_ready};
 
 const ED25519: &str = include_str!("../policies/tests/ssh-keys/ed25519.pub");
 const ECDSA: &str = include_str!("../policies/tests/ssh-keys/ecdsa-p256.pub");
-
-async fn wait_ready(client: &Client, path: &str) -> Value {
-    eventually(Duration::from_secs(90), &format!("{path} to become Ready"), || async {
-        let r = client.get(path).await;
-        let status = &r.body["status"];
-        (status["phase"] == "Ready" && status["observedGeneration"].is_i64()).then(|| r.body["status"].clone())
-    })
-    .await
-}
 
 async fn bound(claims: &Api<PersistentVolumeClaim>, name: &str) -> PersistentVolumeClaim {
     eventually(Duration::from_secs(30), &format!("PVC {name} to be Bound"), || async {

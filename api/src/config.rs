@@ -1,6 +1,7 @@
 //! API settings.
 
 use crate::auth::TokenConfig;
+use slipway_policies::Platform;
 
 /// Settings of the API server.
 #[derive(Clone, Debug)]
@@ -11,9 +12,7 @@ pub struct ApiConfig {
     pub tokens: TokenConfig,
     /// Largest request body accepted, in bytes; larger bodies answer 413.
     pub max_body_bytes: usize,
-    /// Base domain of tenants' Ingress hosts (`<tenant>.<domain>`), as the webhook enforces it.
-    pub ingress_domain: String,
-    /// Email domains (lowercase, e.g. `university.example`) whose accounts may create and
-    /// update Workspaces; others get 403. Empty: every account may.
-    pub workspace_email_domains: Vec<String>,
+    /// The platform's settings the rules need (Ingress domain, Workspace email domains), as
+    /// the webhook enforces them.
+    pub platform: Platform,
 }

@@ -31,6 +31,11 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
+/// Whether an insert named a row that does not exist (a user deleted since their token was issued).
+pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
+}
+
 /// The connection pool and the queries the API runs.
 #[derive(Clone)]
 pub struct Database {

@@ -19,7 +19,7 @@ mod config;
 mod db;
 mod error;
 mod json;
-mod names;
+mod paths;
 mod routes;
 
 pub use auth::TokenConfig;
@@ -29,7 +29,7 @@ pub use db::Database;
 pub use error::{ApiError, FieldError};
 
 use axum::Router;
-use slipway_policies::PlanCatalog;
+use slipway_policies::{PlanCatalog, Platform};
 use std::sync::Arc;
 
 /// Everything a handler needs; cheap to clone.
@@ -39,8 +39,7 @@ pub struct AppState {
     tokens: Arc<auth::Tokens>,
     cluster: Cluster,
     plans: Arc<PlanCatalog>,
-    ingress_domain: Arc<str>,
-    workspace_email_domains: Arc<[String]>,
+    platform: Arc<Platform>,
 }
 
 /// The API, assembled: the same function builds the production server and the tests' server.
@@ -56,14 +55,7 @@ impl Application {
     pub async fn build(config: &ApiConfig, cluster: Cluster, plans: Arc<PlanCatalog>) -> anyhow::Result<Self> {
         let db = Database::connect(&config.database_url).await?;
         let tokens = Arc::new(auth::Tokens::new(&config.tokens)?);
-        let state = AppState {
-            db,
-            tokens,
-            cluster,
-            plans,
-            ingress_domain: config.ingress_domain.as_str().into(),
-            workspace_email_domains: config.workspace_email_domains.as_slice().into(),
-        };
+        let state = AppState { db, tokens, cluster, plans, platform: Arc::new(config.platform.clone()) };
         Ok(Self { router: routes::router(state, config.max_body_bytes) })
     }
 

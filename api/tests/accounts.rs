@@ -49,8 +49,7 @@ async fn app(kind: &str) -> Router {
             ttl_seconds: 600,
         },
         max_body_bytes: 4096,
-        ingress_domain: "apps.slipway.test".into(),
-        workspace_email_domains: Vec::new(),
+        platform: slipway_policies::Platform::new("apps.slipway.test", [""; 0]),
     };
     required_env("KUBECONFIG");
     let cluster = Cluster::new(kube::Config::infer().await.unwrap()).unwrap();
@@ -228,7 +227,7 @@ async fn bad_input_is_4xx(kind: &str) {
 
     let token = register_and_login(&app, "names@example.com").await;
     let bad_name = post(&app, "/api/v1/tenants", Some(&token), json!({"name": "Bad_Name", "plan": "free"})).await;
-    assert_problem(&bad_name, 422, "is not a valid name");
+    assert_problem(&bad_name, 422, "is not a valid tenant name");
     let bad_plan = post(&app, "/api/v1/tenants", Some(&token), json!({"name": "fine", "plan": "gold"})).await;
     assert_problem(&bad_plan, 422, "unknown plan \"gold\"; available plans: free, pro, standard");
     assert_problem(&call(&app, "GET", "/api/v1/tenants/someone-elses", Some(&token), None).await, 404, "not found");

@@ -6,31 +6,36 @@ use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::Condition,
 };
 use kube::{Api, ResourceExt, api::ListParams};
-use slipway_crds::{TENANT_LABEL, Tenant};
+use slipway_crds::{TENANT_LABEL, Tenant, namespace_belongs_to};
 
-/// The tenant that owns namespace `ns`, by the namespace's tenant label; `None` when the
-/// namespace is not a tenant's.
+/// The tenant that owns namespace `ns`: the Tenant its tenant label names, if the namespace
+/// really is that Tenant's; `None` otherwise.
 async fn tenant_of(ctx: &Context, ns: &str) -> Result<Option<Tenant>> {
-    let namespace = Api::<Namespace>::all(ctx.client.clone()).get_opt(ns).await?;
-    let Some(tenant) = namespace.and_then(|n| n.labels().get(TENANT_LABEL).cloned()) else {
+    let Some(namespace) = Api::<Namespace>::all(ctx.client.clone()).get_opt(ns).await? else {
         return Ok(None);
     };
-    Ok(Api::<Tenant>::all(ctx.client.clone()).get_opt(&tenant).await?)
+    let Some(tenant) = namespace.labels().get(TENANT_LABEL) else { return Ok(None) };
+    let tenant = Api::<Tenant>::all(ctx.client.clone()).get_opt(tenant).await?;
+    Ok(tenant.filter(|t| namespace_belongs_to(&namespace, t)))
 }
 
-/// The tenant that owns `ns`, or, when there is none, the `Ready=False` condition
-/// (`NotInTenantNamespace`) the resource's status should carry instead: Slipway provisions
-/// only in tenant namespaces.
+/// The tenant that owns `ns`, or the `Ready=False` condition the resource's status should
+/// carry instead: `NotInTenantNamespace` (Slipway provisions only in tenant namespaces), or
+/// `TenantDeleting` (its namespace is going, with everything in it).
 pub async fn tenant_or_condition(
     ctx: &Context,
     ns: &str,
     previous: &[Condition],
     generation: Option<i64>,
 ) -> Result<std::result::Result<Tenant, Condition>> {
-    Ok(tenant_of(ctx, ns).await?.ok_or_else(|| {
-        let message = format!("namespace {ns} does not belong to a Slipway tenant");
-        condition(previous, "Ready", false, "NotInTenantNamespace", message, generation)
-    }))
+    let (reason, message) = match tenant_of(ctx, ns).await? {
+        None => ("NotInTenantNamespace", format!("namespace {ns} does not belong to a Slipway tenant")),
+        Some(t) if t.metadata.deletion_timestamp.is_some() => {
+            ("TenantDeleting", format!("tenant {} is being deleted with everything in it", t.name_any()))
+        }
+        Some(t) => return Ok(Ok(t)),
+    };
+    Ok(Err(condition(previous, "Ready", false, reason, message, generation)))
 }
 
 /// The address put in node-port URLs and SSH commands: the configured one, else the first

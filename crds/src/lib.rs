@@ -15,6 +15,7 @@
 
 mod app;
 mod database;
+mod kind;
 mod tenant;
 mod workspace;
 
@@ -23,6 +24,7 @@ pub use database::{
     DEFAULT_STORAGE, Database, DatabaseEngine, DatabaseExposeType, DatabaseExposure, DatabaseSpec, DatabaseStatus,
     DeletionPolicy, ResourcePhase,
 };
+pub use kind::Kind;
 pub use tenant::{LimitOverrides, Tenant, TenantOwner, TenantSpec, TenantStatus};
 pub use workspace::{Workspace, WorkspaceSpec, WorkspaceStatus};
 
@@ -58,6 +60,21 @@ pub fn tenant_group(tenant: &str) -> String {
 /// The prefix keeps tenant names from ever colliding with system namespaces such as `kube-system`.
 pub fn tenant_namespace(tenant: &str) -> String {
     format!("tenant-{tenant}")
+}
+
+/// Whether `namespace` is `tenant`'s own: it carries a controller owner reference to this very
+/// Tenant object (its UID), set when the Tenant's controller created it. A namespace of the
+/// same name left by an earlier Tenant, or made by anyone else, is not, and must never be
+/// used for this Tenant: it may hold another tenant's data.
+pub fn namespace_belongs_to(namespace: &k8s_openapi::api::core::v1::Namespace, tenant: &Tenant) -> bool {
+    let uid = tenant.metadata.uid.as_deref();
+    uid.is_some()
+        && namespace
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
 }
 
 /// Every CustomResourceDefinition Slipway serves, in installation order.
@@ -107,6 +124,21 @@ mod tests {
             committed == render_yaml(),
             "crds/slipway.dev.yaml is stale: run `cargo run -- crds > crds/slipway.dev.yaml`"
         );
+    }
+
+    #[test]
+    fn a_namespace_belongs_to_the_tenant_its_controller_reference_names() {
+        use k8s_openapi::{api::core::v1::Namespace, apimachinery::pkg::apis::meta::v1::OwnerReference};
+        let mut tenant = Tenant::new("acme", TenantSpec { owners: vec![], plan: "free".into(), limits: None });
+        let owner = |uid: &str, controller| OwnerReference { uid: uid.into(), controller, ..Default::default() };
+        let mut ns = Namespace::default();
+        assert!(!namespace_belongs_to(&ns, &tenant), "a Tenant without a UID owns nothing");
+        tenant.metadata.uid = Some("new".into());
+        assert!(!namespace_belongs_to(&ns, &tenant), "an unowned namespace is not adopted");
+        ns.metadata.owner_references = Some(vec![owner("old", Some(true)), owner("new", None)]);
+        assert!(!namespace_belongs_to(&ns, &tenant), "another Tenant's, or ours only as a plain owner");
+        ns.metadata.owner_references = Some(vec![owner("new", Some(true))]);
+        assert!(namespace_belongs_to(&ns, &tenant));
     }
 
     #[test]

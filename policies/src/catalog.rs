@@ -1,12 +1,13 @@
 //! Loading and validating the plan catalogue, and resolving a tenant's effective policy.
 
-use crate::quantity::{Amount, QuantityError};
+use crate::{
+    TenantPolicy,
+    quantity::{Amount, QuantityError},
+    rules::engines::KNOWN_ENGINES,
+};
 use serde::Deserialize;
 use slipway_crds::{ExposeType, LimitOverrides};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Database engines Slipway knows how to run.
-pub const KNOWN_ENGINES: [&str; 4] = ["postgres", "mysql", "mariadb", "redis"];
 
 /// The catalogue embedded in the binary: `policies/plans.yaml`.
 pub const EMBEDDED_PLANS: &str = include_str!("../plans.yaml");
@@ -58,7 +59,16 @@ struct RawPlan {
     #[serde(default)]
     description: String,
     limits: RawLimits,
+    minimums: RawMinimums,
     defaults: RawDefaults,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMinimums {
+    cpu: String,
+    memory: String,
+    storage: String,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +125,19 @@ pub struct Limits {
     pub database_node_ports: bool,
 }
 
+/// The least any one amount may be: every CPU and memory request or limit, every volume.
+/// A container cannot start on a few bytes of memory, and a volume of a few bytes holds
+/// nothing; such values are refused at admission rather than left Pending without a reason.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Minimums {
+    /// Least CPU of a request or limit (cores).
+    pub cpu: Amount,
+    /// Least memory of a request or limit (bytes).
+    pub memory: Amount,
+    /// Least size of a volume (bytes).
+    pub storage: Amount,
+}
+
 /// Values an App gets for what its spec leaves unset.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Defaults {
@@ -141,18 +164,9 @@ pub struct Plan {
     pub description: String,
     /// What the plan allows.
     pub limits: Limits,
+    /// The least each amount may be.
+    pub minimums: Minimums,
     /// What the plan fills in.
-    pub defaults: Defaults,
-}
-
-/// A tenant's resolved policy: its plan with the tenant's overrides applied.
-#[derive(Clone, Debug, PartialEq)]
-pub struct TenantPolicy {
-    /// The plan's name (used in every message: `the plan "free" limit of 3`).
-    pub plan: String,
-    /// Effective limits.
-    pub limits: Limits,
-    /// The plan's defaults.
     pub defaults: Defaults,
 }
 
@@ -183,7 +197,8 @@ impl PlanCatalog {
     ///
     /// # Errors
     /// [`PlanError`] naming the field at fault: bad YAML, unknown fields, unparsable
-    /// quantities, defaults above limits, a default exposure the plan does not allow.
+    /// quantities, defaults above limits or below minimums, a default exposure the plan does
+    /// not allow.
     pub fn from_yaml(text: &str) -> Result<Self, PlanError> {
         let raw: RawCatalog = serde_yaml::from_str(text)?;
         if raw.plans.is_empty() {
@@ -199,7 +214,7 @@ impl PlanCatalog {
 
     fn validate(name: String, raw: RawPlan) -> Result<Plan, PlanError> {
         let at = |f: &str| format!("plans.{name}.{f}");
-        let (l, d) = (raw.limits, raw.defaults);
+        let (l, m, d) = (raw.limits, raw.minimums, raw.defaults);
         let limits = Limits {
             max_apps: l.max_apps,
             max_databases: l.max_databases,
@@ -221,6 +236,14 @@ impl PlanCatalog {
         ensure(!limits.allowed_registries.is_empty(), at("limits.allowedRegistries"), || {
             "list at least one registry, or \"*\" for any".into()
         })?;
+        let minimums = Minimums {
+            cpu: amount(at("minimums.cpu"), &m.cpu)?,
+            memory: amount(at("minimums.memory"), &m.memory)?,
+            storage: amount(at("minimums.storage"), &m.storage)?,
+        };
+        for (name, least) in [("cpu", &minimums.cpu), ("memory", &minimums.memory), ("storage", &minimums.storage)] {
+            ensure(*least > Amount::zero(), at(&format!("minimums.{name}")), || "must be more than 0".into())?;
+        }
         let defaults = Defaults {
             replicas: d.replicas,
             expose: d.expose,
@@ -247,7 +270,13 @@ impl PlanCatalog {
         ensure(defaults.memory_limit <= limits.memory, at("defaults.memoryLimit"), || {
             format!("{} is above limits.memory {}", defaults.memory_limit, limits.memory)
         })?;
-        Ok(Plan { name, description: raw.description, limits, defaults })
+        ensure(defaults.cpu_request >= minimums.cpu, at("defaults.cpuRequest"), || {
+            format!("{} is below minimums.cpu {}", defaults.cpu_request, minimums.cpu)
+        })?;
+        ensure(defaults.memory_request >= minimums.memory, at("defaults.memoryRequest"), || {
+            format!("{} is below minimums.memory {}", defaults.memory_request, minimums.memory)
+        })?;
+        Ok(Plan { name, description: raw.description, limits, minimums, defaults })
     }
 
     /// Looks a plan up by name.
@@ -286,7 +315,12 @@ impl PlanCatalog {
             limits.memory = q("memory", &o.memory, &limits.memory)?;
             limits.storage = q("storage", &o.storage, &limits.storage)?;
         }
-        Ok(TenantPolicy { plan: plan.name.clone(), limits, defaults: plan.defaults.clone() })
+        Ok(TenantPolicy {
+            plan: plan.name.clone(),
+            limits,
+            minimums: plan.minimums.clone(),
+            defaults: plan.defaults.clone(),
+        })
     }
 }
 
@@ -323,6 +357,10 @@ mod tests {
         assert_eq!(err, "plans.free.defaults.expose: Ingress is not in limits.exposures");
         let err = with(("memory: 2Gi", "memory: two")).unwrap_err().to_string();
         assert!(err.starts_with("plans.free.limits.memory: \"two\" is not a Kubernetes quantity"), "{err}");
+        let err = with(("      memory: 32Mi\n", "      memory: 100Mi\n")).unwrap_err().to_string();
+        assert_eq!(err, "plans.free.defaults.memoryRequest: 64Mi is below minimums.memory 100Mi");
+        let err = with(("      storage: 100Mi\n", "      storage: \"0\"\n")).unwrap_err().to_string();
+        assert_eq!(err, "plans.free.minimums.storage: must be more than 0");
     }
 
     #[test]

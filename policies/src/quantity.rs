@@ -9,6 +9,7 @@
 //! overflow (found by fuzzing: `1e26k`) and it reads `m` alone as zero.
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::{cmp::Ordering, fmt};
 
 /// Nano-units per unit.
@@ -89,9 +90,13 @@ fn parse_nanos(text: &str) -> Option<i128> {
     if exp10 >= 0 {
         nanos = nanos.checked_mul(10_i128.checked_pow(u32::try_from(exp10).ok()?)?)?;
     } else {
-        // Below a nano-unit: round up, as Kubernetes does when it drops precision.
-        let divisor = 10_i128.checked_pow(u32::try_from(-exp10).ok()?).unwrap_or(i128::MAX);
-        nanos = (nanos + divisor - 1) / divisor;
+        // Below a nano-unit: round up, as Kubernetes does when it drops precision. A divisor
+        // beyond i128 (an exponent below about -29) leaves one nano-unit of anything non-zero.
+        // (Found by fuzzing: `1e-400` made the old `nanos + divisor - 1` overflow.)
+        nanos = match 10_i128.checked_pow(u32::try_from(-exp10).ok()?) {
+            Some(divisor) => nanos / divisor + i128::from(nanos % divisor != 0),
+            None => i128::from(nanos != 0),
+        };
     }
     (nanos <= MAX_NANOS).then_some(nanos)
 }
@@ -143,6 +148,11 @@ impl Amount {
         Self::from_nanos(0)
     }
 
+    /// Whether this is zero.
+    pub fn is_zero(&self) -> bool {
+        self.nanos == 0
+    }
+
     /// This amount times `n` (e.g. per-pod CPU times replicas); negative `n` counts as zero.
     pub fn times(&self, n: i32) -> Self {
         Self::from_nanos(self.nanos.saturating_mul(i128::from(n.max(0))))
@@ -180,6 +190,21 @@ impl Default for Amount {
 impl fmt::Display for Amount {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+impl Serialize for Amount {
+    /// As its text, e.g. `"500m"`.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for Amount {
+    /// From quantity text; invalid text is an error.
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Amount::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -248,5 +273,62 @@ mod tests {
         }
         let max = a("1E");
         assert_eq!(max.times(i32::MAX).times(i32::MAX).plus(&max), Amount::from_nanos(i128::MAX));
+    }
+
+    #[test]
+    fn tiny_exponents_round_up_to_a_nano_unit_without_overflow() {
+        // `1e-400` overflowed the rounding (issue 8, finding 7).
+        for tiny in ["1e-400", "9e-999", "1E-40", "123456789e-30", "0.1e-999", "+1e-30"] {
+            assert_eq!(a(tiny), a("1n"), "{tiny}");
+        }
+        for zero in ["0e-400", "0.0e-999", "0E-1"] {
+            assert_eq!(a(zero), Amount::zero(), "{zero}");
+        }
+        assert_eq!(a("15e-1"), a("1500m"));
+        assert_eq!(a("1500000001e-18"), a("2n"), "rounds up, never down");
+    }
+
+    #[test]
+    fn serializes_as_its_text() {
+        let json = serde_json::to_string(&a("1.5Gi")).unwrap();
+        assert_eq!(json, r#""1.5Gi""#);
+        assert_eq!(serde_json::from_str::<Amount>(&json).unwrap(), a("1536Mi"));
+        assert!(serde_json::from_str::<Amount>(r#""lots""#).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(20_000))]
+
+        /// Anything at all: parse never panics.
+        #[test]
+        fn arbitrary_text_never_panics(text in ".{0,64}") {
+            let _ = Amount::parse(&text);
+        }
+
+        /// Every shape of the grammar, exponents from -9999 to 9999 included: parse never
+        /// panics, arithmetic saturates, and shrinking the exponent never grows the value.
+        #[test]
+        fn quantity_shapes_never_panic(
+            sign in "[+-]?",
+            whole in "[0-9]{0,45}",
+            fraction in proptest::option::of("[0-9]{0,45}"),
+            exponent in proptest::option::of(-9999_i32..=9999),
+            suffix in "(|n|u|m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)",
+            replicas in proptest::num::i32::ANY,
+        ) {
+            let number = match &fraction { Some(f) => format!("{whole}.{f}"), None => whole.clone() };
+            let text = match exponent {
+                Some(e) => format!("{sign}{number}e{e}"),
+                None => format!("{sign}{number}{suffix}"),
+            };
+            if let Ok(x) = Amount::parse(&text) {
+                let _ = (x.times(replicas), x.plus(&x), x.saturating_minus(&x), x.fraction_of(&x), x.to_quantity());
+                if let Some(e) = exponent.filter(|e| *e > -9999)
+                    && let Ok(smaller) = Amount::parse(&format!("{sign}{number}e{}", e - 1))
+                {
+                    proptest::prop_assert!(smaller <= x, "{text}: one power of ten less grew the value");
+                }
+            }
+        }
     }
 }

@@ -24,6 +24,8 @@ pub fn unique(prefix: &str) -> String {
 pub struct Slipway {
     pub base_url: String,
     pub mail_api: String,
+    /// The API's SQL database (sqlx URL), for tests that change accounts behind its back.
+    pub database_url: String,
 }
 
 /// The only email domain whose users may request Workspaces in the tests.
@@ -31,6 +33,17 @@ pub const WORKSPACE_DOMAIN: &str = "example.com";
 
 /// Base domain of tenants' Ingress hosts in the tests.
 pub const INGRESS_DOMAIN: &str = "apps.slipway.test";
+
+/// The tests' platform: Ingress hosts under [`INGRESS_DOMAIN`]; Workspaces only for accounts
+/// at [`WORKSPACE_DOMAIN`] (test users are; `Client::new_user_at` makes outsiders).
+pub fn platform() -> slipway_policies::Platform {
+    slipway_policies::Platform::new(INGRESS_DOMAIN, [WORKSPACE_DOMAIN])
+}
+
+/// Lifetime of the test webhooks' reservations: longer than the product's default (15 s) and
+/// than any deadline a test waits for room to be freed, so a test passes only when room is
+/// released by what the webhook observes, never by a reservation running out.
+pub const RESERVATION_TTL: Duration = Duration::from_secs(120);
 
 /// Forwards each TCP connection accepted on `listener` to the next of `backends` in turn: two
 /// webhook replicas behind one address, as a Service with two endpoints would be. TLS passes
@@ -58,8 +71,8 @@ async fn start_webhooks(client: &kube::Client, plans: &std::sync::Arc<slipway_po
         tls_cert: dir.join("tls.crt"),
         tls_key: dir.join("tls.key"),
         namespace: "slipway-system".into(),
-        ingress_domain: INGRESS_DOMAIN.into(),
-        reservation_ttl: Duration::from_secs(15),
+        platform: platform(),
+        reservation_ttl: RESERVATION_TTL,
     };
     let mut backends = Vec::new();
     for _ in 0..2 {
@@ -108,10 +121,11 @@ pub fn slipway() -> &'static Slipway {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
+                let database_url = fresh_database(crate::DATABASE).await;
+                tx.send((listener.local_addr().unwrap(), database_url.clone())).unwrap();
                 let (_trigger, shutdown) = Shutdown::manual();
                 let api = slipway_api::ApiConfig {
-                    database_url: fresh_database(crate::DATABASE).await,
+                    database_url,
                     tokens: slipway_api::TokenConfig {
                         key: vec![9; 32],
                         issuer: "slipway".into(),
@@ -119,9 +133,7 @@ pub fn slipway() -> &'static Slipway {
                         ttl_seconds: 3600,
                     },
                     max_body_bytes: 64 * 1024,
-                    ingress_domain: INGRESS_DOMAIN.into(),
-                    // Test users are @example.com; Client::new_user_at makes outsiders.
-                    workspace_email_domains: vec![WORKSPACE_DOMAIN.into()],
+                    platform: platform(),
                 };
                 let controller = slipway_controller::ControllerConfig {
                     node_address: None,
@@ -142,8 +154,8 @@ pub fn slipway() -> &'static Slipway {
                 slipway::serve(config, plans, parts, shutdown).await.unwrap();
             });
         });
-        let addr = rx.recv().unwrap();
-        let slipway = Slipway { base_url: format!("http://{addr}/api/v1"), mail_api };
+        let (addr, database_url) = rx.recv().unwrap();
+        let slipway = Slipway { base_url: format!("http://{addr}/api/v1"), mail_api, database_url };
         // The API answers once CRDs are installed and migrations ran.
         let ready = format!("http://{addr}/readyz");
         for _ in 0..600 {
@@ -274,6 +286,17 @@ where
         assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Waits (up to 90 s) until the object at the API path `path` is Ready with an observed
+/// generation, and returns its `status`.
+pub async fn wait_ready(client: &Client, path: &str) -> Value {
+    eventually(Duration::from_secs(90), &format!("{path} to become Ready"), || async {
+        let r = client.get(path).await;
+        let status = &r.body["status"];
+        (status["phase"] == "Ready" && status["observedGeneration"].is_i64()).then(|| status.clone())
+    })
+    .await
 }
 
 /// An admin client of the test cluster, for looking behind the API.

@@ -37,7 +37,7 @@ use k8s_openapi::{
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
 };
 use kube::{
-    Api, Client, ResourceExt,
+    Api, Client, Resource, ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
 };
 use serde_json::{Value, json};
@@ -197,18 +197,6 @@ impl Bench {
     }
 
     async fn create_tenant(&self, name: &str) -> anyhow::Result<()> {
-        let namespace = Namespace {
-            metadata: ObjectMeta {
-                name: Some(slipway_crds::tenant_namespace(name)),
-                labels: Some([(TENANT_LABEL.to_string(), name.to_string())].into()),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        Api::<Namespace>::all(self.client.clone())
-            .create(&PostParams::default(), &namespace)
-            .await
-            .context("creating a tenant namespace")?;
         // Plan `pro` with room for every App the bench creates (reservations count too).
         let limits = LimitOverrides {
             max_apps: Some(1_000_000),
@@ -221,10 +209,25 @@ impl Bench {
             plan: "pro".into(),
             limits: Some(limits),
         };
-        Api::<Tenant>::all(self.client.clone())
+        let tenant = Api::<Tenant>::all(self.client.clone())
             .create(&PostParams::default(), &Tenant::new(name, spec))
             .await
             .context("creating a Tenant")?;
+        // The namespace is the Tenant's own, as the controller would make it (the webhook
+        // admits only in a namespace bound to its Tenant by a controller owner reference).
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(slipway_crds::tenant_namespace(name)),
+                labels: Some([(TENANT_LABEL.to_string(), name.to_string())].into()),
+                owner_references: tenant.controller_owner_ref(&()).map(|o| vec![o]),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &namespace)
+            .await
+            .context("creating a tenant namespace")?;
         Ok(())
     }
 
@@ -236,7 +239,7 @@ impl Bench {
             tls_cert: dir.path().join(slipway_webhook::certs::CERT_FILE),
             tls_key: dir.path().join(slipway_webhook::certs::KEY_FILE),
             namespace: WEBHOOK_NAMESPACE.into(),
-            ingress_domain: INGRESS_DOMAIN.into(),
+            platform: slipway_policies::Platform::new(INGRESS_DOMAIN, [""; 0]),
             reservation_ttl: RESERVATION_TTL,
         };
         let plans = Arc::new(PlanCatalog::embedded());

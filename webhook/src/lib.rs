@@ -2,9 +2,10 @@
 //!
 //! ```text
 //!  kube-apiserver ──HTTPS AdmissionReview──▶ /mutate   ──▶ defaults + tenant label (JSON patch)
-//!                                            /validate ──▶ policies::review_{app,database,workspace}(spec, usage)
-//!                                                            usage = watch caches (Index)
-//!                                                                  + reservations (Ledger, CREATE)
+//!                                            /validate ──▶ policies::Spec::review(Review)
+//!                                                            others = watch caches (Index)
+//!                                                                   + pending reservations (Ledger:
+//!                                                                     CREATEs and growing UPDATEs)
 //! ```
 //!
 //! The rules are pure functions in `slipway-policies`, shared with the API's preview; this
@@ -12,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod admit;
+mod answer;
 pub mod certs;
 mod index;
 mod register;
@@ -20,14 +22,15 @@ mod review;
 
 pub mod tls;
 
+pub use answer::Phase;
 pub use index::Index;
 pub use register::{WebhookTarget, register};
 pub use reservations::Ledger;
-pub use review::{DecodeError, Phase, REVIEW_API_VERSION, decode};
+pub use review::{DecodeError, REVIEW_API_VERSION, decode};
 
 use axum::{Router, extract::DefaultBodyLimit, routing::post};
 use kube::Client;
-use slipway_policies::PlanCatalog;
+use slipway_policies::{PlanCatalog, Platform};
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 /// Largest AdmissionReview accepted, in bytes: the API server's own request limit is 3 MiB
@@ -43,9 +46,10 @@ pub struct WebhookConfig {
     pub tls_key: PathBuf,
     /// Namespace of the reservation ledgers (the webhook's own).
     pub namespace: String,
-    /// Base domain of tenants' Ingress hosts (`<tenant>.<domain>`).
-    pub ingress_domain: String,
-    /// How long a CREATE's reservation holds room.
+    /// The platform's settings the rules need (Ingress domain, Workspace email domains).
+    pub platform: Platform,
+    /// How long a reservation holds room at most, when the object it stands for is never seen
+    /// (a later admission step refused it).
     pub reservation_ttl: Duration,
 }
 
@@ -55,7 +59,7 @@ pub struct Webhook {
     index: Index,
     ledger: Ledger,
     plans: Arc<PlanCatalog>,
-    ingress_domain: String,
+    platform: Platform,
 }
 
 impl Webhook {
@@ -65,9 +69,9 @@ impl Webhook {
     /// Kubernetes API errors.
     pub async fn start(client: Client, plans: Arc<PlanCatalog>, config: &WebhookConfig) -> anyhow::Result<Arc<Self>> {
         register::ensure_namespace(&client, &config.namespace).await?;
-        let index = Index::start(client.clone()).await?;
+        let index = Index::start(client.clone(), config.reservation_ttl).await?;
         let ledger = Ledger::new(client.clone(), &config.namespace, config.reservation_ttl);
-        Ok(Arc::new(Self { client, index, ledger, plans, ingress_domain: config.ingress_domain.clone() }))
+        Ok(Arc::new(Self { client, index, ledger, plans, platform: config.platform.clone() }))
     }
 
     /// The webhook's routes: `POST /mutate`, `POST /validate`, `GET /healthz`.

@@ -65,7 +65,7 @@ fn rules() -> Vec<RuleWithOperations> {
         api_groups: Some(vec![slipway_crds::GROUP.into()]),
         api_versions: Some(vec!["v1alpha1".into()]),
         operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
-        resources: Some(vec!["apps".into(), "databases".into(), "workspaces".into()]),
+        resources: Some(slipway_crds::Kind::ALL.iter().map(|k| k.plural().into_owned()).collect()),
         scope: Some("Namespaced".into()),
     }]
 }
@@ -90,8 +90,9 @@ const TIMEOUT_SECONDS: i32 = 5;
 /// and trusting `ca_pem`: failurePolicy Fail, admissionReviewVersions [v1], tenant namespaces only.
 ///
 /// The mutating webhook has `sideEffects: None`. The validating one declares `NoneOnDryRun`:
-/// on a real CREATE it records a reservation (see [`crate::Ledger`]), a side effect that it
-/// skips for dry runs, which is exactly what that value promises.
+/// on a real CREATE, or an UPDATE that grows a footprint, it records a reservation (see
+/// [`crate::Ledger`]), a side effect that it skips for dry runs, which is exactly what that
+/// value promises.
 ///
 /// # Errors
 /// Kubernetes API errors.

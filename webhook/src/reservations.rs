@@ -1,23 +1,29 @@
-//! Race-free admission of CREATEs: a per-tenant ledger of recently admitted objects, kept in
-//! the API server and written with optimistic concurrency.
+//! Race-free admission of everything that grows a tenant: a per-tenant ledger of objects
+//! admitted a moment ago, kept in the API server and written with optimistic concurrency.
 //!
-//! Why: the watch-backed [`Index`](crate::index::Index) lags behind creates that were just
-//! admitted, so concurrent creates would each see the same usage and all pass (the weak spot
-//! of tenant-wide quotas in Capsule). Here every admitted CREATE is recorded in the ConfigMap
-//! `slipway-reservations-<tenant>` with a `resourceVersion` precondition: of racing requests,
-//! on any webhook replica, exactly one write wins per version; the others re-read and judge
-//! again, now counting the winner. A reservation expires after the ledger's TTL (15 s by default): by then the
-//! object is in every replica's cache (it persisted) or it never will be (a later admission
-//! step refused it, or the request failed), which releases its room.
+//! Why: the watch-backed [`Index`](crate::index::Index) lags behind what was just admitted, so
+//! concurrent CREATEs, and UPDATEs that grow a footprint (a scale-up), would each see the same
+//! usage and all pass (the weak spot of tenant-wide quotas in Capsule). Here every admitted
+//! CREATE or growing UPDATE records its object's footprint in the ConfigMap
+//! `slipway-reservations-<tenant UID>` under a `resourceVersion` precondition: of racing
+//! requests, on any webhook replica, exactly one write wins per version; the others read
+//! again and judge again, now counting the winner.
+//!
+//! A reservation stands for one version of one object (its UID and generation). It is
+//! released as soon as this replica's watch has seen that version (from then on the cache
+//! counts it, or it was deleted and rightly counts no more), and lapses after the TTL
+//! regardless (an object a later admission step refused is never seen). A ledger keeps only
+//! what counting needs (kind, name, footprint), never a spec, and is owned by its Tenant, so
+//! the garbage collector deletes it with the tenant.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
-    Api, Client,
+    Api, Client, Resource, ResourceExt,
     api::{ObjectMeta, PostParams},
 };
 use serde::{Deserialize, Serialize};
-use slipway_crds::{AppSpec, DatabaseSpec, WorkspaceSpec};
-use slipway_policies::{Inventory, Kind};
+use slipway_crds::{Kind, TENANT_LABEL, Tenant};
+use slipway_policies::{Footprint, Inventory};
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, PoisonError},
@@ -28,61 +34,81 @@ use std::{
 /// won; 20 concurrent creates need at most 20).
 const MAX_ATTEMPTS: usize = 64;
 
-/// The admitted spec of a reserved object, tagged with its kind.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-#[serde(tag = "kind", content = "spec")]
-pub enum Reserved {
-    /// An App.
-    App(AppSpec),
-    /// A Database.
-    Database(DatabaseSpec),
-    /// A Workspace.
-    Workspace(WorkspaceSpec),
+/// The version of an object a reservation is for, and the room it takes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Claim {
+    /// The object's kind.
+    pub kind: Kind,
+    /// The object's name.
+    pub name: String,
+    /// Its UID (the API server sets it before validating webhooks run, also on CREATE).
+    pub uid: Option<String>,
+    /// Its `metadata.generation` after the change.
+    pub generation: i64,
+    /// What it may use of the tenant's totals.
+    pub footprint: Footprint,
 }
 
-impl Reserved {
-    fn kind(&self) -> Kind {
-        match self {
-            Reserved::App(_) => Kind::App,
-            Reserved::Database(_) => Kind::Database,
-            Reserved::Workspace(_) => Kind::Workspace,
-        }
-    }
-}
-
-/// One reserved object: its spec and when the reservation lapses (Unix seconds).
+/// One ledger entry, stored as JSON under `<plural>.<name>`: what counting needs, which
+/// version of the object it stands for, and when it lapses (Unix seconds).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct Reservation {
-    /// The admitted object.
-    #[serde(flatten)]
-    pub object: Reserved,
+    /// UID of the object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// Generation of the object the reservation stands for.
+    pub generation: i64,
+    /// Room taken.
+    pub footprint: Footprint,
     /// Expiry, seconds since the Unix epoch.
     pub expires: u64,
 }
 
 /// The ledger key of an object: `apps.<name>`, `databases.<name>`, `workspaces.<name>`.
 fn key(kind: Kind, name: &str) -> String {
-    let plural = match kind {
-        Kind::App => "apps",
-        Kind::Database => "databases",
-        Kind::Workspace => "workspaces",
-    };
-    format!("{plural}.{name}")
+    format!("{}.{name}", kind.plural())
 }
 
-/// The live reservations as an inventory, leaving out `except` (the object being judged).
-fn inventory(entries: &BTreeMap<String, Reservation>, except: Option<&str>) -> Inventory {
-    let mut out = Inventory::default();
-    for (k, r) in entries.iter().filter(|(k, _)| Some(k.as_str()) != except) {
-        let Some((_, name)) = k.split_once('.') else { continue };
-        let name = name.to_string();
-        match &r.object {
-            Reserved::App(s) => drop(out.apps.insert(name, s.clone())),
-            Reserved::Database(s) => drop(out.databases.insert(name, s.clone())),
-            Reserved::Workspace(s) => drop(out.workspaces.insert(name, s.clone())),
-        }
-    }
-    out
+/// The kind and name of a ledger key.
+fn parse_key(key: &str) -> Option<(Kind, &str)> {
+    let (plural, name) = key.split_once('.')?;
+    Some((Kind::ALL.into_iter().find(|k| k.plural() == plural)?, name))
+}
+
+/// The ledger ConfigMap of a tenant, by its UID: a later tenant of the same name never reads
+/// an earlier one's ledger.
+fn ledger_name(tenant_uid: &str) -> String {
+    format!("slipway-reservations-{tenant_uid}")
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Reservations still pending in a ConfigMap's data: readable, not lapsed at `at`, and not yet
+/// `observed(kind, name, reservation)`.
+fn pending(
+    data: Option<&BTreeMap<String, String>>,
+    at: u64,
+    observed: impl Fn(Kind, &str, &Reservation) -> bool,
+) -> BTreeMap<String, Reservation> {
+    data.into_iter()
+        .flatten()
+        .filter_map(|(k, v)| Some((k.clone(), serde_json::from_str::<Reservation>(v).ok()?)))
+        .filter(|(k, r)| r.expires > at && parse_key(k).is_some_and(|(kind, name)| !observed(kind, name, r)))
+        .collect()
+}
+
+/// Pending reservations as an inventory, leaving out `except` (the object being judged).
+fn inventory(entries: &BTreeMap<String, Reservation>, except: &str) -> Inventory {
+    entries
+        .iter()
+        .filter(|(k, _)| k.as_str() != except)
+        .filter_map(|(k, r)| {
+            let (kind, name) = parse_key(k)?;
+            Some((kind, name.to_string(), r.footprint.clone()))
+        })
+        .collect()
 }
 
 /// The reservation ledgers of all tenants.
@@ -95,60 +121,36 @@ pub struct Ledger {
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-fn ledger_name(tenant: &str) -> String {
-    format!("slipway-reservations-{tenant}")
-}
-
-/// Live reservations from a ConfigMap's data (`<plural>.<name>` → JSON), skipping expired or
-/// unreadable entries.
-fn live(data: Option<&BTreeMap<String, String>>, at: u64) -> BTreeMap<String, Reservation> {
-    data.into_iter()
-        .flatten()
-        .filter_map(|(k, v)| Some((k.clone(), serde_json::from_str::<Reservation>(v).ok()?)))
-        .filter(|(_, r)| r.expires > at)
-        .collect()
-}
-
 impl Ledger {
     /// Ledgers kept as ConfigMaps in `namespace` (the webhook's own, never a tenant's).
     pub fn new(client: Client, namespace: &str, ttl: Duration) -> Self {
         Self { api: Api::namespaced(client, namespace), ttl, locks: Arc::default() }
     }
 
-    /// Live reservations of `tenant`, leaving out `kind`/`name` (the object being judged).
-    ///
-    /// # Errors
-    /// Kubernetes API errors other than a missing ledger.
-    pub async fn reserved(&self, tenant: &str, kind: Kind, name: &str) -> Result<Inventory, kube::Error> {
-        let cm = self.api.get_opt(&ledger_name(tenant)).await?;
-        Ok(inventory(&live(cm.as_ref().and_then(|c| c.data.as_ref()), now()), Some(&key(kind, name))))
-    }
-
-    /// Judges a CREATE of `object` called `name` against the tenant's reservations and, when
-    /// `judge` admits it (returns `true`), reserves its room, all under one
-    /// optimistic-concurrency write. `judge` receives the live reservations of every kind and
-    /// may be called several times: once per lost race. With `dry_run`, nothing is written
+    /// Judges `claim` against the tenant's pending reservations and, when `judge` admits it
+    /// (returns `true`), reserves its room, all under one optimistic-concurrency write.
+    /// `judge` receives the pending reservations of the tenant's other objects and may be
+    /// called several times: once per lost race. `observed` says which reservations this
+    /// replica's caches already cover. With `dry_run`, nothing is written
     /// (`sideEffects: NoneOnDryRun`).
     ///
     /// # Errors
     /// Kubernetes API errors, or [`MAX_ATTEMPTS`] lost races in a row.
     pub async fn reserve<T>(
         &self,
-        tenant: &str,
-        name: &str,
-        object: &Reserved,
+        tenant: &Tenant,
+        claim: &Claim,
         dry_run: bool,
-        mut judge: impl FnMut(&Inventory) -> (bool, T),
+        observed: impl Fn(Kind, &str, &Reservation) -> bool,
+        mut judge: impl FnMut(Inventory) -> (bool, T),
     ) -> Result<T, kube::Error> {
-        let ledger = ledger_name(tenant);
+        let tenant_name = tenant.name_any();
+        let ledger = ledger_name(tenant.uid().as_deref().unwrap_or(&tenant_name));
         let lock =
-            self.locks.lock().unwrap_or_else(PoisonError::into_inner).entry(tenant.to_string()).or_default().clone();
+            self.locks.lock().unwrap_or_else(PoisonError::into_inner).entry(tenant_name.clone()).or_default().clone();
         // A dry run writes nothing, so it need not wait for its turn.
         let _turn = if dry_run { None } else { Some(lock.lock().await) };
+        let own_key = key(claim.kind, &claim.name);
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 // Lost a race to another replica: back off with jitter so the next try is
@@ -158,14 +160,19 @@ impl Ledger {
             }
             let current = self.api.get_opt(&ledger).await?;
             let at = now();
-            let mut entries = live(current.as_ref().and_then(|c| c.data.as_ref()), at);
-            let own_key = key(object.kind(), name);
-            let (admit, verdict) = judge(&inventory(&entries, Some(&own_key)));
+            let mut entries = pending(current.as_ref().and_then(|c| c.data.as_ref()), at, &observed);
+            let (admit, verdict) = judge(inventory(&entries, &own_key));
             if !admit || dry_run {
                 return Ok(verdict);
             }
-            let reservation = Reservation { object: object.clone(), expires: at + self.ttl.as_secs() };
-            entries.insert(own_key, reservation);
+            let reservation = Reservation {
+                uid: claim.uid.clone(),
+                generation: claim.generation,
+                footprint: claim.footprint.clone(),
+                expires: at + self.ttl.as_secs(),
+            };
+            // Released and lapsed entries are dropped with this write.
+            entries.insert(own_key.clone(), reservation);
             let data = entries
                 .into_iter()
                 .map(|(k, r)| (k, serde_json::to_string(&r).expect("a reservation serializes")))
@@ -179,7 +186,9 @@ impl Ledger {
                     let cm = ConfigMap {
                         metadata: ObjectMeta {
                             name: Some(ledger.clone()),
-                            labels: Some([(slipway_crds::TENANT_LABEL.to_string(), tenant.to_string())].into()),
+                            labels: Some([(TENANT_LABEL.to_string(), tenant_name.clone())].into()),
+                            // Deleted by the garbage collector with its tenant.
+                            owner_references: tenant.owner_ref(&()).map(|o| vec![o]),
                             ..Default::default()
                         },
                         data: Some(data),
@@ -202,21 +211,40 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use slipway_policies::Amount;
+
+    fn entry(generation: i64, expires: u64) -> String {
+        let footprint = Footprint {
+            cpu: Amount::parse("500m").unwrap(),
+            memory: Amount::parse("1Gi").unwrap(),
+            storage: Amount::zero(),
+        };
+        serde_json::to_string(&Reservation { uid: Some("u".into()), generation, footprint, expires }).unwrap()
+    }
 
     #[test]
-    fn expired_and_unreadable_entries_are_not_live() {
-        let spec =
-            AppSpec { image: "nginx".into(), port: 80, replicas: None, env: vec![], resources: None, expose: None };
-        let keep = serde_json::to_string(&Reservation { object: Reserved::App(spec.clone()), expires: 200 }).unwrap();
-        let gone = serde_json::to_string(&Reservation { object: Reserved::App(spec), expires: 100 }).unwrap();
+    fn lapsed_released_and_unreadable_entries_are_not_pending() {
         let data = BTreeMap::from([
-            ("apps.a".to_string(), keep),
-            ("apps.b".to_string(), gone),
-            ("apps.c".to_string(), "not json".to_string()),
+            ("apps.live".to_string(), entry(2, 200)),
+            ("apps.lapsed".to_string(), entry(1, 100)),
+            ("apps.seen".to_string(), entry(1, 200)),
+            ("apps.garbled".to_string(), "not json".to_string()),
+            ("gizmos.unknown".to_string(), entry(1, 200)),
         ]);
-        let live = live(Some(&data), 150);
-        assert_eq!(live.keys().collect::<Vec<_>>(), ["apps.a"]);
-        assert_eq!(inventory(&live, None).apps.keys().collect::<Vec<_>>(), ["a"]);
-        assert!(inventory(&live, Some("apps.a")).apps.is_empty());
+        let pending = pending(Some(&data), 150, |kind, name, _| kind == Kind::App && name == "seen");
+        assert_eq!(pending.keys().collect::<Vec<_>>(), ["apps.live"]);
+        assert_eq!(inventory(&pending, "apps.other").usage().cpu, Amount::parse("500m").unwrap());
+        assert_eq!(inventory(&pending, "apps.live").count(Kind::App), 0, "the judged object is left out");
+    }
+
+    #[test]
+    fn entries_hold_footprints_only() {
+        let text = entry(3, 9);
+        assert_eq!(
+            text,
+            r#"{"uid":"u","generation":3,"footprint":{"cpu":"500m","memory":"1Gi","storage":"0"},"expires":9}"#
+        );
+        assert_eq!(parse_key("databases.pg"), Some((Kind::Database, "pg")));
+        assert_eq!(key(Kind::Workspace, "box"), "workspaces.box");
     }
 }

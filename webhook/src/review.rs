@@ -1,10 +1,14 @@
 //! The HTTP side of admission: decoding AdmissionReviews, dispatching by kind, answering.
 //!
-//! Handlers only convert; the rules live in `slipway-policies` and the per-kind glue in
+//! Handlers only convert; the rules live in `slipway-policies` and the generic glue in
 //! [`crate::admit`]. Every malformed input gets a clear answer (HTTP 400 with an
 //! AdmissionReview whose response says what is wrong), never a panic.
 
-use crate::{Webhook, admit::admit};
+use crate::{
+    Webhook,
+    admit::admit,
+    answer::{Phase, deny},
+};
 use axum::{
     body::Bytes,
     extract::State,
@@ -15,19 +19,11 @@ use kube::core::{
     DynamicObject,
     admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
 };
+use slipway_crds::{App, Database, GROUP, Kind, Workspace};
 use std::sync::Arc;
 
 /// The only AdmissionReview version Slipway speaks (Kubernetes 1.16+; v1beta1 is gone since 1.22).
 pub const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
-
-/// Which webhook path was called.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Phase {
-    /// `/mutate`: fill in defaults and labels.
-    Mutate,
-    /// `/validate`: enforce the plan.
-    Validate,
-}
 
 /// Why a body is not an AdmissionReview we can judge.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -91,27 +87,19 @@ pub async fn respond(webhook: &Webhook, request: &AdmissionRequest<DynamicObject
     if !matches!(request.operation, Operation::Create | Operation::Update) {
         return base;
     }
-    if request.kind.group != slipway_crds::GROUP {
+    if request.kind.group != GROUP {
         return deny(
             base,
             400,
             format!("Slipway's webhook does not handle {}/{}", request.kind.group, request.kind.kind),
         );
     }
-    match request.kind.kind.as_str() {
-        "App" => admit::<slipway_crds::App>(webhook, request, phase, base).await,
-        "Database" => admit::<slipway_crds::Database>(webhook, request, phase, base).await,
-        "Workspace" => admit::<slipway_crds::Workspace>(webhook, request, phase, base).await,
-        other => deny(base, 400, format!("Slipway's webhook does not handle kind {other}")),
+    match Kind::from_name(&request.kind.kind) {
+        Some(Kind::App) => admit::<App>(webhook, request, phase, base).await,
+        Some(Kind::Database) => admit::<Database>(webhook, request, phase, base).await,
+        Some(Kind::Workspace) => admit::<Workspace>(webhook, request, phase, base).await,
+        None => deny(base, 400, format!("Slipway's webhook does not handle kind {}", request.kind.kind)),
     }
-}
-
-/// A denial with an HTTP-like `code` (422 for plan violations, so API clients see
-/// "Unprocessable Entity") and a message that reaches the user verbatim.
-pub fn deny(response: AdmissionResponse, code: u16, message: impl ToString) -> AdmissionResponse {
-    let mut response = response.deny(message);
-    response.result.code = code;
-    response
 }
 
 #[cfg(test)]

@@ -2,17 +2,14 @@
 //! writes, so Kubernetes RBAC (the member role's `get` on Secrets) decides who sees them.
 
 use super::objects;
-use crate::{AppState, auth::AuthUser, error::ApiError};
+use crate::{AppState, auth::AuthUser, error::ApiError, paths::ObjectName};
 use anyhow::Context;
-use axum::{
-    Json,
-    extract::{Path, State},
-    http::header,
-};
+use axum::{Json, extract::State, http::header};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use serde::Serialize;
 use slipway_crds::{Database, tenant_namespace};
+use slipway_policies::rules::names::credentials_secret;
 
 /// How to connect to a Database: `{"username","password","host","port","dbname","uri"}`, with
 /// `port` a number. No `Debug`, so the password cannot end up in a log by accident.
@@ -33,7 +30,7 @@ fn secret_name(database: &Database) -> String {
         .status
         .as_ref()
         .and_then(|s| s.secret_name.clone())
-        .unwrap_or_else(|| format!("{}-credentials", database.metadata.name.as_deref().unwrap_or_default()))
+        .unwrap_or_else(|| credentials_secret(database.metadata.name.as_deref().unwrap_or_default()))
 }
 
 /// Reads the credentials from the Secret's `data` (base64 on the wire, bytes here).
@@ -69,7 +66,7 @@ fn from_secret(secret: &Secret) -> anyhow::Result<Credentials> {
 pub async fn get(
     State(state): State<AppState>,
     user: AuthUser,
-    Path((tenant, name)): Path<(String, String)>,
+    ObjectName { tenant, name }: ObjectName,
 ) -> Result<([(header::HeaderName, &'static str); 1], Json<Credentials>), ApiError> {
     let client = objects::member_client(&state, &user, &tenant).await?;
     let namespace = tenant_namespace(&tenant);

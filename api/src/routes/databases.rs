@@ -1,10 +1,13 @@
-//! Creating Databases as the caller (impersonated, with the tenant's group); listing, reading
-//! and deleting are in `objects`, the credentials in `credentials`. The admission webhook
-//! checks the plan (engines, versions, sizes, counts) and its denials come back as 422.
+//! Creating Databases as the caller (impersonated, with the tenant's group), after the preview
+//! of the webhook's rules (engines, versions, sizes, counts); listing, reading and deleting are
+//! in `objects`, the credentials in `credentials`.
 
-use super::objects::{self, Created};
-use crate::{AppState, auth::AuthUser, error::ApiError, json::StrictJson, names};
-use axum::extract::{Path, State};
+use super::{
+    objects::{self, Created},
+    preview::preview,
+};
+use crate::{AppState, auth::AuthUser, error::ApiError, json::StrictJson, paths::TenantName};
+use axum::extract::State;
 use serde::Deserialize;
 use slipway_crds::{Database, DatabaseSpec};
 
@@ -19,10 +22,10 @@ pub struct CreateDatabase {
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(tenant): Path<String>,
+    TenantName(tenant): TenantName,
     StrictJson(req): StrictJson<CreateDatabase>,
 ) -> Result<Created<Database>, ApiError> {
     let api = objects::member_api::<Database>(&state, &user, &tenant).await?;
-    names::dns_label("name", &req.name, names::MAX_DATABASE_NAME)?;
+    preview(&state, &user, &api.clone().into(), &tenant, &req.name, &req.spec, None).await?;
     objects::create(&api, &tenant, Database::new(&req.name, req.spec)).await
 }

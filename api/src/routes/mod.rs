@@ -6,6 +6,7 @@ mod credentials;
 mod databases;
 mod health;
 mod objects;
+mod preview;
 mod tenants;
 mod workspaces;
 
@@ -13,10 +14,19 @@ use crate::{AppState, error::ApiError};
 use axum::{
     Router,
     extract::DefaultBodyLimit,
+    response::{IntoResponse, Response},
     routing::{get, post},
 };
 use slipway_crds::{App, Database, Workspace};
-use tower_http::trace::TraceLayer;
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+
+/// A handler that panicked (a bug) answers a logged 500 in problem details, rather than a
+/// connection the server drops.
+fn panicked(cause: Box<dyn std::any::Any + Send>) -> Response {
+    let what =
+        cause.downcast_ref::<&str>().map(ToString::to_string).or_else(|| cause.downcast_ref::<String>().cloned());
+    ApiError::Internal(anyhow::anyhow!("a handler panicked: {}", what.unwrap_or_default())).into_response()
+}
 
 /// Builds the whole router over `state`; bodies over `max_body_bytes` answer 413.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
@@ -48,6 +58,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             ApiError::MethodNotAllowed("this endpoint does not support that method".into())
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

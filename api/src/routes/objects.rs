@@ -3,22 +3,27 @@
 //! into the API's errors, and the list, get and delete handlers, generic over the kind.
 
 use super::tenants::membership;
-use crate::{AppState, auth::AuthUser, error::ApiError};
+use crate::{
+    AppState,
+    auth::AuthUser,
+    error::ApiError,
+    paths::{ObjectName, TenantName},
+};
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::{StatusCode, header},
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, ListParams, PostParams},
+    api::{DeleteParams, ListParams, Patch, PatchParams, PostParams},
     core::{
         NamespaceResourceScope,
         object::{HasSpec, HasStatus},
     },
 };
 use serde::{Serialize, de::DeserializeOwned};
-use slipway_crds::{TENANT_LABEL, tenant_namespace};
+use slipway_crds::{Kind, TENANT_LABEL, tenant_namespace};
 
 /// Field manager of the API's writes.
 pub const MANAGER: &str = "slipway-api";
@@ -95,7 +100,7 @@ pub async fn member_api<K: TenantObject>(state: &AppState, user: &AuthUser, tena
     Ok(Api::namespaced(member_client(state, user, tenant).await?, &tenant_namespace(tenant)))
 }
 
-/// The kind as messages name it: `app`, `database`, `workspace`.
+/// The kind `K` as messages name it: `app`, `database`, `workspace`.
 fn kind<K: TenantObject>() -> String {
     K::kind(&()).to_lowercase()
 }
@@ -105,9 +110,10 @@ pub fn not_found<K: TenantObject>(name: &str, tenant: &str) -> ApiError {
     ApiError::NotFound(format!("{} {name:?} not found in tenant {tenant:?}", kind::<K>()))
 }
 
-/// 409 for a `name` of kind `K` that `tenant` already has.
-pub fn already_exists<K: TenantObject>(name: &str, tenant: &str) -> ApiError {
-    ApiError::Conflict(format!("{} {name:?} already exists in tenant {tenant:?}; choose another name", kind::<K>()))
+/// 409 for a `name` of `kind` that `tenant` already has.
+pub fn already_exists(kind: Kind, name: &str, tenant: &str) -> ApiError {
+    let kind = kind.name().to_lowercase();
+    ApiError::Conflict(format!("{kind} {name:?} already exists in tenant {tenant:?}; choose another name"))
 }
 
 /// Creates `object` in `tenant`, labelled `slipway.dev/tenant: <tenant>`, as [`MANAGER`].
@@ -120,7 +126,10 @@ pub async fn create<K: TenantObject>(api: &Api<K>, tenant: &str, mut object: K) 
     object.labels_mut().insert(TENANT_LABEL.to_string(), tenant.to_string());
     let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
     let created = api.create(&params, &object).await.map_err(|e| match e {
-        kube::Error::Api(s) if s.code == 409 => already_exists::<K>(&name, tenant),
+        kube::Error::Api(s) if s.code == 409 => ApiError::Conflict(format!(
+            "{} {name:?} already exists in tenant {tenant:?}; choose another name",
+            kind::<K>()
+        )),
         e => e.into(),
     })?;
     let location = format!("/api/v1/tenants/{tenant}/{}/{name}", K::plural(&()));
@@ -135,14 +144,27 @@ pub async fn fetch<K: TenantObject>(api: &Api<K>, tenant: &str, name: &str) -> R
     api.get_opt(name).await?.ok_or_else(|| not_found::<K>(name, tenant))
 }
 
-/// Replaces `object` (read before, so its `resourceVersion` guards against lost updates) as
-/// [`MANAGER`].
+/// Replaces the whole spec of the object `name` with `spec` as [`MANAGER`], in one JSON patch
+/// (`replace /spec`): a PUT means "this is the spec now", so the controller's concurrent status
+/// writes never make it fail with a conflict.
 ///
 /// # Errors
-/// 409 on a concurrent change (read and retry); 422 for schema, CEL and webhook denials.
-pub async fn replace<K: TenantObject>(api: &Api<K>, tenant: &str, object: &K) -> Result<Json<View<K>>, ApiError> {
-    let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-    let updated = api.replace(&object.name_any(), &params, object).await?;
+/// 404 when the object is gone; 403 and 422 for webhook, schema and CEL denials.
+pub async fn replace_spec<K: TenantObject>(
+    api: &Api<K>,
+    tenant: &str,
+    name: &str,
+    spec: &K::Spec,
+) -> Result<Json<View<K>>, ApiError> {
+    let params = PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
+        { "op": "replace", "path": "/spec", "value": spec }
+    ]))
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let updated = api.patch(name, &params, &Patch::<()>::Json(patch)).await.map_err(|e| match e {
+        kube::Error::Api(s) if s.code == 404 => not_found::<K>(name, tenant),
+        e => e.into(),
+    })?;
     Ok(Json(View::new(updated, tenant)))
 }
 
@@ -150,7 +172,7 @@ pub async fn replace<K: TenantObject>(api: &Api<K>, tenant: &str, object: &K) ->
 pub async fn list<K: TenantObject>(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(tenant): Path<String>,
+    TenantName(tenant): TenantName,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let api = member_api::<K>(&state, &user, &tenant).await?;
     let items: Vec<_> =
@@ -163,7 +185,7 @@ pub async fn list<K: TenantObject>(
 pub async fn get<K: TenantObject>(
     State(state): State<AppState>,
     user: AuthUser,
-    Path((tenant, name)): Path<(String, String)>,
+    ObjectName { tenant, name }: ObjectName,
 ) -> Result<Json<View<K>>, ApiError> {
     let api = member_api::<K>(&state, &user, &tenant).await?;
     Ok(Json(View::new(fetch(&api, &tenant, &name).await?, &tenant)))
@@ -175,7 +197,7 @@ pub async fn get<K: TenantObject>(
 pub async fn delete<K: TenantObject>(
     State(state): State<AppState>,
     user: AuthUser,
-    Path((tenant, name)): Path<(String, String)>,
+    ObjectName { tenant, name }: ObjectName,
 ) -> Result<StatusCode, ApiError> {
     let api = member_api::<K>(&state, &user, &tenant).await?;
     match api.delete(&name, &DeleteParams::background()).await {

@@ -4,14 +4,14 @@
 use crate::{
     AppState,
     auth::AuthUser,
-    db::{Membership, is_unique_violation},
+    db::{Membership, is_foreign_key_violation, is_unique_violation},
     error::ApiError,
     json::StrictJson,
-    names,
+    paths::TenantName,
 };
 use axum::{
     Json,
-    extract::{Path, State},
+    extract::State,
     http::{StatusCode, header},
 };
 use kube::{
@@ -20,6 +20,7 @@ use kube::{
 };
 use serde::{Deserialize, Serialize};
 use slipway_crds::{Tenant, TenantOwner, TenantSpec, TenantStatus, tenant_namespace};
+use slipway_policies::rules::names::check_tenant_name;
 
 #[derive(Deserialize)]
 pub struct CreateTenant {
@@ -75,24 +76,42 @@ pub async fn create(
     user: AuthUser,
     StrictJson(req): StrictJson<CreateTenant>,
 ) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<TenantView>), ApiError> {
-    names::dns_label("name", &req.name, names::MAX_TENANT_NAME)?;
+    check_tenant_name(&req.name).map_err(|e| ApiError::invalid("name", e))?;
     state.plans.plan(&req.plan).map_err(|e| ApiError::invalid("plan", e.to_string()))?;
     let taken = || ApiError::Conflict(format!("the tenant name {:?} is taken; choose another", req.name));
     // Record in SQL first (uncommitted) so a taken name fails before touching the cluster, and
     // commit only once the Tenant exists, so SQL never lists a tenant Kubernetes lacks.
-    let tx = state
-        .db
-        .begin_tenant(&req.name, &req.plan, &user.id)
-        .await
-        .map_err(|e| if is_unique_violation(&e) { taken() } else { e.into() })?;
+    let tx = state.db.begin_tenant(&req.name, &req.plan, &user.id).await.map_err(|e| {
+        if is_unique_violation(&e) {
+            taken()
+        } else if is_foreign_key_violation(&e) {
+            // The token is valid but its account was deleted since it was issued.
+            ApiError::Unauthorized("the account of this access token no longer exists".into())
+        } else {
+            e.into()
+        }
+    })?;
     let tenant = Tenant::new(
         &req.name,
         TenantSpec { owners: vec![TenantOwner { email: user.email.clone() }], plan: req.plan.clone(), limits: None },
     );
     let params = PostParams { field_manager: Some("slipway-api".into()), ..Default::default() };
-    let created = match Api::<Tenant>::all(state.cluster.service()).create(&params, &tenant).await {
+    let tenants = Api::<Tenant>::all(state.cluster.service());
+    let created = match tenants.create(&params, &tenant).await {
         Ok(t) => t,
-        Err(kube::Error::Api(s)) if s.code == 409 => return Err(taken()),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            // A deleted tenant keeps its name until its namespace, and all its data, are gone
+            // (the controller's finalizer): never hand them to the next claimant.
+            let releasing = tenants.get_opt(&req.name).await?.is_some_and(|t| t.metadata.deletion_timestamp.is_some());
+            return Err(if releasing {
+                ApiError::Conflict(format!(
+                    "the tenant name {:?} is being released, try again in a few seconds",
+                    req.name
+                ))
+            } else {
+                taken()
+            });
+        }
         Err(e) => return Err(e.into()),
     };
     tx.commit().await?;
@@ -139,18 +158,19 @@ pub async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<
 pub async fn get(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(name): Path<String>,
+    TenantName(name): TenantName,
 ) -> Result<Json<TenantView>, ApiError> {
     let m = membership(&state, &user, &name).await?;
     Ok(Json(TenantView::new(fetch(&state, &name).await?, &m.role)))
 }
 
-/// `DELETE /api/v1/tenants/{tenant}` → 204; owners only. Kubernetes garbage-collects the
-/// namespace and everything in it.
+/// `DELETE /api/v1/tenants/{tenant}` → 204; owners only. The controller deletes the namespace
+/// and everything in it (volumes and Secrets of retained Databases included); the name stays
+/// taken until they are gone.
 pub async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
-    Path(name): Path<String>,
+    TenantName(name): TenantName,
 ) -> Result<StatusCode, ApiError> {
     let m = membership(&state, &user, &name).await?;
     if m.role != "owner" {
@@ -166,20 +186,24 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// The tenant's effective policy, for checks the API runs before writing.
+/// The tenant's owners and effective policy, for the checks the API runs before writing.
 ///
 /// # Errors
 /// 409 while the tenant is not Ready yet (its quota would refuse the write with a cryptic
 /// "status unknown for quota"); 500 if its plan is invalid.
-pub async fn policy(state: &AppState, tenant: &str) -> Result<slipway_policies::TenantPolicy, ApiError> {
+pub async fn policy(
+    state: &AppState,
+    tenant: &str,
+) -> Result<(Vec<TenantOwner>, slipway_policies::TenantPolicy), ApiError> {
     let t = fetch(state, tenant).await?;
     if !is_ready(&t) {
         return Err(ApiError::Conflict(format!(
             "tenant {tenant:?} is still being provisioned; retry in a few seconds"
         )));
     }
-    state
+    let policy = state
         .plans
         .effective(&t.spec.plan, t.spec.limits.as_ref())
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("tenant {tenant} has an invalid plan: {e}")))
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("tenant {tenant} has an invalid plan: {e}")))?;
+    Ok((t.spec.owners, policy))
 }

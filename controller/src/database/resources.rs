@@ -22,15 +22,7 @@ use std::collections::BTreeMap;
 /// (OWASP asks for at least 64 bits for secrets a machine generates).
 pub const PASSWORD_LENGTH: usize = 32;
 
-/// Name of the Database's credentials Secret: `<name>-credentials`.
-pub fn secret_name(database: &str) -> String {
-    format!("{database}-credentials")
-}
-
-/// Name of the headless Service that governs the StatefulSet: `<name>-headless`.
-pub fn headless_name(database: &str) -> String {
-    format!("{database}-headless")
-}
+pub use slipway_policies::rules::names::{credentials_secret as secret_name, headless_service as headless_name};
 
 /// The in-cluster host name of the Database's client Service.
 pub fn host(database: &str, namespace: &str) -> String {

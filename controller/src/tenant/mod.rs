@@ -1,5 +1,8 @@
-//! Tenant reconciler: one namespace per tenant, with its guard rails.
+//! Tenant reconciler: one namespace per tenant, with its guard rails, bound to the Tenant
+//! object that created it; and, when the Tenant is deleted, the namespace deleted with
+//! everything in it before the Tenant (and so its name) goes.
 
+mod finalizer;
 mod resources;
 
 use crate::{
@@ -7,16 +10,20 @@ use crate::{
     apply::{apply, apply_status},
     conditions::{condition, is_true},
 };
-use k8s_openapi::api::{
-    core::v1::{LimitRange, Namespace, ResourceQuota},
-    networking::v1::NetworkPolicy,
-    rbac::v1::{ClusterRole, RoleBinding},
+use k8s_openapi::{
+    api::{
+        core::v1::{LimitRange, Namespace, ResourceQuota},
+        networking::v1::NetworkPolicy,
+        rbac::v1::{ClusterRole, RoleBinding},
+    },
+    apimachinery::pkg::apis::meta::v1::Condition,
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
+    api::{DeleteParams, PostParams, Preconditions},
     runtime::{controller::Action, events::EventType},
 };
-use slipway_crds::{Tenant, TenantStatus, tenant_namespace};
+use slipway_crds::{Tenant, TenantStatus, namespace_belongs_to, tenant_namespace};
 use std::{sync::Arc, time::Duration};
 
 /// Re-check period of a healthy tenant, so drift (a deleted quota, an edited policy) heals
@@ -28,24 +35,87 @@ const RESYNC: Duration = Duration::from_secs(300);
 /// because that owner, the Tenant, is cluster-scoped.
 const QUOTA_POLL: Duration = Duration::from_secs(1);
 
+/// Re-check period while a namespace is being deleted (the namespace controller removes its
+/// content first, which takes seconds); its owner reference also wakes us when it goes.
+const TERMINATING_POLL: Duration = Duration::from_secs(2);
+
+/// Re-check period while another tenant's (or nobody's) namespace is in the way: an operator
+/// has to act, and a namespace without our owner reference sends us no events.
+const CONFLICT_POLL: Duration = Duration::from_secs(30);
+
 /// Applies the ClusterRole that every tenant's RoleBinding refers to.
 pub async fn apply_member_role(client: &Client) -> Result<ClusterRole> {
     apply(&Api::all(client.clone()), &resources::member_role()).await
 }
 
-/// Brings the tenant's namespace and guard rails to the state its spec and plan describe.
+/// Brings the tenant's namespace and guard rails to the state its spec and plan describe, or,
+/// once it is deleted, removes them.
 pub async fn reconcile(tenant: Arc<Tenant>, ctx: Arc<Context>) -> Result<Action> {
     ctx.track(tenant.as_ref(), reconcile_inner(&tenant, &ctx)).await
 }
 
-async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
-    if tenant.meta().deletion_timestamp.is_some() {
-        // The namespace carries an owner reference: the garbage collector removes it.
-        return Ok(Action::await_change());
+/// Writes a `Ready=False` status with `reason` when it differs from the one the tenant has.
+async fn not_ready(ctx: &Context, tenant: &Tenant, reason: &str, message: String) -> Result<()> {
+    let previous = tenant.status.clone().unwrap_or_default();
+    let generation = tenant.meta().generation;
+    let status = TenantStatus {
+        namespace: previous.namespace.clone(),
+        observed_generation: generation,
+        conditions: vec![condition(&previous.conditions, "Ready", false, reason, message.clone(), generation)],
+    };
+    if status != previous {
+        apply_status(&Api::<Tenant>::all(ctx.client.clone()), &tenant.name_any(), &status).await?;
+        let type_ = if reason == "Deleting" { EventType::Normal } else { EventType::Warning };
+        ctx.publish(tenant, type_, reason, message).await;
     }
+    Ok(())
+}
+
+/// What stands where the tenant's namespace should be.
+enum Site {
+    /// Its own namespace (just created, or created earlier for this very Tenant object).
+    Own,
+    /// A namespace being deleted: one of an earlier tenant of this name, or its own.
+    Terminating,
+    /// A namespace that is not this Tenant's: never adopted, it may hold someone else's data.
+    Foreign,
+}
+
+/// Finds or creates the tenant's namespace. A new namespace is created (never applied over
+/// an existing one) with the Tenant's controller owner reference, which binds it to this
+/// Tenant's UID for good.
+async fn claim_namespace(ctx: &Context, tenant: &Tenant, ns: &str) -> Result<Site> {
+    let namespaces = Api::<Namespace>::all(ctx.client.clone());
+    let existing = match namespaces.get_opt(ns).await? {
+        Some(existing) => existing,
+        None => {
+            let owner = tenant.controller_owner_ref(&()).expect("Tenant has a name and uid");
+            let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
+            match namespaces.create(&params, &resources::namespace(&tenant.name_any(), owner)).await {
+                Ok(_) => return Ok(Site::Own),
+                // Someone made it between our read and our create: judge that one.
+                Err(kube::Error::Api(s)) if s.code == 409 => namespaces.get(ns).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    Ok(if existing.metadata.deletion_timestamp.is_some() {
+        Site::Terminating
+    } else if namespace_belongs_to(&existing, tenant) {
+        Site::Own
+    } else {
+        Site::Foreign
+    })
+}
+
+async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
     let name = tenant.name_any();
     let ns = tenant_namespace(&name);
     let api: Api<Tenant> = Api::all(ctx.client.clone());
+    if tenant.meta().deletion_timestamp.is_some() {
+        return release(tenant, ctx, &api, &ns).await;
+    }
+    finalizer::add(&api, tenant).await?;
     let previous = tenant.status.clone().unwrap_or_default();
     let generation = tenant.meta().generation;
 
@@ -53,23 +123,27 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
         Ok(policy) => policy,
         Err(e) => {
             // Not retriable until the spec changes: report it on the status and wait.
-            let status = TenantStatus {
-                namespace: previous.namespace.clone(),
-                observed_generation: generation,
-                conditions: vec![condition(
-                    &previous.conditions,
-                    "Ready",
-                    false,
-                    "InvalidPlan",
-                    e.to_string(),
-                    generation,
-                )],
-            };
-            apply_status(&api, &name, &status).await?;
-            ctx.publish(tenant, EventType::Warning, "InvalidPlan", e.to_string()).await;
+            not_ready(ctx, tenant, "InvalidPlan", e.to_string()).await?;
             return Ok(Action::await_change());
         }
     };
+
+    match claim_namespace(ctx, tenant, &ns).await? {
+        Site::Own => {}
+        Site::Terminating => {
+            let message = format!("namespace {ns} is still being deleted; the tenant gets a new one once it is gone");
+            not_ready(ctx, tenant, "NamespaceTerminating", message).await?;
+            return Ok(Action::requeue(TERMINATING_POLL));
+        }
+        Site::Foreign => {
+            let message = format!(
+                "namespace {ns} exists and does not belong to this Tenant (uid {}); Slipway never adopts it: an operator must delete it, or the tenant must take another name",
+                tenant.uid().unwrap_or_default()
+            );
+            not_ready(ctx, tenant, "NamespaceConflict", message).await?;
+            return Ok(Action::requeue(CONFLICT_POLL));
+        }
+    }
 
     let owner = tenant.controller_owner_ref(&()).expect("Tenant has a name and uid");
     apply(&Api::<Namespace>::all(ctx.client.clone()), &resources::namespace(&name, owner.clone())).await?;
@@ -83,7 +157,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
     apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &ns), &resources::default_deny(&name, owner)).await?;
 
     let quota_observed = resources::quota_observed(&quota);
-    let ready = if quota_observed {
+    let ready: Condition = if quota_observed {
         let message = format!("namespace {ns} is ready with the limits of plan \"{}\"", policy.plan);
         condition(&previous.conditions, "Ready", true, "Provisioned", message, generation)
     } else {
@@ -99,4 +173,33 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
     }
     tracing::info!(tenant = %name, namespace = %ns, plan = %policy.plan, quota_observed, manager = MANAGER, "tenant reconciled");
     Ok(Action::requeue(if quota_observed { RESYNC } else { QUOTA_POLL }))
+}
+
+/// A deleted tenant: deletes its own namespace (and with it every App, Database, volume and
+/// Secret in it, retained ones included), waits until the namespace is gone, then lets the
+/// Tenant go. Until then the Tenant keeps its name, so no one else can claim it and inherit
+/// the namespace. A namespace that is not the Tenant's is left alone.
+async fn release(tenant: &Tenant, ctx: &Context, api: &Api<Tenant>, ns: &str) -> Result<Action> {
+    if !finalizer::present(tenant) {
+        return Ok(Action::await_change());
+    }
+    let namespaces = Api::<Namespace>::all(ctx.client.clone());
+    if let Some(namespace) = namespaces.get_opt(ns).await?.filter(|n| namespace_belongs_to(n, tenant)) {
+        if namespace.metadata.deletion_timestamp.is_none() {
+            // Exactly the namespace we checked, not one created in its place since.
+            let preconditions = Preconditions { uid: namespace.uid(), resource_version: None };
+            let params = DeleteParams { preconditions: Some(preconditions), ..DeleteParams::background() };
+            match namespaces.delete(ns, &params).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let message = format!("deleting namespace {ns} and everything in it; the name is released once it is gone");
+        not_ready(ctx, tenant, "Deleting", message).await?;
+        return Ok(Action::requeue(TERMINATING_POLL));
+    }
+    finalizer::remove(api, tenant).await?;
+    tracing::info!(tenant = %tenant.name_any(), namespace = %ns, "tenant deleted with its namespace");
+    Ok(Action::await_change())
 }

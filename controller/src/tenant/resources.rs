@@ -15,7 +15,7 @@ use k8s_openapi::{
         util::intstr::IntOrString,
     },
 };
-use slipway_crds::{ExposeType, TENANT_LABEL, tenant_group, tenant_namespace};
+use slipway_crds::{Kind, TENANT_LABEL, tenant_group, tenant_namespace};
 use slipway_policies::TenantPolicy;
 use std::collections::BTreeMap;
 
@@ -57,8 +57,9 @@ pub fn namespace(tenant: &str, owner: OwnerReference) -> Namespace {
 }
 
 /// The plan's totals as a ResourceQuota: compute, storage and Service kinds
-/// (<https://kubernetes.io/docs/concepts/policy/resource-quotas/>). NodePorts are allowed only
-/// when the plan allows NodePort exposure; LoadBalancers never (Slipway does not offer them).
+/// (<https://kubernetes.io/docs/concepts/policy/resource-quotas/>). NodePorts as many as the
+/// plan's objects may hold ([`TenantPolicy::node_port_quota`]); LoadBalancers never (Slipway
+/// does not offer them).
 ///
 /// Counts of Slipway's own kinds (`count/apps.slipway.dev`) are deliberately absent: the quota
 /// controller learns about a CRD's resources only on its periodic discovery, and until then
@@ -67,10 +68,7 @@ pub fn namespace(tenant: &str, owner: OwnerReference) -> Namespace {
 pub fn quota(tenant: &str, policy: &TenantPolicy, owner: OwnerReference) -> ResourceQuota {
     let l = &policy.limits;
     let count = |n: u32| Quantity(n.to_string());
-    // Every Workspace has an SSH node port; Apps and Databases only where the plan allows.
-    let app_ports = if l.exposures.contains(&ExposeType::NodePort) { l.max_apps } else { 0 };
-    let database_ports = if l.database_node_ports { l.max_databases } else { 0 };
-    let node_ports = app_ports + database_ports + l.max_workspaces;
+    let node_ports = policy.node_port_quota();
     let hard = BTreeMap::from([
         ("requests.cpu".to_string(), l.cpu.to_quantity()),
         ("limits.cpu".to_string(), l.cpu.to_quantity()),
@@ -133,6 +131,10 @@ pub fn member_role() -> ClusterRole {
         ..Default::default()
     };
     let read = ["get", "list", "watch"];
+    let kinds: Vec<String> = Kind::ALL.iter().map(|k| k.plural().into_owned()).collect();
+    let statuses: Vec<String> = kinds.iter().map(|k| format!("{k}/status")).collect();
+    let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
+    let statuses: Vec<&str> = statuses.iter().map(String::as_str).collect();
     ClusterRole {
         metadata: ObjectMeta {
             name: Some(MEMBER_ROLE.into()),
@@ -140,12 +142,8 @@ pub fn member_role() -> ClusterRole {
             ..Default::default()
         },
         rules: Some(vec![
-            rule(
-                &["slipway.dev"],
-                &["apps", "databases", "workspaces"],
-                &["get", "list", "watch", "create", "update", "patch", "delete"],
-            ),
-            rule(&["slipway.dev"], &["apps/status", "databases/status", "workspaces/status"], &read),
+            rule(&[slipway_crds::GROUP], &kinds, &["get", "list", "watch", "create", "update", "patch", "delete"]),
+            rule(&[slipway_crds::GROUP], &statuses, &read),
             rule(
                 &[""],
                 &["pods", "pods/log", "events", "services", "endpoints", "resourcequotas", "limitranges"],

@@ -31,10 +31,7 @@ pub const SSH_PORT: i32 = 2222;
 /// Where the authorized keys are mounted; sshd's `AuthorizedKeysFile` points here.
 pub const KEYS_DIR: &str = "/etc/slipway/ssh";
 
-/// Name of the Secret holding the Workspace's `authorized_keys`: `<name>-ssh-keys`.
-pub fn keys_secret_name(workspace: &str) -> String {
-    format!("{workspace}-ssh-keys")
-}
+pub use slipway_policies::rules::names::ssh_keys_secret as keys_secret_name;
 
 /// The `authorized_keys` Secret: one key per line, as sshd reads them. Mounted as a volume
 /// (not through `subPath`), so the kubelet refreshes the file in the running pod when the keys

@@ -1,24 +1,27 @@
 //! The plan rules on arbitrary Apps: a tenant policy from [`PlanCatalog::effective`] (any plan
-//! name, arbitrary overrides), then [`TenantPolicy::check_app`], [`TenantPolicy::review_app`]
-//! (with other Apps, a previous spec and host claims) and [`TenantPolicy::default_app`].
+//! name, arbitrary overrides), then [`TenantPolicy::review_app`] (with other Apps, a previous
+//! spec, a member or an operator, host claims, any Ingress domain) and
+//! [`TenantPolicy::default_app`].
 //!
-//! Invariants: nothing panics; `default_app` is idempotent; `review_app` reports at least what
-//! `check_app` reports for the same App count; defaulting never turns an admitted App into a
-//! denied one or back (the mutating webhook runs before the validating one, so both must agree).
+//! Invariants: nothing panics; `default_app` is idempotent and keeps what the user set;
+//! defaulting never turns an admitted App into a denied one or back (the API previews the
+//! defaulted spec, the webhook judges it after the mutating webhook); an UPDATE that does not
+//! grow the App is judged the same whatever else the tenant holds (the webhook takes no
+//! reservation for it).
 #![no_main]
 
 use arbitrary::Arbitrary;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use libfuzzer_sys::fuzz_target;
 use slipway_crds::{AppSpec, ComputeResources, EnvVar, Expose, ExposeType, LimitOverrides, ResourceAmounts};
-use slipway_policies::{AppReview, AppUsage, HostClaim, Inventory, PlanCatalog};
+use slipway_policies::{HostClaim, Inventory, PlanCatalog, Platform, Requester, Review, Spec as _};
 use std::sync::OnceLock;
 
 /// Plan names: the three real ones most of the time, sometimes an unknown one.
 const PLANS: &[&str] = &["free", "standard", "pro", "gold"];
-const SUFFIXES: &[&str] = &["", "m", "n", "k", "M", "G", "E", "Ki", "Mi", "Gi", "Ei", "e3", "x"];
+const SUFFIXES: &[&str] = &["", "m", "n", "k", "M", "G", "E", "Ki", "Mi", "Gi", "Ei", "e3", "e-400", "E-9", "x"];
 const IMAGES: &[&str] =
-    &["nginx", "library/nginx:1.27", "ghcr.io/acme/api@sha256:abc", "localhost:5000/x", "EVIL.io/m"];
+    &["nginx", "library/nginx:1.27", "ghcr.io/acme/api@sha256:abc", "localhost:5000/x", "EVIL.io/m", " nginx", "nginx\n"];
 
 /// A quantity: mostly well-formed (so the arithmetic is reached), sometimes arbitrary text.
 #[derive(Arbitrary, Debug)]
@@ -98,6 +101,7 @@ struct Input {
     tenant: String,
     name: String,
     ingress_domain: String,
+    member: Option<String>,
     spec: Spec,
     previous: Option<Spec>,
     others: Vec<Spec>,
@@ -122,8 +126,10 @@ fuzz_target!(|input: Input| {
 
     let spec = input.spec.build();
     let previous = input.previous.as_ref().map(Spec::build);
-    let apps = input.others.iter().take(64).enumerate().map(|(i, s)| (format!("other{i}"), s.build())).collect();
-    let others = Inventory { apps, ..Default::default() };
+    let mut others = Inventory::default();
+    for (i, other) in input.others.iter().take(64).enumerate() {
+        others.insert_spec(&policy, format!("other{i}"), &other.build());
+    }
     let hosts: Vec<HostClaim> = input
         .hosts
         .iter()
@@ -134,35 +140,41 @@ fuzz_target!(|input: Input| {
             app: app.clone(),
         })
         .collect();
-
-    // review_app counts Apps only on CREATE: an UPDATE never changes how many there are.
-    let other_apps = if previous.is_some() { 0 } else { u32::try_from(others.apps.len()).unwrap_or(u32::MAX) };
-    let usage = AppUsage { other_apps };
-    let checked = policy.check_app(&spec, usage);
-    let review = AppReview {
+    let platform = Platform::new(&input.ingress_domain, [""; 0]);
+    let review = Review {
         tenant: &input.tenant,
+        owners: &[],
         name: &input.name,
         spec: &spec,
-        others: &others,
         previous: previous.as_ref(),
+        requester: input.member.as_deref().map_or(Requester::Operator, Requester::Member),
+        others: &others,
         hosts: &hosts,
-        ingress_domain: &input.ingress_domain,
+        platform: &platform,
     };
-    let outcome = policy.review_app(&review);
-    assert!(
-        outcome.violations.starts_with(&checked),
-        "review_app must report check_app's violations first: {checked:?} vs {:?}",
-        outcome.violations
-    );
+    let raw = policy.review_app(&review);
 
     let once = policy.default_app(&spec);
-    let twice = policy.default_app(&once);
-    assert_eq!(once, twice, "default_app is not idempotent for {spec:?}");
-    let defaulted = policy.check_app(&once, usage);
+    assert_eq!(policy.default_app(&once), once, "default_app is not idempotent for {spec:?}");
+    assert!(spec.replicas.is_none() || spec.replicas == once.replicas, "defaulting changed the user's replicas");
+    let defaulted = policy.review_app(&Review { spec: &once, ..review });
     assert_eq!(
-        checked.is_empty(),
-        defaulted.is_empty(),
-        "defaulting changed the verdict on {spec:?}: before {checked:?}, after {defaulted:?}"
+        raw.allowed(),
+        defaulted.allowed(),
+        "defaulting changed the verdict on {spec:?}: before {:?}, after {:?}",
+        raw.violations,
+        defaulted.violations
     );
-    let _ = policy.review_app(&AppReview { spec: &once, ..review });
+
+    if let Some(previous) = previous.as_ref().map(|p| p.defaulted(&policy)) {
+        if !policy.grows(&previous, &once) {
+            let nothing = Inventory::default();
+            let update = Review { spec: &once, previous: Some(&previous), ..review };
+            assert_eq!(
+                policy.review_app(&update),
+                policy.review_app(&Review { others: &nothing, ..update }),
+                "an UPDATE that grows nothing was judged by the tenant's other objects"
+            );
+        }
+    }
 });

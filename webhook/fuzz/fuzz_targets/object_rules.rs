@@ -2,20 +2,21 @@
 //! tenant: [`TenantPolicy::review_database`], [`TenantPolicy::review_workspace`] and their
 //! defaults.
 //!
-//! Invariants: nothing panics (quantities, SSH keys and versions are arbitrary text); defaults
-//! are idempotent and never change what the spec set; an UPDATE that changes nothing is judged
-//! the same whatever else the tenant holds (no count, name or total can deny it).
+//! Invariants: nothing panics (quantities, SSH keys, versions, images and owners are arbitrary
+//! text); defaults are idempotent and never change what the spec set; an UPDATE that changes
+//! nothing is judged the same whatever else the tenant holds (no count, name or total can deny
+//! it), and so is any UPDATE that grows nothing (the webhook takes no reservation for it).
 #![no_main]
 
 use arbitrary::Arbitrary;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use libfuzzer_sys::fuzz_target;
 use slipway_crds::{DatabaseEngine, DatabaseExposeType, DatabaseExposure, DatabaseSpec, DeletionPolicy, WorkspaceSpec};
-use slipway_policies::{Inventory, ObjectReview, PlanCatalog};
+use slipway_policies::{Inventory, PlanCatalog, Platform, Requester, Review, Spec, TenantPolicy};
 use std::sync::OnceLock;
 
 const PLANS: &[&str] = &["free", "standard", "pro"];
-const SUFFIXES: &[&str] = &["", "m", "k", "M", "G", "Ki", "Mi", "Gi", "Ti", "e3", "x"];
+const SUFFIXES: &[&str] = &["", "m", "k", "M", "G", "Ki", "Mi", "Gi", "Ti", "e3", "e-400", "x"];
 const ENGINES: [DatabaseEngine; 4] =
     [DatabaseEngine::Postgres, DatabaseEngine::Mysql, DatabaseEngine::Mariadb, DatabaseEngine::Redis];
 const VERSIONS: &[&str] = &["17", "16", "8.4", "11.4", "7", "9.6"];
@@ -95,7 +96,11 @@ impl Ws {
 struct Input {
     plan: u8,
     name: String,
+    member: Option<String>,
+    email_domains: Vec<String>,
     database: Db,
+    previous_database: Db,
+    previous_workspace: Ws,
     workspace: Ws,
     other_databases: Vec<(String, Db)>,
     other_workspaces: Vec<(String, Ws)>,
@@ -106,31 +111,76 @@ fn catalog() -> &'static PlanCatalog {
     CATALOG.get_or_init(PlanCatalog::embedded)
 }
 
+/// What a CREATE in tenant `acme` is judged with, for any kind.
+struct Creating<'a> {
+    owners: &'a [slipway_crds::TenantOwner],
+    name: &'a str,
+    requester: Requester<'a>,
+    others: &'a Inventory,
+    platform: &'a Platform,
+}
+
+impl<'a> Creating<'a> {
+    fn of<S>(&self, spec: &'a S) -> Review<'a, S> {
+        Review {
+            tenant: "acme",
+            owners: self.owners,
+            name: self.name,
+            spec,
+            previous: None,
+            requester: self.requester,
+            others: self.others,
+            hosts: &[],
+            platform: self.platform,
+        }
+    }
+}
+
+/// Judges `spec` as a CREATE, as an unchanged UPDATE and as an UPDATE from `previous`, with
+/// and without `others`, and checks the invariants.
+fn judge<S: Spec + std::fmt::Debug>(policy: &TenantPolicy, review: Review<'_, S>, previous: &S) {
+    let nothing = Inventory::default();
+    let _ = S::review(policy, &review);
+    let unchanged = Review { previous: Some(review.spec), ..review };
+    assert_eq!(
+        S::review(policy, &unchanged),
+        S::review(policy, &Review { others: &nothing, ..unchanged }),
+        "an unchanged {:?} was judged by the tenant's other objects",
+        S::KIND
+    );
+    let update = Review { previous: Some(previous), ..review };
+    let verdict = S::review(policy, &update);
+    if !policy.grows(previous, review.spec) {
+        assert_eq!(
+            verdict,
+            S::review(policy, &Review { others: &nothing, ..update }),
+            "an UPDATE that grows nothing was judged by the tenant's other objects"
+        );
+    }
+}
+
 fuzz_target!(|input: Input| {
     let policy = catalog().effective(PLANS[usize::from(input.plan) % PLANS.len()], None).expect("embedded plans");
-    let others = Inventory {
-        apps: Default::default(),
-        databases: input.other_databases.iter().take(16).map(|(n, d)| (n.clone(), d.build())).collect(),
-        workspaces: input.other_workspaces.iter().take(16).map(|(n, w)| (n.clone(), w.build())).collect(),
-    };
-    let nothing = Inventory::default();
+    let mut others = Inventory::default();
+    for (n, d) in input.other_databases.iter().take(16) {
+        others.insert_spec(&policy, n.clone(), &d.build());
+    }
+    for (n, w) in input.other_workspaces.iter().take(16) {
+        others.insert_spec(&policy, n.clone(), &w.build());
+    }
+    let owners = [slipway_crds::TenantOwner { email: "ada@example.com".into() }];
+    let platform = Platform::new("apps.example.com", input.email_domains.iter().take(4));
+    let requester = input.member.as_deref().map_or(Requester::Operator, Requester::Member);
+    let create = Creating { owners: &owners, name: &input.name, requester, others: &others, platform: &platform };
 
     let db = input.database.build();
     let once = policy.default_database(&db);
     assert_eq!(policy.default_database(&once), once, "default_database is not idempotent");
     assert!(db.cpu.is_none() || db.cpu == once.cpu, "defaulting changed the user's CPU");
-    let create = ObjectReview { name: &input.name, spec: &once, others: &others, previous: None };
-    let _ = policy.review_database(&create);
-    let update = policy.review_database(&ObjectReview { previous: Some(&once), ..create });
-    let alone = policy.review_database(&ObjectReview { others: &nothing, previous: Some(&once), ..create });
-    assert_eq!(update, alone, "an unchanged Database was judged by the tenant's other objects");
+    judge(&policy, create.of(&once), &policy.default_database(&input.previous_database.build()));
 
     let ws = input.workspace.build();
     let once = policy.default_workspace(&ws);
     assert_eq!(policy.default_workspace(&once), once, "default_workspace is not idempotent");
-    let create = ObjectReview { name: &input.name, spec: &once, others: &others, previous: None };
-    let _ = policy.review_workspace(&create);
-    let update = policy.review_workspace(&ObjectReview { previous: Some(&once), ..create });
-    let alone = policy.review_workspace(&ObjectReview { others: &nothing, previous: Some(&once), ..create });
-    assert_eq!(update, alone, "an unchanged Workspace was judged by the tenant's other objects");
+    judge(&policy, create.of(&once), &policy.default_workspace(&input.previous_workspace.build()));
 });

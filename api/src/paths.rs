@@ -1,0 +1,68 @@
+//! Names taken from URL paths, checked before anything uses them. A name that is not a DNS
+//! label cannot exist, and it must never reach a Kubernetes URL, where a `?` or a `/` decoded
+//! from `%3F` or `%2F` would change what the call does (`.../apps/web%3FdryRun%3DAll` once
+//! deleted `web`).
+
+use crate::error::ApiError;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use slipway_policies::rules::names::{MAX_LABEL, check_label};
+
+/// Checks one path segment.
+fn checked(name: String) -> Result<String, ApiError> {
+    match check_label(&name, MAX_LABEL) {
+        Ok(()) => Ok(name),
+        Err(rule) => Err(ApiError::BadRequest(format!("{name:?} is not a valid name: {rule}"))),
+    }
+}
+
+/// The tenant of `/tenants/{tenant}/...`.
+pub struct TenantName(pub String);
+
+/// The tenant and the object of `/tenants/{tenant}/{apps|databases|workspaces}/{name}/...`.
+pub struct ObjectName {
+    /// The tenant.
+    pub tenant: String,
+    /// The object.
+    pub name: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for TenantName {
+    type Rejection = ApiError;
+
+    /// # Errors
+    /// 400 when the segment is not a name.
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(tenant) =
+            Path::<String>::from_request_parts(parts, state).await.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        Ok(Self(checked(tenant)?))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ObjectName {
+    type Rejection = ApiError;
+
+    /// # Errors
+    /// 400 when a segment is not a name.
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((tenant, name)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        Ok(Self { tenant: checked(tenant)?, name: checked(name)? })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_dns_labels_pass() {
+        assert!(checked("web".into()).is_ok());
+        for odd in ["web?dryRun=All", "a\0b", "a\r\nb", "a b", "A", "..", "a/b", ""] {
+            let e = checked(odd.into()).unwrap_err();
+            assert_eq!(e.status().as_u16(), 400, "{odd:?}");
+            assert!(e.to_string().contains("is not a valid name"), "{e}");
+        }
+    }
+}
