@@ -2,7 +2,7 @@
 //! (issue 8), each kept as a regression test through the real kube-apiserver: tenant names
 //! re-used at once, racing UPDATEs, reservations that outlived their objects, ledgers that
 //! outlived their tenants, Workspaces taken over by other members, rules only the API knew,
-//! hostile quantities, malformed images and names.
+//! hostile quantities, malformed images and names, and workloads blocked by the quota.
 
 mod support;
 
@@ -11,7 +11,7 @@ const DATABASE: &str = "sqlite";
 
 use futures::future::join_all;
 use k8s_openapi::api::{
-    core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Secret},
+    core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Pod, ResourceQuota, Secret},
     rbac::v1::RoleBinding,
 };
 use kube::{
@@ -431,4 +431,41 @@ async fn a_deleted_accounts_token_is_unauthorized() {
     let r = ghost.post("/tenants", json!({"name": unique("ghost"), "plan": "free"})).await;
     assert_eq!(r.status, 401, "{}", r.body);
     assert!(detail(&r.body).contains("no longer exists"), "{}", r.body);
+}
+
+/// Finding 10: when the namespace's ResourceQuota refuses an App's pods, the App says so in
+/// the quota's own words.
+#[tokio::test]
+async fn an_app_the_quota_blocks_says_why() {
+    let (owner, _) = Client::new_user("blocked").await;
+    let tenant = owner.create_tenant("blocked", "free").await;
+    let path = format!("/tenants/{tenant}/apps/web");
+    let r = owner.post(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": {"image": "nginx"}})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    wait_ready(&owner, &path).await;
+
+    // An operator shrinks the tenant below what runs; its pod is then deleted and cannot return.
+    let admin = kube_admin().await;
+    let shrink = Patch::Merge(json!({"spec": {"limits": {"cpu": "100m"}}}));
+    Api::<Tenant>::all(admin.clone()).patch(&tenant, &PatchParams::default(), &shrink).await.unwrap();
+    let quotas: Api<ResourceQuota> = admin_api(&tenant).await;
+    eventually(Duration::from_secs(30), "the quota to shrink", || async {
+        let q = quotas.get("slipway-plan").await.unwrap();
+        (q.spec?.hard?.get("limits.cpu")?.0 == "100m").then_some(())
+    })
+    .await;
+    let pods: Api<Pod> = admin_api(&tenant).await;
+    pods.delete_collection(&DeleteParams::default(), &ListParams::default().labels("slipway.dev/app=web"))
+        .await
+        .unwrap();
+
+    let ready = eventually(Duration::from_secs(90), "the quota's refusal on the App", || async {
+        let body = owner.get(&path).await.body;
+        let ready = body["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == "Ready")?.clone();
+        ready["message"].as_str()?.contains("exceeded quota").then_some(ready)
+    })
+    .await;
+    assert_eq!(ready["status"], "False");
+    assert_eq!(ready["reason"], "FailedCreate", "{ready}");
+    assert!(ready["message"].as_str().unwrap().contains("slipway-plan"), "{ready}");
 }

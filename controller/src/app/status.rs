@@ -35,13 +35,25 @@ fn phase(deployment: Option<&Deployment>, replicas: i32) -> (AppPhase, &'static 
     let Some(status) = d.status.as_ref() else {
         return (AppPhase::Pending, "DeploymentPending", "the Deployment has not reported status yet".into());
     };
-    let failed = status.conditions.iter().flatten().find(|c| c.type_ == "Progressing" && c.status == "False");
+    let conditions = status.conditions.iter().flatten();
+    let failed = conditions.clone().find(|c| c.type_ == "Progressing" && c.status == "False");
     if let Some(c) = failed {
         let reason = c.reason.clone().unwrap_or_default();
         return (AppPhase::Failed, "RolloutFailed", format!("{reason}: {}", c.message.clone().unwrap_or_default()));
     }
-    let observed = status.observed_generation >= d.metadata.generation;
     let available = status.available_replicas.unwrap_or(0);
+    // The ReplicaSet could not create (or delete) pods, e.g. the namespace's ResourceQuota
+    // refused them: say so in Kubernetes' own words, which name the quota and the amounts.
+    if let Some(c) = conditions.clone().find(|c| c.type_ == "ReplicaFailure" && c.status == "True") {
+        let reason = if c.reason.as_deref() == Some("FailedDelete") { "FailedDelete" } else { "FailedCreate" };
+        let phase = if available > 0 { AppPhase::Progressing } else { AppPhase::Pending };
+        let message = format!(
+            "{available}/{replicas} replicas available; pods cannot be created: {}",
+            c.message.clone().unwrap_or_default()
+        );
+        return (phase, reason, message);
+    }
+    let observed = status.observed_generation >= d.metadata.generation;
     let updated = status.updated_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
     if observed && updated >= replicas && available >= replicas && total == replicas {
@@ -170,6 +182,27 @@ mod tests {
         assert_eq!(ready.conditions[0].status, "True");
         assert_eq!(ready.conditions[1].status, "False");
         assert_eq!(ready.conditions[1].reason, "RolloutComplete");
+    }
+
+    #[test]
+    fn pods_the_quota_refuses_are_reported_in_its_words() {
+        let mut d = deployment(2, 0, false);
+        let refusal = r#"pods "web-7c9" is forbidden: exceeded quota: slipway-plan, requested: limits.cpu=250m, used: limits.cpu=0, limited: limits.cpu=100m"#;
+        d.status.as_mut().unwrap().conditions = Some(vec![DeploymentCondition {
+            type_: "ReplicaFailure".into(),
+            status: "True".into(),
+            reason: Some("FailedCreate".into()),
+            message: Some(refusal.into()),
+            ..Default::default()
+        }]);
+        let spec = node_port_spec();
+        let status = observe(&spec, Some(&d), None, &AppStatus::default());
+        assert_eq!(status.phase, AppPhase::Pending);
+        let ready = &status.conditions[0];
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "FailedCreate"));
+        assert_eq!(ready.message, format!("0/2 replicas available; pods cannot be created: {refusal}"));
+        d.status.as_mut().unwrap().available_replicas = Some(1);
+        assert_eq!(observe(&spec, Some(&d), None, &AppStatus::default()).phase, AppPhase::Progressing);
     }
 
     #[test]
