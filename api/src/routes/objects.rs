@@ -24,6 +24,7 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 use slipway_crds::{Kind, TENANT_LABEL, tenant_namespace};
+use slipway_policies::Spec;
 
 /// Field manager of the API's writes.
 pub const MANAGER: &str = "slipway-api";
@@ -31,7 +32,7 @@ pub const MANAGER: &str = "slipway-api";
 /// A Slipway kind that lives in a tenant's namespace: `App`, `Database` or `Workspace`.
 pub trait TenantObject:
     Resource<DynamicType = (), Scope = NamespaceResourceScope>
-    + HasSpec<Spec: Clone + Serialize + Send>
+    + HasSpec<Spec: Spec + Serialize + Send>
     + HasStatus<Status: Default + Serialize + Send>
     + Clone
     + std::fmt::Debug
@@ -45,7 +46,7 @@ pub trait TenantObject:
 
 impl<K> TenantObject for K where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
-        + HasSpec<Spec: Clone + Serialize + Send>
+        + HasSpec<Spec: Spec + Serialize + Send>
         + HasStatus<Status: Default + Serialize + Send>
         + Clone
         + std::fmt::Debug
@@ -112,8 +113,10 @@ pub fn not_found<K: TenantObject>(name: &str, tenant: &str) -> ApiError {
 
 /// 409 for a `name` of `kind` that `tenant` already has.
 pub fn already_exists(kind: Kind, name: &str, tenant: &str) -> ApiError {
-    let kind = kind.name().to_lowercase();
-    ApiError::Conflict(format!("{kind} {name:?} already exists in tenant {tenant:?}; choose another name"))
+    ApiError::Conflict(format!(
+        "{} {name:?} already exists in tenant {tenant:?}; choose another name",
+        kind.name().to_lowercase()
+    ))
 }
 
 /// Creates `object` in `tenant`, labelled `slipway.dev/tenant: <tenant>`, as [`MANAGER`].
@@ -126,10 +129,7 @@ pub async fn create<K: TenantObject>(api: &Api<K>, tenant: &str, mut object: K) 
     object.labels_mut().insert(TENANT_LABEL.to_string(), tenant.to_string());
     let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
     let created = api.create(&params, &object).await.map_err(|e| match e {
-        kube::Error::Api(s) if s.code == 409 => ApiError::Conflict(format!(
-            "{} {name:?} already exists in tenant {tenant:?}; choose another name",
-            kind::<K>()
-        )),
+        kube::Error::Api(s) if s.code == 409 => already_exists(K::Spec::KIND, &name, tenant),
         e => e.into(),
     })?;
     let location = format!("/api/v1/tenants/{tenant}/{}/{name}", K::plural(&()));
