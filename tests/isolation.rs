@@ -42,15 +42,9 @@ async fn a_tenant_name_reused_at_once_never_inherits_the_old_namespace() {
     let (alice, _) = Client::new_user("reuse-a").await;
     let tenant = alice.create_tenant("reuse", "free").await;
     let base = format!("/tenants/{tenant}");
-    let r = alice.post(&format!("{base}/apps"), json!({"name": "web", "spec": {"image": "nginx"}})).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let r = alice
-        .post(
-            &format!("{base}/databases"),
-            json!({"name": "pg", "spec": {"engine": "postgres", "version": "17", "deletionPolicy": "Retain"}}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    alice.created(&format!("{base}/apps"), json!({"name": "web", "spec": {"image": "nginx"}})).await;
+    let retained = json!({"engine": "postgres", "version": "17", "deletionPolicy": "Retain"});
+    alice.created(&format!("{base}/databases"), json!({"name": "pg", "spec": retained})).await;
     let credentials = format!("{base}/databases/pg/credentials");
     eventually(Duration::from_secs(60), "the Database's credentials", || async {
         (alice.get(&credentials).await.status == 200).then_some(())
@@ -136,8 +130,7 @@ async fn three_half_cpu_apps(owner: &Client, tenant: &str) -> Vec<String> {
     let names: Vec<String> = ["a", "b", "c"].iter().map(|n| format!("half-{n}")).collect();
     for name in &names {
         let spec = json!({"image": "nginx", "replicas": 1, "resources": {"limits": {"cpu": "500m"}}});
-        let r = owner.post(&format!("/tenants/{tenant}/apps"), json!({"name": name, "spec": spec})).await;
-        assert_eq!(r.status, 201, "{}", r.body);
+        owner.created(&format!("/tenants/{tenant}/apps"), json!({"name": name, "spec": spec})).await;
     }
     for name in &names {
         wait_ready(owner, &format!("/tenants/{tenant}/apps/{name}")).await;
@@ -241,8 +234,7 @@ async fn reservation_ledgers_hold_no_specs_and_go_with_their_tenant() {
     let tenant = owner.create_tenant("ledger", "free").await;
     let secret = unique("hunter2");
     let spec = json!({"image": "nginx", "env": [{"name": "DB_PASSWORD", "value": secret}]});
-    let r = owner.post(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": spec})).await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    owner.created(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": spec})).await;
 
     let ledgers: Api<ConfigMap> = Api::namespaced(kube_admin().await, LEDGER_NAMESPACE);
     let mine = ListParams::default().labels(&format!("slipway.dev/tenant={tenant}"));
@@ -405,7 +397,7 @@ async fn odd_names_in_paths_are_client_errors() {
     let (owner, _) = Client::new_user("paths").await;
     let tenant = owner.create_tenant("paths", "free").await;
     let apps = format!("/tenants/{tenant}/apps");
-    assert_eq!(owner.post(&apps, json!({"name": "web", "spec": {"image": "nginx"}})).await.status, 201);
+    owner.created(&apps, json!({"name": "web", "spec": {"image": "nginx"}})).await;
 
     let r = owner.delete(&format!("{apps}/web%3FdryRun%3DAll")).await;
     assert_eq!(r.status, 400, "{}", r.body);
@@ -440,8 +432,7 @@ async fn an_app_the_quota_blocks_says_why() {
     let (owner, _) = Client::new_user("blocked").await;
     let tenant = owner.create_tenant("blocked", "free").await;
     let path = format!("/tenants/{tenant}/apps/web");
-    let r = owner.post(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": {"image": "nginx"}})).await;
-    assert_eq!(r.status, 201, "{}", r.body);
+    owner.created(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": {"image": "nginx"}})).await;
     wait_ready(&owner, &path).await;
 
     // An operator shrinks the tenant below what runs; its pod is then deleted and cannot return.

@@ -4,8 +4,10 @@
 //! deleted `web`).
 
 use crate::error::ApiError;
-use axum::extract::{FromRequestParts, Path};
-use axum::http::request::Parts;
+use axum::{
+    extract::{FromRequestParts, Path},
+    http::request::Parts,
+};
 use slipway_policies::rules::names::{MAX_LABEL, check_label};
 
 /// Checks one path segment.

@@ -247,6 +247,13 @@ impl Client {
         self.send(self.http.delete(format!("{}{path}", self.base))).await
     }
 
+    /// POSTs `body` to `path`, asserting 201 Created; returns the created object.
+    pub async fn created(&self, path: &str, body: Value) -> Value {
+        let r = self.post(path, body).await;
+        assert_eq!(r.status, 201, "POST {path}: {}", r.body);
+        r.body
+    }
+
     /// Creates a tenant on `plan`, asserting 201.
     pub async fn create_tenant(&self, prefix: &str, plan: &str) -> String {
         let name = unique(prefix);

@@ -162,6 +162,7 @@ async fn validate<K: Admissible>(
         request.old_object.as_ref().and_then(|o| parse::<K>(o).ok()).map(|o| o.spec().clone());
     let spec = object.spec();
     let hosts = if kind == Kind::App { webhook.index.host_claims() } else { Vec::new() };
+    let requester = requester(request, &tenant_name);
     let judge = |reserved: Inventory| {
         // The tenant's other objects from the cache, read now: after the ledger has dropped
         // the reservations this cache already covers, so an object is counted either by its
@@ -179,7 +180,7 @@ async fn validate<K: Admissible>(
                 name: &name,
                 spec,
                 previous: previous.as_ref(),
-                requester: requester(request, &tenant_name),
+                requester,
                 others: &others,
                 hosts: &hosts,
                 platform: &webhook.platform,

@@ -83,7 +83,7 @@ where
     K: kube::Resource<DynamicType = ()> + HasSpec + Clone,
     K::Spec: Spec,
 {
-    for object in store.state().iter().filter(|o| o.namespace().as_deref() == Some(ns)) {
+    for object in store.state_filter(|o| o.namespace().as_deref() == Some(ns)) {
         inventory.insert_spec(policy, object.name_any(), object.spec());
     }
 }

@@ -10,13 +10,10 @@ use crate::{
     apply::{apply, apply_status},
     conditions::{condition, is_true},
 };
-use k8s_openapi::{
-    api::{
-        core::v1::{LimitRange, Namespace, ResourceQuota},
-        networking::v1::NetworkPolicy,
-        rbac::v1::{ClusterRole, RoleBinding},
-    },
-    apimachinery::pkg::apis::meta::v1::Condition,
+use k8s_openapi::api::{
+    core::v1::{LimitRange, Namespace, ResourceQuota},
+    networking::v1::NetworkPolicy,
+    rbac::v1::{ClusterRole, RoleBinding},
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -157,7 +154,7 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
     apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &ns), &resources::default_deny(&name, owner)).await?;
 
     let quota_observed = resources::quota_observed(&quota);
-    let ready: Condition = if quota_observed {
+    let ready = if quota_observed {
         let message = format!("namespace {ns} is ready with the limits of plan \"{}\"", policy.plan);
         condition(&previous.conditions, "Ready", true, "Provisioned", message, generation)
     } else {
