@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on loopback, for tests and local development.
 #
-#   hack/cluster.sh up NAME       start (or reuse) cluster NAME, print its env
+#   hack/cluster.sh up NAME [--real-node]
+#                                 start (or reuse) cluster NAME, print its env
 #   hack/cluster.sh down NAME     stop cluster NAME and delete its state
 #   hack/cluster.sh env NAME      print the env file of a running cluster
 #   hack/cluster.sh status NAME   show the cluster's processes and readiness
@@ -11,69 +12,26 @@
 # side): etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kwok
 # simulating two nodes (kwok-node-0, kwok-node-1) on which pods become
 # Running/Ready. A default StorageClass "standard" uses kube-controller-manager's
-# hostPath provisioner, so PVCs really bind.
+# hostPath provisioner, so PVCs bind (--real-node: local-path-provisioner, see hack/node.sh).
+#
+# --real-node adds real-0, a real kubelet + containerd node with CoreDNS (hack/node.sh, one
+# per machine), and taints the kwok nodes NoSchedule so ordinary pods run for real. The API
+# server then listens on the node's address ($NODE_ADDRESS, see lib.sh) instead of loopback,
+# so pods reach it through the `kubernetes` Service.
 #
 # State: $SLIPWAY_STATE/clusters/NAME/ (certs, etcd data, logs, pids,
 # kubeconfig, env). SLIPWAY_STATE defaults to ${XDG_STATE_HOME:-~/.local/state}/slipway.
 # The env file exports KUBECONFIG, SLIPWAY_KUBECONFIG, SLIPWAY_CLUSTER_NAME,
 # SLIPWAY_KUBE_APISERVER, SLIPWAY_KUBECTL and puts kubectl on PATH.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$HACK_DIR/pki.sh"
 
-SERVICE_CIDR=198.18.0.0/16     # benchmark range (RFC 2544): never routed off the machine
-SERVICE_FIRST_IP=198.18.0.1
-POD_CIDR=198.19.0.0/16         # kwok hands pod IPs out of this range (benchmark range too)
 NODE_COUNT=2
 COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
 
 cluster_dir() { echo "$SLIPWAY_STATE/clusters/$1"; }
 
 # ---------------------------------------------------------------- PKI
-
-# write_openssl_conf FILE: the minimal config used for every certificate.
-write_openssl_conf() {
-  cat >"$1" <<'EOF'
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-[v3_ca]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign, digitalSignature
-subjectKeyIdentifier = hash
-[v3_client]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = clientAuth
-authorityKeyIdentifier = keyid
-[v3_server]
-basicConstraints = critical, CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = serverAuth
-authorityKeyIdentifier = keyid
-subjectAltName = @sans
-[sans]
-DNS.1 = localhost
-DNS.2 = kubernetes
-DNS.3 = kubernetes.default
-DNS.4 = kubernetes.default.svc
-DNS.5 = kubernetes.default.svc.cluster.local
-IP.1 = 127.0.0.1
-IP.2 = SERVICE_FIRST_IP
-EOF
-  sed -i "s/SERVICE_FIRST_IP/$SERVICE_FIRST_IP/" "$1"
-}
-
-# sign PKI NAME SUBJECT EXTENSION [CA]: key + certificate signed by CA (default: the cluster CA).
-sign() {
-  local pki="$1" name="$2" subj="$3" ext="$4" ca="${5:-ca}"
-  openssl genrsa -out "$pki/$name.key" 2048 2>/dev/null
-  openssl req -new -key "$pki/$name.key" -subj "$subj" -config "$pki/openssl.cnf" \
-    -out "$pki/$name.csr"
-  openssl x509 -req -in "$pki/$name.csr" -CA "$pki/$ca.crt" -CAkey "$pki/$ca.key" \
-    -CAcreateserial -days 3650 -sha256 -extfile "$pki/openssl.cnf" -extensions "$ext" \
-    -out "$pki/$name.crt" 2>/dev/null
-  rm -f "$pki/$name.csr"
-}
 
 gen_pki() {
   local name="$1" pki="$2"
@@ -98,36 +56,11 @@ gen_pki() {
   sign "$pki" kube-scheduler "/CN=system:kube-scheduler" v3_client
   # kwok acts for the fake kubelets (nodes, leases, pod status): admin is simplest.
   sign "$pki" kwok "/O=system:masters/CN=kwok" v3_client
+  # kube-apiserver's identity towards kubelets (logs, exec, port-forward).
+  sign "$pki" apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" v3_client
   # Service-account token signing key pair.
   openssl genrsa -out "$pki/sa.key" 2048 2>/dev/null
   openssl rsa -in "$pki/sa.key" -pubout -out "$pki/sa.pub" 2>/dev/null
-}
-
-# write_kubeconfig FILE SERVER PKI USER: self-contained kubeconfig (embedded certs).
-write_kubeconfig() {
-  local file="$1" server="$2" pki="$3" user="$4" ctx="$5"
-  cat >"$file" <<EOF
-apiVersion: v1
-kind: Config
-clusters:
-- name: $ctx
-  cluster:
-    server: $server
-    certificate-authority-data: $(base64 -w0 <"$pki/ca.crt")
-users:
-- name: $user
-  user:
-    client-certificate-data: $(base64 -w0 <"$pki/$user.crt")
-    client-key-data: $(base64 -w0 <"$pki/$user.key")
-contexts:
-- name: $ctx
-  context:
-    cluster: $ctx
-    user: $user
-    namespace: default
-current-context: $ctx
-EOF
-  chmod 600 "$file"
 }
 
 # ---------------------------------------------------------------- helpers
@@ -139,7 +72,7 @@ load_ports() { # shellcheck disable=SC1091
 apiserver_ready() {
   local dir="$1"
   curl -sf --max-time 2 --cacert "$dir/pki/ca.crt" --cert "$dir/pki/admin.crt" \
-    --key "$dir/pki/admin.key" "https://127.0.0.1:$APISERVER_PORT/readyz" >/dev/null
+    --key "$dir/pki/admin.key" "https://${APISERVER_HOST:-127.0.0.1}:$APISERVER_PORT/readyz" >/dev/null
 }
 
 healthz_ok() { curl -skf --max-time 2 "https://127.0.0.1:$1/healthz" >/dev/null; }
@@ -156,7 +89,8 @@ cluster_healthy() {
   [[ -f "$dir/env" && -f "$dir/ports.env" ]] || return 1
   all_running "$dir" || return 1
   load_ports "$dir"
-  apiserver_ready "$dir"
+  apiserver_ready "$dir" || return 1
+  [[ "${REAL_NODE:-no}" == no ]] || "$HACK_DIR/node.sh" healthy "$(basename "$dir")"
 }
 
 # fail COMPONENT DIR MESSAGE: show the component's log and stop the half-started cluster.
@@ -184,13 +118,17 @@ stop_components() {
   local dir="$1"
   # Two phases: everything talking to etcd first (all at once, for speed), then
   # etcd. kube-apiserver hangs in its shutdown if etcd disappears under it.
+  # The real node first: its kubelet must not outlive the API server it reports to.
+  if [[ -f "$dir/ports.env" ]] && grep -q '^REAL_NODE=yes' "$dir/ports.env"; then
+    "$HACK_DIR/node.sh" down "$(basename "$dir")" || warn "stopping the real node failed"
+  fi
   stop_pidfiles "$dir"/pids/{kwok,kube-scheduler,kube-controller-manager,kube-apiserver}.pid
   stop_pidfiles "$dir/pids/etcd.pid"
   stop_all_pidfiles "$dir"   # anything else that left a pidfile
 }
 
 node_manifest() {
-  local i="$1"
+  local i="$1" real="$2"
   cat <<EOF
 ---
 apiVersion: v1
@@ -211,8 +149,17 @@ metadata:
     node-role.kubernetes.io/agent: ""
     topology.kubernetes.io/zone: zone-$i
     type: kwok
+$(if [[ "$real" == yes ]]; then cat <<'TAINT'
+# A real node runs the cluster's workloads; kwok nodes only what tolerates them (scale tests).
+spec:
+  taints:
+  - {key: kwok.x-k8s.io/node, value: fake, effect: NoSchedule}
+TAINT
+else cat <<'TAINT'
 # No taint: ordinary workloads (which know nothing about kwok) must schedule here.
 spec: {}
+TAINT
+fi)
 status:
   allocatable: &res
     cpu: "32"
@@ -237,7 +184,10 @@ EOF
 
 bootstrap_manifests() {
   local i
-  for ((i = 0; i < NODE_COUNT; i++)); do node_manifest "$i"; done
+  for ((i = 0; i < NODE_COUNT; i++)); do node_manifest "$i" "$1"; done
+  # With a real node, hack/node.sh makes `standard` local-path-provisioner's: pods there run
+  # as non-root, and kube-controller-manager's hostPath directories are root's 0750.
+  [[ "$1" == no ]] || return 0
   cat <<'EOF'
 ---
 apiVersion: storage.k8s.io/v1
@@ -257,7 +207,7 @@ EOF
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
-  local name="$1" dir
+  local name="$1" real="$2" dir
   validate_name "$name"
   lock_instance clusters "$name"
   dir="$(cluster_dir "$name")"
@@ -265,13 +215,14 @@ cmd_up() {
   # If every process is alive, give a busy apiserver up to 30s to answer
   # /readyz before treating the cluster as broken (recreating loses its data).
   if [[ -f "$dir/env" && -f "$dir/ports.env" ]] && all_running "$dir" \
+     && grep -q "^REAL_NODE=$real\$" "$dir/ports.env" \
      && wait_for "cluster '$name' to be ready" 30 cluster_healthy "$dir"; then
     log "cluster '$name' is already up"
     print_env "$name"
     return 0
   fi
   if [[ -d "$dir" ]]; then
-    log "cluster '$name' has stale state (not running/healthy): recreating it"
+    log "cluster '$name' has stale state (not running/healthy, or without the node asked for): recreating it"
     stop_components "$dir"
     rm -rf "$dir"
   fi
@@ -293,6 +244,13 @@ cmd_up() {
   chmod 700 "$dir"
   gen_pki "$name" "$dir/pki"
 
+  # With a real node, pods reach the API server through the `kubernetes` Service, whose
+  # endpoint must be an address they can route to: the node's, not loopback.
+  local host=127.0.0.1
+  if [[ "$real" == yes ]]; then
+    "$HACK_DIR/node.sh" address
+    host="$NODE_ADDRESS"
+  fi
   local ports
   mapfile -t ports < <(free_ports 6)
   cat >"$dir/ports.env" <<EOF
@@ -302,9 +260,11 @@ APISERVER_PORT=${ports[2]}
 KCM_PORT=${ports[3]}
 SCHEDULER_PORT=${ports[4]}
 KWOK_PORT=${ports[5]}
+APISERVER_HOST=$host
+REAL_NODE=$real
 EOF
   load_ports "$dir"
-  local server="https://127.0.0.1:$APISERVER_PORT" pki="$dir/pki"
+  local server="https://$host:$APISERVER_PORT" pki="$dir/pki"
   write_kubeconfig "$dir/kubeconfig" "$server" "$pki" admin "slipway-$name"
   write_kubeconfig "$dir/kube-controller-manager.kubeconfig" "$server" "$pki" kube-controller-manager "slipway-$name"
   write_kubeconfig "$dir/kube-scheduler.kubeconfig" "$server" "$pki" kube-scheduler "slipway-$name"
@@ -325,13 +285,16 @@ EOF
     --log-level=warn
   wait_component etcd "$dir" 30 curl -sf --max-time 2 "http://127.0.0.1:$ETCD_CLIENT_PORT/health"
 
-  # --endpoint-reconciler-type=none: the reconciler would publish 127.0.0.1 as
-  # the endpoint of default/kubernetes, which Endpoints validation rejects
-  # (loopback), logging an error every 10s. The Service itself still exists.
+  # On loopback, --endpoint-reconciler-type=none: the reconciler would publish 127.0.0.1 as
+  # the endpoint of default/kubernetes, which Endpoints validation rejects (loopback),
+  # logging an error every 10s. The Service itself still exists. On the node's address the
+  # default reconciler (lease) publishes it, as pods of the real node need.
+  local reconciler=none
+  [[ "$real" == yes ]] && reconciler=lease
   log "starting kube-apiserver on $server"
   start_daemon kube-apiserver "$dir" "$apiserver" \
-    --bind-address=127.0.0.1 \
-    --advertise-address=127.0.0.1 \
+    --bind-address="$host" \
+    --advertise-address="$host" \
     --secure-port="$APISERVER_PORT" \
     --etcd-servers="http://127.0.0.1:$ETCD_CLIENT_PORT" \
     --tls-cert-file="$pki/apiserver.crt" \
@@ -350,7 +313,10 @@ EOF
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$pki/front-proxy-client.crt" \
     --proxy-client-key-file="$pki/front-proxy-client.key" \
-    --endpoint-reconciler-type=none \
+    --endpoint-reconciler-type="$reconciler" \
+    --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
+    --kubelet-preferred-address-types=InternalIP,Hostname \
     --allow-privileged=true \
     --profiling=false \
     --v=1
@@ -389,13 +355,13 @@ EOF
     --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-lease-duration-seconds=40 \
-    --cidr="$POD_CIDR" \
+    --cidr="$KWOK_POD_CIDR" \
     --node-ip=127.0.0.1 \
     --server-address="127.0.0.1:$KWOK_PORT"
 
   # Nodes and the default StorageClass.
   local k=("$kubectl" --kubeconfig="$dir/kubeconfig")
-  bootstrap_manifests | "${k[@]}" apply -f - >"$dir/logs/bootstrap.log" 2>&1 \
+  bootstrap_manifests "$real" | "${k[@]}" apply -f - >"$dir/logs/bootstrap.log" 2>&1 \
     || { cat "$dir/logs/bootstrap.log" >&2; fail kube-apiserver "$dir" "applying nodes/StorageClass failed"; }
 
   wait_component kube-controller-manager "$dir" 60 healthz_ok "$KCM_PORT"
@@ -407,22 +373,37 @@ EOF
   }
   wait_component kwok "$dir" 60 nodes_ready
   wait_component kube-controller-manager "$dir" 60 "${k[@]}" -n default get serviceaccount default
-  wait_component kube-apiserver "$dir" 10 "${k[@]}" get storageclass standard
+  [[ "$real" == yes ]] || wait_component kube-apiserver "$dir" 10 "${k[@]}" get storageclass standard
 
-  write_env "$name" "$dir" "$kubectl"
+  if [[ "$real" == yes ]]; then
+    # Without the cluster's lock fd: the node's daemons must not hold it for their lifetime.
+    "$HACK_DIR/node.sh" up "$name" {SLIPWAY_LOCK_FD}>&- \
+      || fail kube-apiserver "$dir" "the real node did not come up"
+  fi
+  write_env "$name" "$dir" "$kubectl" "$real"
   log "cluster '$name' is up in $((SECONDS - start))s"
   print_env "$name"
 }
 
 write_env() {
-  local name="$1" dir="$2" kubectl="$3"
+  local name="$1" dir="$2" kubectl="$3" real="$4"
   cat >"$dir/env" <<EOF
 export KUBECONFIG='$dir/kubeconfig'
 export SLIPWAY_KUBECONFIG='$dir/kubeconfig'
 export SLIPWAY_CLUSTER_NAME='$name'
-export SLIPWAY_KUBE_APISERVER='https://127.0.0.1:$APISERVER_PORT'
+export SLIPWAY_KUBE_APISERVER='https://$APISERVER_HOST:$APISERVER_PORT'
 export SLIPWAY_KUBECTL='$kubectl'
 export PATH='$(dirname "$kubectl")':"\$PATH"
+EOF
+  [[ "$real" == yes ]] || return 0
+  # Slipway's settings for this cluster (read by `slipway` through its flags' variables):
+  # where node ports answer, the images hack/images.sh imported into the node, and the plan
+  # catalogue that offers exactly the engine versions those images hold.
+  cat >>"$dir/env" <<EOF
+export SLIPWAY_NODE_ADDRESS='$NODE_ADDRESS'
+export SLIPWAY_PLANS='$HACK_DIR/dev/plans.yaml'
+export SLIPWAY_WORKSPACE_IMAGE='localhost/slipway-dev/workspace:0.1'
+export SLIPWAY_DATABASE_IMAGES='postgres=localhost/slipway-dev/postgres,mariadb=localhost/slipway-dev/mariadb,redis=localhost/slipway-dev/redis'
 EOF
 }
 
@@ -486,13 +467,19 @@ cmd_list() {
   done
 }
 
-usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }
 
 case "${1:-}" in
-  up|down|env|status)
+  up)
+    case "$#:${3:-}" in
+      2:) cmd_up "$2" no ;;
+      3:--real-node) cmd_up "$2" yes ;;
+      *) usage >&2; exit 2 ;;
+    esac
+    ;;
+  down|env|status)
     [[ $# -eq 2 ]] || { usage >&2; exit 2; }
     case "$1" in
-      up) cmd_up "$2" ;;
       down) cmd_down "$2" ;;
       env) validate_name "$2"; print_env "$2" ;;
       status) cmd_status "$2" ;;

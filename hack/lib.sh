@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # (constants used by the scripts that source it)
 # Shared helpers for the hack/ scripts. Source it; do not execute it.
 #
 #   HACK_DIR        absolute path of hack/
@@ -10,6 +10,19 @@ set -euo pipefail
 HACK_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SLIPWAY_CACHE="${SLIPWAY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/slipway}"
 SLIPWAY_STATE="${SLIPWAY_STATE:-${XDG_STATE_HOME:-$HOME/.local/state}/slipway}"
+
+# Addresses of the local clusters, all in the benchmark range 198.18.0.0/15 (RFC 2544), which
+# is never routed off the machine (192.0.2.0/24 is not used: on the CI machines it is the
+# real network of eth0).
+SERVICE_CIDR=198.18.0.0/16      # ClusterIPs
+SERVICE_FIRST_IP=198.18.0.1     # the `kubernetes` Service
+CLUSTER_DNS_IP=198.18.0.10      # the `kube-dns` Service (CoreDNS, real node only)
+POD_CIDR=198.19.0.0/17          # every pod IP of a cluster
+KWOK_POD_CIDR=198.19.0.0/18     # pods on kwok's simulated nodes
+NODE_POD_CIDR=198.19.64.0/24    # pods on the real node (bridge CNI, host-local IPAM)
+NODE_ADDRESS=198.19.128.1       # the real node's address, on the interface below
+NODE_INTERFACE=slipway0
+NODE_NAME=real-0
 
 log()  { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'WARN: %s\n' "$*" >&2; }
@@ -143,8 +156,8 @@ need_cmd() {
   log "installing $2 (for $1)"
   local sudo=""
   [[ "$(id -u)" == 0 ]] || sudo="sudo"
-  $sudo apt-get update -qq >&2
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$2" >&2
+  $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "$2" >&2
   command -v "$1" >/dev/null 2>&1 || die "installed $2 but '$1' is still missing"
 }
 

@@ -3,19 +3,26 @@
 #
 #   hack/test.sh [cargo test args...]
 #
-# Builds what is missing (Kubernetes, etcd, kwok, MailHog: hack/tools.sh), starts a
-# private control plane, mail catcher and PostgreSQL on free loopback ports (named
-# test-<pid>, so it never collides with `hack/up.sh`'s dev instances or a parallel
-# run), runs `cargo test --workspace`, and tears them down again. The tests read the
-# components from the environment; a missing one fails the suite, it is never skipped.
+# Builds what is missing (Kubernetes, etcd, kwok, MailHog, CoreDNS: hack/tools.sh; the
+# node's images: hack/images.sh), starts a private control plane with kwok nodes, mail
+# catcher and PostgreSQL on free loopback ports (named test-<pid>, so it never collides with
+# `hack/up.sh`'s dev instances or a parallel run), and a second control plane real-<pid>
+# with the machine's real node (tests/workloads.rs; the env file SLIPWAY_REAL_ENV names),
+# runs `cargo test --workspace`, and tears them down again. The tests read the components
+# from the environment; a missing one fails the suite, it is never skipped.
+#
+# The real node is one per machine (hack/node.sh): stop a dev cluster that holds it
+# (`hack/cluster.sh down dev`) before running the suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
 
 name="test-$$"
+real="real-$$"
 started=$SECONDS
 cleanup() {
   local rc=$?
+  hack/cluster.sh down "$real" >/dev/null 2>&1 || true
   hack/stack.sh down "$name" >/dev/null 2>&1 || true
   log "test-suite finished in $((SECONDS - started))s (exit $rc)"
 }
@@ -23,5 +30,7 @@ trap cleanup EXIT
 
 hack/tools.sh
 eval "$(hack/stack.sh up "$name")"
+hack/cluster.sh up "$real" --real-node >/dev/null
+export SLIPWAY_REAL_ENV="$SLIPWAY_STATE/clusters/$real/env"
 log "components of '$name' are up after $((SECONDS - started))s; running cargo test"
 cargo test --workspace --all-targets "$@"

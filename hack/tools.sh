@@ -3,7 +3,8 @@
 # Go modules, and cache them outside the repo.
 #
 #   hack/tools.sh                  build every tool that is not cached yet
-#   hack/tools.sh build TOOL...    build only these tools (kubernetes etcd kwok mailhog)
+#   hack/tools.sh build TOOL...    build only these tools (kubernetes etcd kwok mailhog coredns
+#                                  local-path-provisioner)
 #   hack/tools.sh path BINARY      print the cached path of BINARY (building it if needed)
 #   hack/tools.sh list             print "tool version binary path" for every binary
 #
@@ -20,8 +21,11 @@ KUBE_VERSION=v1.36.3
 ETCD_VERSION=v3.6.8      # the etcd line k8s.io/kubernetes v1.36.3 itself depends on
 KWOK_VERSION=v0.8.0
 MAILHOG_VERSION=v1.0.1   # Mailpit is not served by the Go module proxy
+COREDNS_VERSION=v1.14.7  # cluster DNS of the real node (hack/node.sh)
+# PVC provisioner of the real node; the newest release sum.golang.org verifies (see its go.mod)
+LOCAL_PATH_PROVISIONER_VERSION=v0.0.30
 
-ALL_TOOLS=(kubernetes etcd kwok mailhog)
+ALL_TOOLS=(kubernetes etcd kwok mailhog coredns local-path-provisioner)
 
 tool_version() {
   case "$1" in
@@ -29,16 +33,20 @@ tool_version() {
     etcd) echo "$ETCD_VERSION" ;;
     kwok) echo "$KWOK_VERSION" ;;
     mailhog) echo "$MAILHOG_VERSION" ;;
+    coredns) echo "$COREDNS_VERSION" ;;
+    local-path-provisioner) echo "$LOCAL_PATH_PROVISIONER_VERSION" ;;
     *) die "unknown tool '$1' (known: ${ALL_TOOLS[*]})" ;;
   esac
 }
 
 tool_binaries() {
   case "$1" in
-    kubernetes) echo "kube-apiserver kube-controller-manager kube-scheduler kubectl" ;;
+    kubernetes) echo "kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy" ;;
     etcd) echo "etcd" ;;
     kwok) echo "kwok" ;;
     mailhog) echo "mailhog" ;;
+    coredns) echo "coredns" ;;
+    local-path-provisioner) echo "local-path-provisioner" ;;
   esac
 }
 
@@ -97,12 +105,15 @@ go_build() {
           ldflags+=" -X $p.gitVersion=$version -X $p.gitMajor=1 -X $p.gitMinor=36"
           ldflags+=" -X $p.gitTreeState=clean"
         done
-        # One invocation for all four commands: they share most packages.
+        # One invocation for all six commands: they share most packages. kubelet and
+        # kube-proxy run the real node (hack/node.sh).
         go build "${flags[@]}" -ldflags "$ldflags" -o "$out/" \
           k8s.io/kubernetes/cmd/kube-apiserver \
           k8s.io/kubernetes/cmd/kube-controller-manager \
           k8s.io/kubernetes/cmd/kube-scheduler \
-          k8s.io/kubernetes/cmd/kubectl
+          k8s.io/kubernetes/cmd/kubectl \
+          k8s.io/kubernetes/cmd/kubelet \
+          k8s.io/kubernetes/cmd/kube-proxy
         ;;
       etcd)
         # The etcd main package is the server/v3 module root (server/main.go).
@@ -113,6 +124,16 @@ go_build() {
         ;;
       mailhog)
         go build "${flags[@]}" -ldflags "$ldflags" -o "$out/mailhog" github.com/mailhog/MailHog
+        ;;
+      coredns)
+        # Static (CGO off): it runs in an image with nothing else in it.
+        go build "${flags[@]}" -ldflags "$ldflags" -o "$out/coredns" github.com/coredns/coredns
+        ;;
+      local-path-provisioner)
+        # Static (CGO off): it runs in an image with nothing else in it. VERSION stamped as
+        # upstream's scripts/build does, so `--version` names the release.
+        go build "${flags[@]}" -ldflags "$ldflags -X main.VERSION=$version" \
+          -o "$out/local-path-provisioner" github.com/rancher/local-path-provisioner
         ;;
     esac
   )
@@ -190,6 +211,6 @@ case "${1:-build}" in
   build) shift || true; cmd_build "$@" ;;
   path) shift; cmd_path "$@" ;;
   list) cmd_list ;;
-  -h|--help|help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (use: build [TOOL...] | path BINARY | list)" ;;
 esac

@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use slipway_api::{ApiConfig, TokenConfig};
-use slipway_controller::{ControllerConfig, MailerConfig};
+use slipway_controller::{ControllerConfig, DatabaseImages, MailerConfig, RepositoryOverride};
 use slipway_policies::{PlanCatalog, Platform};
 use slipway_webhook::WebhookConfig;
 use std::{net::SocketAddr, path::PathBuf};
@@ -176,6 +176,12 @@ pub struct ControllerArgs {
     /// reading keys from /etc/slipway/ssh/authorized_keys (built from controller/workspace-image).
     #[arg(long, env = "SLIPWAY_WORKSPACE_IMAGE", default_value = "ghcr.io/slipway-dev/workspace:0.1")]
     pub workspace_image: String,
+    /// Where an engine's images come from instead of Docker Hub's official ones:
+    /// `ENGINE=REPOSITORY`, repeated or comma-separated (e.g.
+    /// `postgres=registry.example/postgres`); the Database's version is the tag. The image
+    /// must follow the official image's contract (environment, data directory, uid 999).
+    #[arg(long = "database-image", env = "SLIPWAY_DATABASE_IMAGES", value_delimiter = ',')]
+    pub database_images: Vec<RepositoryOverride>,
 }
 
 impl CommonArgs {
@@ -230,6 +236,7 @@ impl ControllerArgs {
             node_address: self.node_address.clone(),
             mail: MailerConfig { smtp_url: self.smtp_url.clone(), from: self.mail_from.clone() },
             workspace_image: self.workspace_image.clone(),
+            database_images: DatabaseImages::with(self.database_images.iter().cloned()),
         }
     }
 }

@@ -7,6 +7,8 @@ mod support;
 
 /// The SQL backend of this binary's Slipway.
 const DATABASE: &str = "sqlite";
+/// The cluster of this binary's Slipway: the kwok one (pods become Ready, nothing runs).
+const CLUSTER: support::Cluster = support::Cluster::Kwok;
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use k8s_openapi::{

@@ -5,6 +5,8 @@ mod support;
 
 /// The SQL backend of this binary's Slipway (tenancy.rs runs on PostgreSQL).
 const DATABASE: &str = "sqlite";
+/// The cluster of this binary's Slipway: the kwok one (pods become Ready, nothing runs).
+const CLUSTER: support::Cluster = support::Cluster::Kwok;
 
 use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
 use kube::Api;

@@ -8,6 +8,8 @@ mod support;
 
 /// The SQL backend of this binary's Slipway.
 const DATABASE: &str = "sqlite";
+/// The cluster of this binary's Slipway: the kwok one (pods become Ready, nothing runs).
+const CLUSTER: support::Cluster = support::Cluster::Kwok;
 
 use futures::future::join_all;
 use k8s_openapi::api::{

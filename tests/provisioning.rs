@@ -6,6 +6,8 @@ mod support;
 
 /// The SQL backend of this binary's Slipway.
 const DATABASE: &str = "sqlite";
+/// The cluster of this binary's Slipway: the kwok one (pods become Ready, nothing runs).
+const CLUSTER: support::Cluster = support::Cluster::Kwok;
 
 use k8s_openapi::api::{
     apps::v1::StatefulSet,
@@ -121,7 +123,7 @@ async fn a_database_is_provisioned_explained_and_cleaned_up_by_its_policy() {
     assert_eq!(mallory.get(&format!("{dbs}/orders/credentials")).await.status, 404);
     assert_eq!(mallory.get(&format!("{dbs}/orders")).await.status, 404);
     required_env("KUBECONFIG");
-    let cluster = slipway_api::Cluster::new(kube::Config::infer().await.unwrap()).unwrap();
+    let cluster = slipway_api::Cluster::new(support::kube_config().await).unwrap();
     let as_mallory = cluster.as_member(&mallory_email, &theirs).unwrap();
     let stolen = Api::<Secret>::namespaced(as_mallory, &ns).get("orders-credentials").await;
     assert!(matches!(&stolen, Err(kube::Error::Api(s)) if s.code == 403), "RBAC must refuse: {stolen:?}");

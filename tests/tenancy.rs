@@ -6,6 +6,8 @@ mod support;
 
 /// The SQL backend of this binary's Slipway (e2e.rs runs on SQLite).
 const DATABASE: &str = "postgres";
+/// The cluster of this binary's Slipway: the kwok one (pods become Ready, nothing runs).
+const CLUSTER: support::Cluster = support::Cluster::Kwok;
 
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -61,7 +63,7 @@ async fn kubernetes_rbac_confines_members_to_their_tenant() {
     let tenant_a = a.create_tenant("rbac-a", "free").await;
     let tenant_b = b.create_tenant("rbac-b", "free").await;
     required_env("KUBECONFIG");
-    let cluster = slipway_api::Cluster::new(kube::Config::infer().await.unwrap()).unwrap();
+    let cluster = slipway_api::Cluster::new(support::kube_config().await).unwrap();
     let as_a = cluster.as_member(&email, &tenant_a).unwrap();
 
     let own: Api<App> = Api::namespaced(as_a.clone(), &format!("tenant-{tenant_a}"));
@@ -151,6 +153,7 @@ async fn scaling_and_the_once_only_email_survive_a_second_controller() {
             from: "second@slipway.test".into(),
         },
         workspace_image: "ghcr.io/slipway-dev/workspace:0.1".into(),
+        database_images: Default::default(),
     };
     let second = tokio::spawn(slipway_controller::run(
         kube_admin().await,

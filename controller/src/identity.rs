@@ -70,6 +70,15 @@ pub fn cpu_and_memory(cpu: Option<&Quantity>, memory: Option<&Quantity>) -> Opti
     (!map.is_empty()).then_some(map)
 }
 
+/// Pull policy of every container Slipway runs: pull only when the node lacks the image,
+/// whatever the tag. Kubernetes would pull `:latest` (or untagged) images on every start;
+/// Slipway treats an image reference as a release instead: a new build gets a new tag (or
+/// digest), which changes the spec and rolls the pods out, and a restart or a rescheduled
+/// pod runs exactly what ran before. It also lets nodes run images they were given without
+/// a registry (the dev cluster's, hack/images.sh).
+/// (<https://kubernetes.io/docs/concepts/containers/images/#image-pull-policy>)
+pub const IMAGE_PULL_POLICY: &str = "IfNotPresent";
+
 /// A container security context that passes the `restricted` Pod Security Standard
 /// (<https://kubernetes.io/docs/concepts/security/pod-security-standards/#restricted>).
 pub fn restricted_container() -> SecurityContext {

@@ -31,6 +31,7 @@ mod ready;
 mod tenant;
 mod workspace;
 
+pub use database::{DatabaseImages, RepositoryOverride};
 pub use error::{Error, Result};
 pub use notify::{Mailer, MailerConfig};
 
@@ -67,6 +68,8 @@ pub struct ControllerConfig {
     /// Image of Workspaces that name none: runs sshd on port 2222 as uid 1000 (`dev`),
     /// reading keys from `/etc/slipway/ssh/authorized_keys` (see controller/workspace-image).
     pub workspace_image: String,
+    /// Image repository of each database engine (official images by default).
+    pub database_images: DatabaseImages,
 }
 
 /// What every reconcile shares.
@@ -77,6 +80,7 @@ pub struct Context {
     recorder: Recorder,
     node_address: Option<String>,
     workspace_image: String,
+    database_images: DatabaseImages,
     backoff: Backoff,
 }
 
@@ -100,6 +104,7 @@ pub async fn run(
         mailer: Mailer::new(&config.mail)?,
         node_address: config.node_address,
         workspace_image: config.workspace_image,
+        database_images: config.database_images,
         plans,
         client: client.clone(),
         backoff: Backoff::default(),

@@ -3,16 +3,55 @@
 //! HTTP, mail and polling helpers. Components come from hack/test.sh; a missing one fails.
 //!
 //! Each test binary picks its SQL backend with a crate-level `const DATABASE: &str`
-//! (`"sqlite"` or `"postgres"`), so the cluster flows run against both.
+//! (`"sqlite"` or `"postgres"`), so the cluster flows run against both, and its cluster with
+//! `const CLUSTER: Cluster`.
 #![allow(dead_code)]
 
 use serde_json::{Value, json};
 use slipway::Shutdown;
-use std::{future::Future, sync::OnceLock, time::Duration};
+use std::{collections::HashMap, future::Future, sync::OnceLock, time::Duration};
 
 pub fn required_env(name: &str) -> String {
     std::env::var(name)
         .unwrap_or_else(|_| panic!("{name} is not set: run the suite with hack/test.sh, which starts the components"))
+}
+
+/// The clusters hack/test.sh starts.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Cluster {
+    /// Control plane with kwok's simulated nodes: pods become Ready at once, nothing runs.
+    /// Its settings are the process's environment.
+    Kwok,
+    /// Control plane with the real node `real-0` (hack/node.sh): containers run, node ports
+    /// answer on `SLIPWAY_NODE_ADDRESS`. Its settings are in the env file that
+    /// `SLIPWAY_REAL_ENV` names (`export NAME='VALUE'` lines, written by hack/cluster.sh).
+    Real,
+}
+
+/// A setting of this binary's cluster (see [`Cluster`]); a missing one fails the test.
+pub fn cluster_env(name: &str) -> String {
+    match crate::CLUSTER {
+        Cluster::Kwok => required_env(name),
+        Cluster::Real => {
+            static FILE: OnceLock<HashMap<String, String>> = OnceLock::new();
+            let vars = FILE.get_or_init(|| {
+                let path = required_env("SLIPWAY_REAL_ENV");
+                let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+                text.lines()
+                    .filter_map(|line| line.strip_prefix("export ")?.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+                    .collect()
+            });
+            vars.get(name).cloned().unwrap_or_else(|| panic!("{name} is missing from the real cluster's env file"))
+        }
+    }
+}
+
+/// The admin connection to this binary's cluster.
+pub async fn kube_config() -> kube::Config {
+    let kubeconfig =
+        kube::config::Kubeconfig::read_from(cluster_env("KUBECONFIG")).expect("the kubeconfig is readable");
+    kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("the kubeconfig is valid")
 }
 
 /// A unique DNS-label-safe name: `prefix-<8 hex>`.
@@ -113,11 +152,12 @@ async fn sqlx_connect(url: &str) -> sqlx::AnyConnection {
 pub fn slipway() -> &'static Slipway {
     static SLIPWAY: OnceLock<Slipway> = OnceLock::new();
     SLIPWAY.get_or_init(|| {
-        required_env("KUBECONFIG");
+        // Fail here, at once, when the cluster is missing: not in Slipway's thread.
+        cluster_env("KUBECONFIG");
         let smtp_url = required_env("SLIPWAY_SMTP_URL");
         let mail_api = required_env("SLIPWAY_MAIL_API");
         let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
+        let server = std::thread::spawn(move || {
             let runtime = tokio::runtime::Runtime::new().unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -135,13 +175,35 @@ pub fn slipway() -> &'static Slipway {
                     max_body_bytes: 64 * 1024,
                     platform: platform(),
                 };
-                let controller = slipway_controller::ControllerConfig {
-                    node_address: None,
-                    mail: slipway_controller::MailerConfig { smtp_url, from: "Slipway <noreply@slipway.test>".into() },
-                    workspace_image: "ghcr.io/slipway-dev/workspace:0.1".into(),
+                let mail = slipway_controller::MailerConfig { smtp_url, from: "Slipway <noreply@slipway.test>".into() };
+                let (controller, plans) = match crate::CLUSTER {
+                    Cluster::Kwok => (
+                        slipway_controller::ControllerConfig {
+                            node_address: None,
+                            mail,
+                            workspace_image: "ghcr.io/slipway-dev/workspace:0.1".into(),
+                            database_images: Default::default(),
+                        },
+                        slipway_policies::PlanCatalog::embedded(),
+                    ),
+                    // What `slipway` reads from the same variables (see src/cli.rs).
+                    Cluster::Real => (
+                        slipway_controller::ControllerConfig {
+                            node_address: Some(cluster_env("SLIPWAY_NODE_ADDRESS")),
+                            mail,
+                            workspace_image: cluster_env("SLIPWAY_WORKSPACE_IMAGE"),
+                            database_images: slipway_controller::DatabaseImages::with(
+                                cluster_env("SLIPWAY_DATABASE_IMAGES").split(',').map(|o| o.parse().unwrap()),
+                            ),
+                        },
+                        slipway_policies::PlanCatalog::from_yaml(
+                            &std::fs::read_to_string(cluster_env("SLIPWAY_PLANS")).unwrap(),
+                        )
+                        .unwrap(),
+                    ),
                 };
-                let plans = std::sync::Arc::new(slipway_policies::PlanCatalog::embedded());
-                let config = kube::Config::infer().await.unwrap();
+                let plans = std::sync::Arc::new(plans);
+                let config = kube_config().await;
                 let client = kube::Client::try_from(config.clone()).unwrap();
                 slipway_crds::install(&client).await.unwrap();
                 start_webhooks(&client, &plans).await;
@@ -162,6 +224,7 @@ pub fn slipway() -> &'static Slipway {
             if probe_ok(&ready) {
                 return slipway;
             }
+            assert!(!server.is_finished(), "Slipway stopped while starting (its panic is above)");
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("Slipway did not become ready within 60 s");
@@ -308,8 +371,7 @@ pub async fn wait_ready(client: &Client, path: &str) -> Value {
 
 /// An admin client of the test cluster, for looking behind the API.
 pub async fn kube_admin() -> kube::Client {
-    required_env("KUBECONFIG");
-    kube::Client::try_default().await.expect("the test cluster is reachable")
+    kube::Client::try_from(kube_config().await).expect("the test cluster is reachable")
 }
 
 /// An admin client's objects of kind `K` in `tenant`'s namespace.
@@ -333,8 +395,7 @@ where
 
 /// A Kubernetes client that acts as `email`, a member of `tenant` (see [`member_api`]).
 pub async fn member_client(email: &str, tenant: &str) -> kube::Client {
-    required_env("KUBECONFIG");
-    let cluster = slipway_api::Cluster::new(kube::Config::infer().await.unwrap()).unwrap();
+    let cluster = slipway_api::Cluster::new(kube_config().await).unwrap();
     cluster.as_member(email, tenant).unwrap()
 }
 

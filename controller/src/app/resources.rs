@@ -22,7 +22,7 @@ use slipway_crds::{AppSpec, ExposeType, ResourceAmounts};
 use std::collections::BTreeMap;
 
 pub use crate::identity::Identity as AppIdentity;
-use crate::identity::restricted_container;
+use crate::identity::{IMAGE_PULL_POLICY, restricted_container};
 
 fn amounts(a: Option<&ResourceAmounts>) -> Option<BTreeMap<String, Quantity>> {
     a.and_then(|a| crate::identity::cpu_and_memory(a.cpu.as_ref(), a.memory.as_ref()))
@@ -41,6 +41,7 @@ pub fn deployment(id: &AppIdentity<'_>, spec: &AppSpec, replicas: i32) -> Deploy
     let container = Container {
         name: "app".into(),
         image: Some(spec.image.clone()),
+        image_pull_policy: Some(IMAGE_PULL_POLICY.into()),
         ports: Some(vec![ContainerPort { name: Some("http".into()), container_port: spec.port, ..Default::default() }]),
         env: (!spec.env.is_empty()).then(|| {
             spec.env
@@ -166,6 +167,8 @@ mod tests {
         assert_eq!(d.replicas, Some(2));
         let pod = d.template.spec.unwrap();
         let sc = pod.containers[0].security_context.clone().unwrap();
+        // "nginx" means "nginx:latest", which Kubernetes would pull on every start.
+        assert_eq!(pod.containers[0].image_pull_policy.as_deref(), Some("IfNotPresent"));
         assert_eq!(sc.allow_privilege_escalation, Some(false));
         assert_eq!(sc.run_as_non_root, Some(true));
         assert_eq!(pod.automount_service_account_token, Some(false));

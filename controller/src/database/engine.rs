@@ -4,11 +4,76 @@
 
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ExecAction, Probe, SecretKeySelector};
 use slipway_crds::DatabaseEngine;
+use std::{collections::BTreeMap, str::FromStr};
+
+/// Where each engine's images come from: the image of a Database is `<repository>:<version>`.
+///
+/// By default the official images on Docker Hub (`docker.io/library/<engine>`); an operator
+/// replaces a repository with one that follows the same contract (environment, data
+/// directory, uid 999 — see [`env`] and [`Profile`]), e.g. a mirror, or the images that
+/// hack/images.sh builds offline for the dev cluster. The tag is always the Database's
+/// version, so an image never claims a version it does not hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DatabaseImages(BTreeMap<DatabaseEngine, String>);
+
+impl Default for DatabaseImages {
+    fn default() -> Self {
+        Self(
+            [DatabaseEngine::Postgres, DatabaseEngine::Mysql, DatabaseEngine::Mariadb, DatabaseEngine::Redis]
+                .into_iter()
+                .map(|engine| (engine, format!("docker.io/library/{engine}")))
+                .collect(),
+        )
+    }
+}
+
+impl DatabaseImages {
+    /// The official images, with the given `(engine, repository)` replacements.
+    pub fn with(overrides: impl IntoIterator<Item = RepositoryOverride>) -> Self {
+        let mut images = Self::default();
+        images.0.extend(overrides.into_iter().map(|o| (o.engine, o.repository)));
+        images
+    }
+
+    /// The image that runs `version` of `engine`, e.g. `docker.io/library/postgres:17`.
+    pub fn image(&self, engine: DatabaseEngine, version: &str) -> String {
+        format!("{}:{version}", self.0[&engine])
+    }
+}
+
+/// One `ENGINE=REPOSITORY` replacement, e.g. `postgres=registry.example/db/postgres`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepositoryOverride {
+    /// The engine whose images come from elsewhere.
+    pub engine: DatabaseEngine,
+    /// Repository without tag; the Database's version becomes the tag.
+    pub repository: String,
+}
+
+impl FromStr for RepositoryOverride {
+    type Err = String;
+
+    /// Parses `ENGINE=REPOSITORY`.
+    ///
+    /// # Errors
+    /// No `=`, an unknown engine, an empty repository, or one with a tag or digest.
+    fn from_str(text: &str) -> Result<Self, String> {
+        let (engine, repository) = text.split_once('=').ok_or_else(|| format!("{text:?} is not ENGINE=REPOSITORY"))?;
+        let engine: DatabaseEngine = serde_json::from_value(serde_json::Value::String(engine.trim().into()))
+            .map_err(|_| format!("unknown engine {engine:?} (known: postgres, mysql, mariadb, redis)"))?;
+        let repository = repository.trim();
+        let last = repository.rsplit('/').next().unwrap_or_default();
+        if repository.is_empty() || last.contains(':') || repository.contains('@') {
+            return Err(format!(
+                "repository {repository:?} must be non-empty, without tag or digest: the Database's version is the tag"
+            ));
+        }
+        Ok(Self { engine, repository: repository.into() })
+    }
+}
 
 /// How one engine is run and reached.
 pub struct Profile {
-    /// Image repository on Docker Hub; the tag is the Database's version.
-    pub image: &'static str,
     /// TCP port the engine listens on.
     pub port: i32,
     /// Where the data volume is mounted.
@@ -28,7 +93,6 @@ pub struct Profile {
 pub fn profile(engine: DatabaseEngine) -> Profile {
     match engine {
         DatabaseEngine::Postgres => Profile {
-            image: "docker.io/library/postgres",
             port: 5432,
             data_dir: "/var/lib/postgresql/data",
             uid: 999,
@@ -37,11 +101,6 @@ pub fn profile(engine: DatabaseEngine) -> Profile {
             dbname: "app",
         },
         DatabaseEngine::Mysql | DatabaseEngine::Mariadb => Profile {
-            image: if engine == DatabaseEngine::Mysql {
-                "docker.io/library/mysql"
-            } else {
-                "docker.io/library/mariadb"
-            },
             port: 3306,
             data_dir: "/var/lib/mysql",
             uid: 999,
@@ -49,15 +108,9 @@ pub fn profile(engine: DatabaseEngine) -> Profile {
             username: "app",
             dbname: "app",
         },
-        DatabaseEngine::Redis => Profile {
-            image: "docker.io/library/redis",
-            port: 6379,
-            data_dir: "/data",
-            uid: 999,
-            scheme: "redis",
-            username: "default",
-            dbname: "0",
-        },
+        DatabaseEngine::Redis => {
+            Profile { port: 6379, data_dir: "/data", uid: 999, scheme: "redis", username: "default", dbname: "0" }
+        }
     }
 }
 
@@ -142,4 +195,22 @@ pub fn readiness(engine: DatabaseEngine) -> Probe {
 pub fn uri(engine: DatabaseEngine, password: &str, host: &str) -> String {
     let p = profile(engine);
     format!("{}://{}:{password}@{host}:{}/{}", p.scheme, p.username, p.port, p.dbname)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repositories_are_replaced_per_engine_and_tagged_with_the_version() {
+        let images = DatabaseImages::with(["redis = localhost:5000/cache/redis".parse().unwrap()]);
+        assert_eq!(images.image(DatabaseEngine::Redis, "7"), "localhost:5000/cache/redis:7");
+        assert_eq!(images.image(DatabaseEngine::Postgres, "17"), "docker.io/library/postgres:17");
+        let error = |text: &str| text.parse::<RepositoryOverride>().unwrap_err();
+        assert_eq!(error("postgres"), r#""postgres" is not ENGINE=REPOSITORY"#);
+        assert!(error("oracle=x/oracle").starts_with(r#"unknown engine "oracle""#));
+        assert!(error("postgres=x/postgres:15").contains("without tag or digest"));
+        assert!(error("postgres=x/postgres@sha256:00").contains("without tag or digest"));
+        assert!(error("postgres=").contains("non-empty"));
+    }
 }

@@ -2,6 +2,8 @@
 //! data volume, status, and one "ready" email to the tenant's owners.
 
 mod engine;
+
+pub use engine::{DatabaseImages, RepositoryOverride};
 mod resources;
 
 /// The user and database name applications of `engine` connect with.
@@ -96,7 +98,9 @@ async fn reconcile_inner(db: &Database, ctx: &Context) -> Result<Action> {
     } else {
         delete_if_exists(&policies, &expose_policy_name(&name)).await?;
     }
-    let sts = apply(&Api::namespaced(client.clone(), &ns), &resources::stateful_set(&id, &db.spec)).await?;
+    let sts =
+        apply(&Api::namespaced(client.clone(), &ns), &resources::stateful_set(&id, &db.spec, &ctx.database_images))
+            .await?;
 
     let node_port = service.spec.as_ref().and_then(|s| s.ports.as_ref()?.first()?.node_port);
     let phase = instance::phase(&sts);

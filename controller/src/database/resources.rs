@@ -1,9 +1,9 @@
 //! Pure builders of the objects a Database owns: credentials Secret, headless and client
 //! Services, StatefulSet.
 
-use super::engine::{self, profile};
+use super::engine::{self, DatabaseImages, profile};
 use crate::{
-    identity::{Identity, restricted_container, restricted_pod_as},
+    identity::{IMAGE_PULL_POLICY, Identity, restricted_container, restricted_pod_as},
     instance,
 };
 use k8s_openapi::{
@@ -127,13 +127,15 @@ pub fn client_service(id: &Identity<'_>, spec: &DatabaseSpec) -> Service {
     }
 }
 
-/// The StatefulSet: one engine pod, non-root as the image's engine user, with the data volume
-/// `data` (deleted with the Database only under `deletionPolicy: Delete`).
-pub fn stateful_set(id: &Identity<'_>, spec: &DatabaseSpec) -> StatefulSet {
+/// The StatefulSet: one engine pod of the engine's image from `images`, non-root as the
+/// image's engine user, with the data volume `data` (deleted with the Database only under
+/// `deletionPolicy: Delete`).
+pub fn stateful_set(id: &Identity<'_>, spec: &DatabaseSpec, images: &DatabaseImages) -> StatefulSet {
     let p = profile(spec.engine);
     let container = Container {
         name: spec.engine.as_str().into(),
-        image: Some(format!("{}:{}", p.image, spec.version)),
+        image: Some(images.image(spec.engine, &spec.version)),
+        image_pull_policy: Some(IMAGE_PULL_POLICY.into()),
         args: engine::args(spec.engine),
         env: Some(engine::env(spec.engine, &secret_name(id.name))),
         ports: Some(vec![ContainerPort { name: Some("db".into()), container_port: p.port, ..Default::default() }]),
@@ -212,7 +214,8 @@ mod tests {
 
     #[test]
     fn stateful_set_keeps_or_deletes_its_volume_and_never_shows_the_password() {
-        let sts = stateful_set(&id(), &spec(DatabaseEngine::Postgres, DeletionPolicy::Retain));
+        let sts =
+            stateful_set(&id(), &spec(DatabaseEngine::Postgres, DeletionPolicy::Retain), &DatabaseImages::default());
         let s = sts.spec.unwrap();
         assert_eq!(s.service_name.as_deref(), Some("orders-headless"));
         assert_eq!(s.persistent_volume_claim_retention_policy.unwrap().when_deleted.as_deref(), Some("Retain"));
@@ -225,10 +228,14 @@ mod tests {
         assert_eq!(pod.security_context.unwrap().run_as_user, Some(999));
         let c = &pod.containers[0];
         assert_eq!(c.image.as_deref(), Some("docker.io/library/postgres:17"));
+        assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"), "the node's image is used when present");
         let password = c.env.as_ref().unwrap().iter().find(|e| e.name == "POSTGRES_PASSWORD").unwrap();
         assert!(password.value.is_none() && password.value_from.is_some());
-        let deleting = stateful_set(&id(), &spec(DatabaseEngine::Mysql, DeletionPolicy::Delete)).spec.unwrap();
+        let images = DatabaseImages::with(["mysql=localhost/slipway-dev/mysql".parse().unwrap()]);
+        let deleting = stateful_set(&id(), &spec(DatabaseEngine::Mysql, DeletionPolicy::Delete), &images).spec.unwrap();
         assert_eq!(deleting.persistent_volume_claim_retention_policy.unwrap().when_deleted.as_deref(), Some("Delete"));
+        let image = deleting.template.spec.unwrap().containers[0].image.clone();
+        assert_eq!(image.as_deref(), Some("localhost/slipway-dev/mysql:17"));
     }
 
     #[test]

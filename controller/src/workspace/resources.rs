@@ -2,7 +2,7 @@
 //! NodePort Service, the StatefulSet with the home volume.
 
 use crate::{
-    identity::{Identity, restricted_container, restricted_pod_as},
+    identity::{IMAGE_PULL_POLICY, Identity, restricted_container, restricted_pod_as},
     instance,
 };
 use k8s_openapi::{
@@ -77,6 +77,7 @@ pub fn stateful_set(id: &Identity<'_>, spec: &WorkspaceSpec, default_image: &str
     let container = Container {
         name: "workspace".into(),
         image: Some(spec.image.clone().unwrap_or_else(|| default_image.to_string())),
+        image_pull_policy: Some(IMAGE_PULL_POLICY.into()),
         env: Some(vec![
             EnvVar { name: "HOME".into(), value: Some(home.clone()), ..Default::default() },
             EnvVar { name: "USER".into(), value: Some(USER.into()), ..Default::default() },

@@ -1,0 +1,301 @@
+//! What Slipway provisions really runs: Apps, Databases and Workspaces on the real node
+//! `real-0` (kubelet + containerd, hack/node.sh), driven through the HTTP API only and
+//! reached the way their owners are told to: the URL, the credentials and the ssh command
+//! from the API and the emails. Images come from hack/images.sh (no registry is reachable).
+
+mod support;
+
+/// The SQL backend of this binary's Slipway.
+const DATABASE: &str = "sqlite";
+/// The cluster of this binary's Slipway: the one with the real node.
+const CLUSTER: support::Cluster = support::Cluster::Real;
+
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::{Api, api::ListParams};
+use serde_json::json;
+use std::time::{Duration, Instant};
+use support::{Client, eventually, kube_admin, mails_to, wait_ready};
+
+/// The example web App: answers `hello from <pod name>` on port 8080.
+const HELLO: &str = "localhost/slipway-dev/hello:latest";
+
+/// Real containers start in seconds, but CI shares two cores with everything it runs.
+const START: Duration = Duration::from_secs(180);
+
+/// The body of a GET of `url`, if it answers 200 within 2 s.
+async fn page(url: &str) -> Option<String> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    let response = http.get(url).send().await.ok()?;
+    if !response.status().is_success() {
+        return None;
+    }
+    response.text().await.ok()
+}
+
+/// The App's pods that run with every container ready.
+async fn ready_pods(tenant: &str, app: &str) -> Vec<String> {
+    let pods: Api<Pod> = Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"));
+    let list = pods.list(&ListParams::default().labels(&format!("{}={app}", slipway_crds::APP_LABEL))).await.unwrap();
+    list.items
+        .into_iter()
+        .filter(|pod| {
+            let status = pod.status.as_ref();
+            let running = status.and_then(|s| s.phase.as_deref()) == Some("Running");
+            let ready = status
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            running && ready && pod.metadata.deletion_timestamp.is_none()
+        })
+        .filter_map(|pod| pod.metadata.name)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_app_answers_on_the_url_its_owner_is_given_and_scales_and_stops_for_real() {
+    let (alice, email) = Client::new_user("alice").await;
+    let tenant = alice.create_tenant("web", "standard").await;
+    let apps = format!("/tenants/{tenant}/apps");
+    let spec = json!({"image": HELLO, "port": 8080, "replicas": 2, "expose": {"type": "NodePort"}});
+    let posted = Instant::now();
+    alice.created(&apps, json!({"name": "web", "spec": spec})).await;
+
+    let path = format!("{apps}/web");
+    let status = eventually(START, "the App to become Ready", || async {
+        let r = alice.get(&path).await;
+        (r.body["status"]["phase"] == "Ready").then(|| r.body["status"].clone())
+    })
+    .await;
+    assert_eq!(status["availableReplicas"], 2, "{status}");
+    let url = status["url"].as_str().expect("a NodePort App has a URL").to_string();
+    assert!(url.starts_with(&format!("http://{}:", support::cluster_env("SLIPWAY_NODE_ADDRESS"))), "{url}");
+
+    // A new node port answers a moment after the pods are Ready: poll, do not sleep.
+    let body = eventually(Duration::from_secs(60), "the App to answer on its node port", || page(&url)).await;
+    eprintln!("POST /apps to the first HTTP 200 on the node port: {:?}", posted.elapsed());
+    let served_by = body.trim().strip_prefix("hello from ").unwrap_or_else(|| panic!("unexpected page {body:?}"));
+    assert!(ready_pods(&tenant, "web").await.contains(&served_by.to_string()), "served by {served_by}");
+
+    // The "ready" email names the same URL, and it answers too.
+    let (_, mail) =
+        eventually(Duration::from_secs(60), "the ready email", || async { mails_to(&email).await.into_iter().next() })
+            .await;
+    let mailed = mail
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in the email: {mail}"));
+    assert_eq!(mailed, url, "{mail}");
+    assert!(page(mailed).await.is_some_and(|b| b.starts_with("hello from web-")));
+
+    // Scaling to 3 gives 3 running pods, and the Service spreads requests over them.
+    let mut scaled = spec.clone();
+    scaled["replicas"] = json!(3);
+    let r = alice.put(&path, json!({"spec": scaled})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let pods = eventually(START, "3 ready pods", || async {
+        let pods = ready_pods(&tenant, "web").await;
+        (pods.len() == 3).then_some(pods)
+    })
+    .await;
+    let status = wait_ready(&alice, &path).await;
+    assert_eq!(status["availableReplicas"], 3, "{status}");
+    eventually(Duration::from_secs(60), "every pod to serve through the node port", || async {
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..30 {
+            if let Some(body) = page(&url).await {
+                seen.insert(body.trim().trim_start_matches("hello from ").to_string());
+            }
+        }
+        pods.iter().all(|p| seen.contains(p)).then_some(())
+    })
+    .await;
+
+    // Deleting the App stops its pods: nothing answers any more.
+    assert_eq!(alice.delete(&path).await.status, 204);
+    eventually(START, "the pods to stop", || async {
+        let pods: Api<Pod> = Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"));
+        pods.list(&ListParams::default()).await.unwrap().items.is_empty().then_some(())
+    })
+    .await;
+    eventually(Duration::from_secs(60), "the node port to close", || async {
+        page(&url).await.is_none().then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_app_whose_readiness_probe_fails_never_becomes_ready() {
+    let (bob, _) = Client::new_user("bob").await;
+    let tenant = bob.create_tenant("probe", "free").await;
+    // The image listens on 8080; the App says 9090, so the TCP readiness probe fails.
+    let spec = json!({"image": HELLO, "port": 9090, "replicas": 1, "expose": {"type": "NodePort"}});
+    bob.created(&format!("/tenants/{tenant}/apps"), json!({"name": "deaf", "spec": spec})).await;
+
+    // The kubelet reports the failed probe as an Unhealthy event of the running pod.
+    let events: Api<Event> = Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"));
+    eventually(START, "the readiness probe to fail", || async {
+        let list = events.list(&ListParams::default().fields("reason=Unhealthy")).await.unwrap();
+        list.items
+            .iter()
+            .any(|e| e.message.as_deref().is_some_and(|m| m.contains("Readiness probe failed")))
+            .then_some(())
+    })
+    .await;
+    let app = bob.get(&format!("/tenants/{tenant}/apps/deaf")).await.body;
+    assert_ne!(app["status"]["phase"], "Ready", "{app}");
+    assert_eq!(app["status"]["availableReplicas"], 0, "{app}");
+    assert!(ready_pods(&tenant, "deaf").await.is_empty());
+}
+
+/// A PostgreSQL connection through the node port, if the engine accepts `password` now.
+async fn postgres(port: i64, password: &str) -> Option<sqlx::PgConnection> {
+    let url = format!("postgres://app:{password}@{}:{port}/app", support::cluster_env("SLIPWAY_NODE_ADDRESS"));
+    let connect = <sqlx::PgConnection as sqlx::Connection>::connect(&url);
+    tokio::time::timeout(Duration::from_secs(5), connect).await.ok()?.ok()
+}
+
+#[tokio::test]
+async fn a_database_accepts_its_credentials_and_a_retained_one_keeps_its_data() {
+    use sqlx::Executor;
+    let (carol, _) = Client::new_user("carol").await;
+    let tenant = carol.create_tenant("data", "standard").await;
+    let databases = format!("/tenants/{tenant}/databases");
+    let spec = json!({"engine": "postgres", "version": "15", "storage": "1Gi", "deletionPolicy": "Retain",
+                      "expose": {"type": "NodePort"}});
+    let posted = Instant::now();
+    carol.created(&databases, json!({"name": "orders", "spec": spec})).await;
+
+    let path = format!("{databases}/orders");
+    let status = eventually(START, "the Database to become Ready", || async {
+        let r = carol.get(&path).await;
+        (r.body["status"]["phase"] == "Ready").then(|| r.body["status"].clone())
+    })
+    .await;
+    let port = status["nodePort"].as_i64().expect("a NodePort Database reports its node port");
+    let credentials = carol.get(&format!("{path}/credentials")).await;
+    assert_eq!(credentials.status, 200, "{}", credentials.body);
+    let password = credentials.body["password"].as_str().unwrap().to_string();
+    assert_eq!(credentials.body["username"], "app");
+
+    // Ready means the engine answers: the first connection through the new node port (which
+    // answers a moment after the pod is Ready) logs in with the generated password.
+    let mut db =
+        eventually(Duration::from_secs(60), "PostgreSQL to accept the credentials", || postgres(port, &password)).await;
+    eprintln!("POST /databases to the first accepted connection: {:?}", posted.elapsed());
+    assert!(postgres(port, "not-the-password").await.is_none(), "a wrong password is refused");
+    db.execute("CREATE TABLE orders (item text); INSERT INTO orders VALUES ('kept across a re-create')").await.unwrap();
+    drop(db);
+
+    // Deleted under Retain, created again with the same name: same volume, same password.
+    assert_eq!(carol.delete(&path).await.status, 204);
+    eventually(START, "the Database's pod to stop", || async {
+        let pods: Api<Pod> = Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"));
+        pods.list(&ListParams::default()).await.unwrap().items.is_empty().then_some(())
+    })
+    .await;
+    eventually(START, "the Database to be gone", || async { (carol.get(&path).await.status == 404).then_some(()) })
+        .await;
+    carol.created(&databases, json!({"name": "orders", "spec": spec})).await;
+    let status = wait_ready(&carol, &path).await;
+    let port = status["nodePort"].as_i64().unwrap();
+    let again = carol.get(&format!("{path}/credentials")).await;
+    assert_eq!(again.body["password"], password.as_str(), "the retained Secret keeps the password");
+    let mut db = eventually(Duration::from_secs(60), "the re-created Database to accept the credentials", || {
+        postgres(port, &password)
+    })
+    .await;
+    let (item,): (String,) = sqlx::query_as("SELECT item FROM orders").fetch_one(&mut db).await.unwrap();
+    assert_eq!(item, "kept across a re-create");
+}
+
+/// An ed25519 key pair made by ssh-keygen in `dir`: (private key path, public key line).
+fn key_pair(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, String) {
+    let private = dir.join(name);
+    let status = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+        .arg(&private)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(status.success());
+    let public = std::fs::read_to_string(private.with_extension("pub")).unwrap();
+    (private, public.trim().to_string())
+}
+
+/// Runs `command` through `ssh_command` (as the API and the email give it) with `key`,
+/// checking the host key against `known_hosts` (recorded on first use). Output on success.
+async fn ssh(ssh_command: &str, key: &std::path::Path, known_hosts: &std::path::Path, command: &str) -> Option<String> {
+    let mut words = ssh_command.split_whitespace();
+    assert_eq!(words.next(), Some("ssh"), "{ssh_command}");
+    let output = tokio::process::Command::new("ssh")
+        .args(words)
+        .arg("-i")
+        .arg(key)
+        .args(["-o", "IdentitiesOnly=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5"])
+        .args(["-o", "StrictHostKeyChecking=accept-new", "-o"])
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .arg(command)
+        .output()
+        .await
+        .expect("ssh runs");
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+#[tokio::test]
+async fn a_workspace_lets_its_owner_in_over_ssh_with_their_keys_and_keeps_the_home() {
+    let keys = std::env::temp_dir().join(support::unique("slipway-it-ssh"));
+    std::fs::create_dir_all(&keys).unwrap();
+    let known_hosts = keys.join("known_hosts");
+    let (first, first_public) = key_pair(&keys, "first");
+    let (second, second_public) = key_pair(&keys, "second");
+
+    let (dora, email) = Client::new_user("dora").await;
+    let tenant = dora.create_tenant("dev", "free").await;
+    let path = format!("/tenants/{tenant}/workspaces/box");
+    dora.created(&format!("/tenants/{tenant}/workspaces"), json!({"name": "box", "spec": {"sshKeys": [first_public]}}))
+        .await;
+    let status = eventually(START, "the Workspace to become Ready", || async {
+        let r = dora.get(&path).await;
+        (r.body["status"]["phase"] == "Ready").then(|| r.body["status"].clone())
+    })
+    .await;
+    let command = status["sshCommand"].as_str().expect("a Ready Workspace has its ssh command").to_string();
+    let (_, mail) =
+        eventually(Duration::from_secs(60), "the ready email", || async { mails_to(&email).await.into_iter().next() })
+            .await;
+    assert!(mail.contains(&command), "the email gives {command:?}: {mail}");
+
+    // The listed key gets in as `dev`; a key not on the list does not.
+    let who = eventually(Duration::from_secs(60), "sshd to let the first key in", || {
+        ssh(&command, &first, &known_hosts, "id -un && echo kept > ~/notes.txt && echo written")
+    })
+    .await;
+    assert_eq!(who, "dev\nwritten");
+    assert_eq!(ssh(&command, &second, &known_hosts, "true").await, None, "an unlisted key is refused");
+
+    // Rotating keys through the API lets the new key in (once the kubelet has refreshed the
+    // keys volume) and shuts the old one out; the home directory stays.
+    let r = dora.put(&path, json!({"spec": {"sshKeys": [second_public]}})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let notes =
+        eventually(START, "the rotated key to get in", || ssh(&command, &second, &known_hosts, "cat ~/notes.txt"))
+            .await;
+    assert_eq!(notes, "kept");
+    assert_eq!(ssh(&command, &first, &known_hosts, "true").await, None, "the removed key is refused");
+
+    // A new pod (after a node failure, an update) has the same home directory and host key:
+    // the known_hosts entry recorded above still matches.
+    let pods: Api<Pod> = Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"));
+    let old = pods.get("box-0").await.unwrap().metadata.uid;
+    pods.delete("box-0", &Default::default()).await.unwrap();
+    eventually(START, "a new pod to be Ready", || async {
+        let pod = pods.get_opt("box-0").await.unwrap()?;
+        let ready = pod.status.as_ref()?.conditions.as_ref()?.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        (pod.metadata.uid != old && ready).then_some(())
+    })
+    .await;
+    let notes = eventually(Duration::from_secs(60), "the new pod to let the key in", || {
+        ssh(&command, &second, &known_hosts, "cat ~/notes.txt")
+    })
+    .await;
+    assert_eq!(notes, "kept");
+    std::fs::remove_dir_all(&keys).unwrap();
+}
