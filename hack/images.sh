@@ -17,7 +17,7 @@
 #                                                     PVC provisioner of the real node:
 #                                                     hack/tools.sh's local-path-provisioner
 #   debian     localhost/slipway-dev/debian:bookworm  minimal Debian (mmdebstrap minbase)
-#   hello      localhost/slipway-dev/hello:latest     test App: "hello from <pod>" on 8080
+#   hello      localhost/slipway-dev/hello:latest     test App on 8080: "hello from <pod>", /visits
 #   postgres   localhost/slipway-dev/postgres:15      official images' entrypoint contract,
 #   mariadb    localhost/slipway-dev/mariadb:10.11    uid/gid 999, Debian's packages
 #   redis      localhost/slipway-dev/redis:7
@@ -172,12 +172,14 @@ define() {
       ;;
     hello)
       REF=localhost/slipway-dev/hello:latest
-      # Nothing but busybox: the extract variant unpacks the package and installs nothing.
-      MM=(--variant=extract --include=busybox-static
+      # Nothing but busybox, and psql for GET /visits: the extract variant unpacks the
+      # packages (and their dependencies) and installs nothing; the hook keeps busybox, psql
+      # and the libraries psql loads, none of the rest (perl, dpkg, the other client tools).
+      MM=(--variant=extract --include=busybox-static --include=postgresql-client-15
         --extract-hook="$(hook "$IMAGES_DIR/hello/extract.sh")")
       INPUTS+=("$IMAGES_DIR/hello"/*)
       OCI=(--entrypoint '["/usr/local/bin/hello"]' --user 65532:65532
-        --env PATH=/usr/local/bin:/bin --workdir / --port 8080/tcp
+        --env PATH=/usr/local/bin:/usr/bin:/bin --workdir / --port 8080/tcp
         # apt/dpkg scaffolding and the package's docs, which extract leaves behind.
         --exclude 'etc/apt*' --exclude 'etc/dpkg*' --exclude etc/fstab --exclude etc/hostname
         --exclude etc/resolv.conf --exclude 'usr/share*' --exclude 'var*')

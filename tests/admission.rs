@@ -468,3 +468,18 @@ async fn updating_the_only_database_of_a_full_plan_is_admitted() {
     );
     assert_eq!(dbs.get("orders").await.unwrap().spec.cpu, Some(Quantity("750m".into())));
 }
+
+#[tokio::test]
+async fn an_env_var_with_both_a_value_and_a_secret_key_is_denied_at_admission() {
+    let (_, apps) = tenant_apps("env", "free").await;
+    let mut both = app("web", Some(1));
+    both.spec.env = serde_json::from_value(serde_json::json!([
+        {"name": "DATABASE_URL", "value": "postgres://x", "valueFrom": {"secretKeyRef": {"name": "orders-credentials", "key": "uri"}}}
+    ]))
+    .unwrap();
+    let message = validation_denial(apps.create(&PostParams::default(), &both).await);
+    assert!(message.ends_with(r#"spec.env[0]: "DATABASE_URL" sets both value and valueFrom: keep one"#), "{message}");
+    let mut secret_only = both.clone();
+    secret_only.spec.env[0].value.clear();
+    apps.create(&PostParams::default(), &secret_only).await.expect("a Secret reference alone is admitted");
+}

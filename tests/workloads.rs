@@ -14,13 +14,27 @@ use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::{Api, api::ListParams};
 use serde_json::json;
 use std::time::{Duration, Instant};
-use support::{Client, eventually, kube_admin, mails_to, wait_ready};
+use support::{Client, eventually, kube_admin, mails_to};
 
 /// The example web App: answers `hello from <pod name>` on port 8080.
 const HELLO: &str = "localhost/slipway-dev/hello:latest";
 
 /// Real containers start in seconds, but CI shares two cores with everything it runs.
 const START: Duration = Duration::from_secs(180);
+
+/// CPU of each Database and Workspace here. The real node can allocate its 2 cores only, and
+/// the plans' 500m default for each of the four instances these tests run at once, with the
+/// Apps, would leave a pod Pending for lack of CPU.
+const SMALL_CPU: &str = "100m";
+
+/// Waits (up to [`START`]) until the object at the API path `path` is Ready; its `status`.
+async fn ready(client: &Client, path: &str, what: &str) -> serde_json::Value {
+    eventually(START, &format!("{what} to become Ready"), || async {
+        let r = client.get(path).await;
+        (r.body["status"]["phase"] == "Ready").then(|| r.body["status"].clone())
+    })
+    .await
+}
 
 /// The body of a GET of `url`, if it answers 200 within 2 s.
 async fn page(url: &str) -> Option<String> {
@@ -60,11 +74,7 @@ async fn an_app_answers_on_the_url_its_owner_is_given_and_scales_and_stops_for_r
     alice.created(&apps, json!({"name": "web", "spec": spec})).await;
 
     let path = format!("{apps}/web");
-    let status = eventually(START, "the App to become Ready", || async {
-        let r = alice.get(&path).await;
-        (r.body["status"]["phase"] == "Ready").then(|| r.body["status"].clone())
-    })
-    .await;
+    let status = ready(&alice, &path, "the App").await;
     assert_eq!(status["availableReplicas"], 2, "{status}");
     let url = status["url"].as_str().expect("a NodePort App has a URL").to_string();
     assert!(url.starts_with(&format!("http://{}:", support::cluster_env("SLIPWAY_NODE_ADDRESS"))), "{url}");
@@ -96,8 +106,11 @@ async fn an_app_answers_on_the_url_its_owner_is_given_and_scales_and_stops_for_r
         (pods.len() == 3).then_some(pods)
     })
     .await;
-    let status = wait_ready(&alice, &path).await;
-    assert_eq!(status["availableReplicas"], 3, "{status}");
+    eventually(START, "the App to report 3 available replicas", || async {
+        let status = alice.get(&path).await.body["status"].clone();
+        (status["phase"] == "Ready" && status["availableReplicas"] == 3).then_some(())
+    })
+    .await;
     eventually(Duration::from_secs(60), "every pod to serve through the node port", || async {
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..30 {
@@ -130,6 +143,12 @@ async fn an_app_whose_readiness_probe_fails_never_becomes_ready() {
     let spec = json!({"image": HELLO, "port": 9090, "replicas": 1, "expose": {"type": "NodePort"}});
     bob.created(&format!("/tenants/{tenant}/apps"), json!({"name": "deaf", "spec": spec})).await;
 
+    let pods: Api<Pod> = Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"));
+    eventually(START, "the App's pod to run", || async {
+        let list = pods.list(&ListParams::default()).await.unwrap();
+        list.items.iter().any(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).then_some(())
+    })
+    .await;
     // The kubelet reports the failed probe as an Unhealthy event of the running pod.
     let events: Api<Event> = Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"));
     eventually(START, "the readiness probe to fail", || async {
@@ -160,16 +179,12 @@ async fn a_database_accepts_its_credentials_and_a_retained_one_keeps_its_data() 
     let tenant = carol.create_tenant("data", "standard").await;
     let databases = format!("/tenants/{tenant}/databases");
     let spec = json!({"engine": "postgres", "version": "15", "storage": "1Gi", "deletionPolicy": "Retain",
-                      "expose": {"type": "NodePort"}});
+                      "cpu": SMALL_CPU, "memory": "256Mi", "expose": {"type": "NodePort"}});
     let posted = Instant::now();
     carol.created(&databases, json!({"name": "orders", "spec": spec})).await;
 
     let path = format!("{databases}/orders");
-    let status = eventually(START, "the Database to become Ready", || async {
-        let r = carol.get(&path).await;
-        (r.body["status"]["phase"] == "Ready").then(|| r.body["status"].clone())
-    })
-    .await;
+    let status = ready(&carol, &path, "the Database").await;
     let port = status["nodePort"].as_i64().expect("a NodePort Database reports its node port");
     let credentials = carol.get(&format!("{path}/credentials")).await;
     assert_eq!(credentials.status, 200, "{}", credentials.body);
@@ -195,7 +210,7 @@ async fn a_database_accepts_its_credentials_and_a_retained_one_keeps_its_data() 
     eventually(START, "the Database to be gone", || async { (carol.get(&path).await.status == 404).then_some(()) })
         .await;
     carol.created(&databases, json!({"name": "orders", "spec": spec})).await;
-    let status = wait_ready(&carol, &path).await;
+    let status = ready(&carol, &path, "the re-created Database").await;
     let port = status["nodePort"].as_i64().unwrap();
     let again = carol.get(&format!("{path}/credentials")).await;
     assert_eq!(again.body["password"], password.as_str(), "the retained Secret keeps the password");
@@ -250,13 +265,12 @@ async fn a_workspace_lets_its_owner_in_over_ssh_with_their_keys_and_keeps_the_ho
     let (dora, email) = Client::new_user("dora").await;
     let tenant = dora.create_tenant("dev", "free").await;
     let path = format!("/tenants/{tenant}/workspaces/box");
-    dora.created(&format!("/tenants/{tenant}/workspaces"), json!({"name": "box", "spec": {"sshKeys": [first_public]}}))
-        .await;
-    let status = eventually(START, "the Workspace to become Ready", || async {
-        let r = dora.get(&path).await;
-        (r.body["status"]["phase"] == "Ready").then(|| r.body["status"].clone())
-    })
+    dora.created(
+        &format!("/tenants/{tenant}/workspaces"),
+        json!({"name": "box", "spec": {"cpu": SMALL_CPU, "memory": "128Mi", "sshKeys": [first_public]}}),
+    )
     .await;
+    let status = ready(&dora, &path, "the Workspace").await;
     let command = status["sshCommand"].as_str().expect("a Ready Workspace has its ssh command").to_string();
     let (_, mail) =
         eventually(Duration::from_secs(60), "the ready email", || async { mails_to(&email).await.into_iter().next() })
@@ -273,7 +287,7 @@ async fn a_workspace_lets_its_owner_in_over_ssh_with_their_keys_and_keeps_the_ho
 
     // Rotating keys through the API lets the new key in (once the kubelet has refreshed the
     // keys volume) and shuts the old one out; the home directory stays.
-    let r = dora.put(&path, json!({"spec": {"sshKeys": [second_public]}})).await;
+    let r = dora.put(&path, json!({"spec": {"cpu": SMALL_CPU, "memory": "128Mi", "sshKeys": [second_public]}})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let notes =
         eventually(START, "the rotated key to get in", || ssh(&command, &second, &known_hosts, "cat ~/notes.txt"))
@@ -298,4 +312,80 @@ async fn a_workspace_lets_its_owner_in_over_ssh_with_their_keys_and_keeps_the_ho
     .await;
     assert_eq!(notes, "kept");
     std::fs::remove_dir_all(&keys).unwrap();
+}
+
+#[tokio::test]
+async fn an_app_reaches_its_database_by_service_name_with_the_credentials_secret() {
+    let (erin, _) = Client::new_user("erin").await;
+    let tenant = erin.create_tenant("shop", "standard").await;
+    let db_path = format!("/tenants/{tenant}/databases/orders");
+    let spec = json!({"engine": "postgres", "version": "15", "storage": "1Gi", "cpu": SMALL_CPU, "memory": "256Mi",
+                      "expose": {"type": "NodePort"}});
+    erin.created(&format!("/tenants/{tenant}/databases"), json!({"name": "orders", "spec": spec})).await;
+    let db = ready(&erin, &db_path, "the Database").await;
+    let secret = db["secretName"].as_str().expect("a Ready Database names its credentials Secret").to_string();
+
+    // The App's DATABASE_URL is the Secret's `uri`, whose host is the Database's Service name:
+    // the App finds it through cluster DNS and logs in with the generated password.
+    let database_url = json!({"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": secret, "key": "uri"}}});
+    let app =
+        json!({"image": HELLO, "port": 8080, "replicas": 1, "expose": {"type": "NodePort"}, "env": [database_url]});
+    erin.created(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": app})).await;
+    let status = ready(&erin, &format!("/tenants/{tenant}/apps/web"), "the App").await;
+    let visits = format!("{}/visits", status["url"].as_str().unwrap());
+    let count = |body: String| body.trim().strip_prefix("visits ").and_then(|n| n.parse::<i64>().ok());
+    let first = eventually(Duration::from_secs(60), "the App to write a visit to its Database", || async {
+        page(&visits).await.and_then(count)
+    })
+    .await;
+    let second = page(&visits).await.and_then(count).expect("the App answers again");
+    assert_eq!(second, first + 1);
+
+    // What the App wrote is in the Database, read from the host through its node port.
+    let password = erin.get(&format!("{db_path}/credentials")).await.body["password"].as_str().unwrap().to_string();
+    let mut conn = eventually(Duration::from_secs(60), "PostgreSQL to accept the credentials", || {
+        postgres(db["nodePort"].as_i64().unwrap(), &password)
+    })
+    .await;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT pod FROM visits").fetch_all(&mut conn).await.unwrap();
+    assert_eq!(rows.len() as i64, second);
+    assert!(rows.iter().all(|(pod,)| pod.starts_with("web-")), "{rows:?}");
+}
+
+/// Redis's answers to `AUTH default <password>` then `PING` through the node port (RESP, the
+/// protocol redis-cli speaks), e.g. `["+OK", "+PONG"]`; `None` while nothing answers.
+async fn redis_auth_and_ping(port: i64, password: &str) -> Option<Vec<String>> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let address = format!("{}:{port}", support::cluster_env("SLIPWAY_NODE_ADDRESS"));
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
+        stream.write_all(format!("AUTH default {password}\r\nPING\r\n").as_bytes()).await.ok()?;
+        let mut lines = BufReader::new(stream).lines();
+        let mut answers = Vec::new();
+        while answers.len() < 2 {
+            answers.push(lines.next_line().await.ok()??);
+        }
+        Some(answers)
+    };
+    tokio::time::timeout(Duration::from_secs(5), exchange).await.ok()?
+}
+
+#[tokio::test]
+async fn a_redis_database_accepts_its_password_and_only_that() {
+    let (fred, _) = Client::new_user("fred").await;
+    let tenant = fred.create_tenant("cache", "standard").await;
+    let spec = json!({"engine": "redis", "version": "7", "storage": "1Gi", "cpu": SMALL_CPU, "memory": "128Mi",
+                      "expose": {"type": "NodePort"}});
+    fred.created(&format!("/tenants/{tenant}/databases"), json!({"name": "sessions", "spec": spec})).await;
+    let path = format!("/tenants/{tenant}/databases/sessions");
+    let port = ready(&fred, &path, "the Database").await["nodePort"].as_i64().unwrap();
+    let password = fred.get(&format!("{path}/credentials")).await.body["password"].as_str().unwrap().to_string();
+    let answers = eventually(Duration::from_secs(60), "Redis to answer on its node port", || {
+        redis_auth_and_ping(port, &password)
+    })
+    .await;
+    assert_eq!(answers, ["+OK", "+PONG"]);
+    let refused = redis_auth_and_ping(port, "not-the-password").await.expect("Redis answers");
+    assert!(refused[0].starts_with("-WRONGPASS"), "{refused:?}");
+    assert!(refused[1].starts_with("-NOAUTH"), "{refused:?}");
 }

@@ -56,15 +56,41 @@ fn default_port() -> i32 {
     8080
 }
 
-/// One environment variable.
-#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+/// One environment variable: a literal `value`, or `valueFrom` a key of a Secret in the
+/// tenant's namespace, e.g. `{"name": "DATABASE_URL", "valueFrom": {"secretKeyRef":
+/// {"name": "orders-credentials", "key": "uri"}}}` (a Database's credentials), as in a
+/// Kubernetes container (<https://kubernetes.io/docs/tasks/inject-data-application/distribute-credentials-secure/>).
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
 pub struct EnvVar {
     /// Variable name, a C identifier.
     #[schemars(length(min = 1, max = 253), regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$"))]
     pub name: String,
-    /// Value; empty is allowed.
-    #[serde(default)]
+    /// Value; empty is allowed. Not together with `valueFrom`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub value: String,
+    /// Where the value comes from instead of `value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+/// The source of an environment variable's value.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVarSource {
+    /// A key of a Secret in the App's namespace; the pod does not start while it is missing.
+    pub secret_key_ref: SecretKeyRef,
+}
+
+/// A key of a Secret in the same namespace.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct SecretKeyRef {
+    /// The Secret's name (a DNS subdomain, RFC 1123).
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    pub name: String,
+    /// The key within the Secret's data.
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
 }
 
 /// Requests and limits of one pod, in Kubernetes quantities.

@@ -19,7 +19,10 @@ mod kind;
 mod tenant;
 mod workspace;
 
-pub use app::{App, AppPhase, AppSpec, AppStatus, ComputeResources, EnvVar, Expose, ExposeType, ResourceAmounts};
+pub use app::{
+    App, AppPhase, AppSpec, AppStatus, ComputeResources, EnvVar, EnvVarSource, Expose, ExposeType, ResourceAmounts,
+    SecretKeyRef,
+};
 pub use database::{
     DEFAULT_STORAGE, Database, DatabaseEngine, DatabaseExposeType, DatabaseExposure, DatabaseSpec, DatabaseStatus,
     DeletionPolicy, ResourcePhase,

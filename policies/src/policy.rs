@@ -4,7 +4,7 @@
 
 use crate::{
     Amount, Defaults, Footprint, Limits, Minimums, Outcome, Review, Total, defaults,
-    rules::{counts, engines, exposure, images, names, sizes, totals, workspaces},
+    rules::{counts, engines, env, exposure, images, names, sizes, totals, workspaces},
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use slipway_crds::{AppSpec, DatabaseSpec, Kind, WorkspaceSpec};
@@ -84,6 +84,7 @@ impl TenantPolicy {
         sizes::review_app(self, review.spec, &mut out);
         exposure::review_app(self, review, &mut out);
         images::review_image(self, "spec.image", &review.spec.image, &mut out);
+        env::review_env(&review.spec.env, &mut out);
         self.review_footprint(review, "this App", |t| format!("spec.resources.limits.{}", t.name()), &mut out);
         out
     }

@@ -4,8 +4,9 @@ use k8s_openapi::{
     api::{
         apps::v1::{Deployment, DeploymentSpec},
         core::v1::{
-            Container, ContainerPort, EnvVar, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
-            ResourceRequirements, SeccompProfile, Service, ServicePort, ServiceSpec, TCPSocketAction,
+            Container, ContainerPort, EnvVar, EnvVarSource, PodSecurityContext, PodSpec, PodTemplateSpec, Probe,
+            ResourceRequirements, SeccompProfile, SecretKeySelector, Service, ServicePort, ServiceSpec,
+            TCPSocketAction,
         },
         networking::v1::{
             HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule, IngressServiceBackend,
@@ -46,7 +47,18 @@ pub fn deployment(id: &AppIdentity<'_>, spec: &AppSpec, replicas: i32) -> Deploy
         env: (!spec.env.is_empty()).then(|| {
             spec.env
                 .iter()
-                .map(|e| EnvVar { name: e.name.clone(), value: Some(e.value.clone()), ..Default::default() })
+                .map(|e| EnvVar {
+                    name: e.name.clone(),
+                    value: e.value_from.is_none().then(|| e.value.clone()),
+                    value_from: e.value_from.as_ref().map(|source| EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: source.secret_key_ref.name.clone(),
+                            key: source.secret_key_ref.key.clone(),
+                            optional: Some(false),
+                        }),
+                        ..Default::default()
+                    }),
+                })
                 .collect()
         }),
         resources,
@@ -176,6 +188,23 @@ mod tests {
         for (k, v) in d.selector.match_labels.unwrap() {
             assert_eq!(template_labels[&k], v);
         }
+    }
+
+    #[test]
+    fn env_vars_take_literal_values_or_secret_keys() {
+        let mut s = spec(None);
+        s.env = serde_json::from_value(serde_json::json!([
+            {"name": "MODE", "value": "production"},
+            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "orders-credentials", "key": "uri"}}},
+        ]))
+        .unwrap();
+        let pod = deployment(&id(), &s, 1).spec.unwrap().template.spec.unwrap();
+        let env = pod.containers[0].env.clone().unwrap();
+        assert_eq!(env[0].value.as_deref(), Some("production"));
+        assert!(env[0].value_from.is_none());
+        assert_eq!(env[1].value, None, "a Secret's value never lands in the pod spec");
+        let key = env[1].value_from.as_ref().unwrap().secret_key_ref.as_ref().unwrap();
+        assert_eq!((key.name.as_str(), key.key.as_str(), key.optional), ("orders-credentials", "uri", Some(false)));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod counts;
 pub mod engines;
+pub mod env;
 pub mod exposure;
 pub mod images;
 pub mod names;

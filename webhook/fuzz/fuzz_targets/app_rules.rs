@@ -76,7 +76,7 @@ impl Spec {
             image: self.raw_image.clone().unwrap_or_else(|| IMAGES[usize::from(self.image) % IMAGES.len()].into()),
             port: 8080,
             replicas: self.replicas,
-            env: self.env.iter().map(|(name, value)| EnvVar { name: name.clone(), value: value.clone() }).collect(),
+            env: self.env.iter().map(|(name, value)| EnvVar { name: name.clone(), value: value.clone(), value_from: None }).collect(),
             resources: (self.resources || self.requests.is_some() || self.limits.is_some()).then(|| ComputeResources {
                 requests: self.requests.as_ref().map(Amounts::build),
                 limits: self.limits.as_ref().map(Amounts::build),
