@@ -41,7 +41,6 @@ BASELINE="$SLIPWAY_STATE/node-baseline"
 BRIDGE=slipway-cni0
 CNI_NETWORK=slipway
 NFT_TABLE=slipway-node
-COREDNS_IMAGE=localhost/slipway-dev/coredns:1.14.7
 # Paths outside $NODE_DIR that the node's components write whatever their root directories
 # say; `down` removes those that did not exist before the first `up`.
 FIXED_PATHS=(/run/containerd /var/lib/cni /var/lib/kubelet /var/log/containers /var/log/pods
@@ -52,6 +51,15 @@ SYSCTL_WATCH='^(vm\.|kernel\.panic|kernel\.keys\.|net\.ipv4\.ip_forward|net\.ipv
 SYSCTL_SKIP='^(vm\.drop_caches|vm\.compact_memory|vm\.stat_refresh|vm\.compaction_proactiveness_trigger|net\.core\.netdev_rss_key) '
 
 sock() { echo "$NODE_DIR/containerd/containerd.sock"; }
+
+# image_ref NAME: the reference hack/images.sh gives image NAME (its tag follows the pinned
+# version of what it packs).
+image_ref() {
+  local ref
+  ref="$("$HACK_DIR/images.sh" list | awk -v name="$1" '$1 ~ ("/" name ":") { print $1 }')"
+  [[ -n "$ref" ]] || die "hack/images.sh has no $1 image"
+  echo "$ref"
+}
 ctr_() { ctr -a "$(sock)" -n k8s.io "$@"; }
 
 # ---------------------------------------------------------------- the machine as found
@@ -182,7 +190,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   path = "$d/opt"
 
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "localhost/slipway-dev/pause:3.10"
+  sandbox_image = "$(image_ref pause)"
   restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     default_runtime_name = "runc"
@@ -317,7 +325,7 @@ spec:
         seccompProfile: {type: RuntimeDefault}
       containers:
       - name: coredns
-        image: $COREDNS_IMAGE
+        image: $(image_ref coredns)
         imagePullPolicy: IfNotPresent
         args: [-conf, /etc/coredns/Corefile]
         ports:
@@ -492,8 +500,7 @@ cmd_up() {
 
   # PVCs: local-path-provisioner (hack/node/local-path-storage.yaml says why not hostPath).
   local provisioner
-  provisioner="$("$HACK_DIR/images.sh" list | awk '$1 ~ /\/local-path-provisioner:/ { print $1 }')"
-  [[ -n "$provisioner" ]] || fail_node kubelet "hack/images.sh has no local-path-provisioner image"
+  provisioner="$(image_ref local-path-provisioner)"
   mkdir -p "$NODE_DIR/volumes"
   log "starting local-path-provisioner (volumes in $NODE_DIR/volumes)"
   sed -e "s|__IMAGE__|$provisioner|g" -e "s|__VOLUME_DIR__|$NODE_DIR/volumes|g" \
