@@ -389,3 +389,29 @@ async fn a_redis_database_accepts_its_password_and_only_that() {
     assert!(refused[0].starts_with("-WRONGPASS"), "{refused:?}");
     assert!(refused[1].starts_with("-NOAUTH"), "{refused:?}");
 }
+
+#[tokio::test]
+async fn a_mariadb_database_accepts_its_credentials_through_the_node_port() {
+    use sqlx::{Connection, Executor};
+    let (gina, _) = Client::new_user("gina").await;
+    let tenant = gina.create_tenant("sql", "standard").await;
+    let spec = json!({"engine": "mariadb", "version": "10.11", "storage": "1Gi", "cpu": SMALL_CPU, "memory": "256Mi",
+                      "expose": {"type": "NodePort"}});
+    gina.created(&format!("/tenants/{tenant}/databases"), json!({"name": "ledger", "spec": spec})).await;
+    let path = format!("/tenants/{tenant}/databases/ledger");
+    let port = ready(&gina, &path, "the Database").await["nodePort"].as_i64().unwrap();
+    let credentials = gina.get(&format!("{path}/credentials")).await.body;
+    assert_eq!(credentials["port"], 3306);
+    let url =
+        |password: &str| format!("mysql://app:{password}@{}:{port}/app", support::cluster_env("SLIPWAY_NODE_ADDRESS"));
+    let password = credentials["password"].as_str().unwrap().to_string();
+    let connect = |url: String| async move {
+        tokio::time::timeout(Duration::from_secs(5), sqlx::MySqlConnection::connect(&url)).await.ok()?.ok()
+    };
+    let mut db =
+        eventually(Duration::from_secs(60), "MariaDB to accept the credentials", || connect(url(&password))).await;
+    assert!(connect(url("not-the-password")).await.is_none(), "a wrong password is refused");
+    db.execute("CREATE TABLE entries (amount INT); INSERT INTO entries VALUES (42)").await.unwrap();
+    let (amount,): (i32,) = sqlx::query_as("SELECT amount FROM entries").fetch_one(&mut db).await.unwrap();
+    assert_eq!(amount, 42);
+}
