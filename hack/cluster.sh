@@ -402,7 +402,7 @@ EOF
   cat >>"$dir/env" <<EOF
 export SLIPWAY_NODE_ADDRESS='$NODE_ADDRESS'
 export SLIPWAY_PLANS='$HACK_DIR/dev/plans.yaml'
-export SLIPWAY_WORKSPACE_IMAGE='localhost/slipway-dev/workspace:0.1'
+export SLIPWAY_WORKSPACE_IMAGE='$("$HACK_DIR/images.sh" list | awk '$1 ~ /\/workspace:/ { print $1 }')'
 export SLIPWAY_DATABASE_IMAGES='postgres=localhost/slipway-dev/postgres,mariadb=localhost/slipway-dev/mariadb,redis=localhost/slipway-dev/redis'
 EOF
 }

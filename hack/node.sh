@@ -368,7 +368,12 @@ processes_alive() {
   done
 }
 
-kubectl_() { "$(tool_path kubectl)" --kubeconfig="$SLIPWAY_STATE/clusters/$(owner)/kubeconfig" "$@"; }
+# kubectl_ ARGS...: kubectl against the owning cluster (its path looked up once: the
+# readiness waits call this twice a second).
+kubectl_() {
+  [[ -n "${KUBECTL:-}" ]] || KUBECTL="$(tool_path kubectl)"
+  "$KUBECTL" --kubeconfig="$SLIPWAY_STATE/clusters/$(owner)/kubeconfig" "$@"
+}
 
 node_ready() {
   [[ "$(kubectl_ get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]

@@ -165,11 +165,16 @@ async fn an_app_whose_readiness_probe_fails_never_becomes_ready() {
     assert!(ready_pods(&tenant, "deaf").await.is_empty());
 }
 
+/// A connection as `app` to the database `app` through the node `port` (`scheme` `postgres`
+/// or `mysql`), if the engine accepts `password` within 5 s.
+async fn connect<C: sqlx::Connection>(scheme: &str, port: i64, password: &str) -> Option<C> {
+    let url = format!("{scheme}://app:{password}@{}:{port}/app", support::cluster_env("SLIPWAY_NODE_ADDRESS"));
+    tokio::time::timeout(Duration::from_secs(5), C::connect(&url)).await.ok()?.ok()
+}
+
 /// A PostgreSQL connection through the node port, if the engine accepts `password` now.
 async fn postgres(port: i64, password: &str) -> Option<sqlx::PgConnection> {
-    let url = format!("postgres://app:{password}@{}:{port}/app", support::cluster_env("SLIPWAY_NODE_ADDRESS"));
-    let connect = <sqlx::PgConnection as sqlx::Connection>::connect(&url);
-    tokio::time::timeout(Duration::from_secs(5), connect).await.ok()?.ok()
+    connect("postgres", port, password).await
 }
 
 #[tokio::test]
@@ -392,7 +397,7 @@ async fn a_redis_database_accepts_its_password_and_only_that() {
 
 #[tokio::test]
 async fn a_mariadb_database_accepts_its_credentials_through_the_node_port() {
-    use sqlx::{Connection, Executor};
+    use sqlx::Executor;
     let (gina, _) = Client::new_user("gina").await;
     let tenant = gina.create_tenant("sql", "standard").await;
     let spec = json!({"engine": "mariadb", "version": "10.11", "storage": "1Gi", "cpu": SMALL_CPU, "memory": "256Mi",
@@ -402,15 +407,11 @@ async fn a_mariadb_database_accepts_its_credentials_through_the_node_port() {
     let port = ready(&gina, &path, "the Database").await["nodePort"].as_i64().unwrap();
     let credentials = gina.get(&format!("{path}/credentials")).await.body;
     assert_eq!(credentials["port"], 3306);
-    let url =
-        |password: &str| format!("mysql://app:{password}@{}:{port}/app", support::cluster_env("SLIPWAY_NODE_ADDRESS"));
     let password = credentials["password"].as_str().unwrap().to_string();
-    let connect = |url: String| async move {
-        tokio::time::timeout(Duration::from_secs(5), sqlx::MySqlConnection::connect(&url)).await.ok()?.ok()
-    };
+    let mysql = |password: String| async move { connect::<sqlx::MySqlConnection>("mysql", port, &password).await };
     let mut db =
-        eventually(Duration::from_secs(60), "MariaDB to accept the credentials", || connect(url(&password))).await;
-    assert!(connect(url("not-the-password")).await.is_none(), "a wrong password is refused");
+        eventually(Duration::from_secs(60), "MariaDB to accept the credentials", || mysql(password.clone())).await;
+    assert!(mysql("not-the-password".into()).await.is_none(), "a wrong password is refused");
     db.execute("CREATE TABLE entries (amount INT); INSERT INTO entries VALUES (42)").await.unwrap();
     let (amount,): (i32,) = sqlx::query_as("SELECT amount FROM entries").fetch_one(&mut db).await.unwrap();
     assert_eq!(amount, 42);
