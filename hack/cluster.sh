@@ -397,10 +397,13 @@ export PATH='$(dirname "$kubectl")':"\$PATH"
 EOF
   [[ "$real" == yes ]] || return 0
   # Slipway's settings for this cluster (read by `slipway` through its flags' variables):
-  # where node ports answer, the images hack/images.sh imported into the node, and the plan
-  # catalogue that offers exactly the engine versions those images hold.
+  # where node ports answer, the node's IngressClass, the images hack/images.sh imported
+  # into the node, and the plan catalogue that offers exactly the engine versions those
+  # images hold. SLIPWAY_CLUSTER_INGRESS is for people and tests: where Ingresses answer.
   cat >>"$dir/env" <<EOF
+export SLIPWAY_CLUSTER_INGRESS='$NODE_ADDRESS:$INGRESS_NODE_PORT'
 export SLIPWAY_NODE_ADDRESS='$NODE_ADDRESS'
+export SLIPWAY_INGRESS_CLASS='$INGRESS_CLASS'
 export SLIPWAY_PLANS='$HACK_DIR/dev/plans.yaml'
 export SLIPWAY_WORKSPACE_IMAGE='$("$HACK_DIR/images.sh" list | awk '$1 ~ /\/workspace:/ { print $1 }')'
 export SLIPWAY_DATABASE_IMAGES='postgres=localhost/slipway-dev/postgres,mariadb=localhost/slipway-dev/mariadb,redis=localhost/slipway-dev/redis'

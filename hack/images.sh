@@ -16,6 +16,8 @@
 #   local-path-provisioner  localhost/slipway-dev/local-path-provisioner:0.0.30
 #                                                     PVC provisioner of the real node:
 #                                                     hack/tools.sh's local-path-provisioner
+#   traefik    localhost/slipway-dev/traefik:3.6.12   ingress controller of the real node:
+#                                                     hack/tools.sh's traefik
 #   debian     localhost/slipway-dev/debian:bookworm  minimal Debian (mmdebstrap minbase)
 #   hello      localhost/slipway-dev/hello:latest     test App on 8080: "hello from <pod>", /visits
 #   postgres   localhost/slipway-dev/postgres:15      official images' entrypoint contract,
@@ -36,7 +38,7 @@ IMAGES_DIR="$HACK_DIR/images"
 CACHE_DIR="$SLIPWAY_CACHE/images"
 WORKSPACE_DIR="$REPO/controller/workspace-image"
 
-ALL_IMAGES=(pause coredns local-path-provisioner debian hello postgres mariadb redis workspace)
+ALL_IMAGES=(pause coredns local-path-provisioner traefik debian hello postgres mariadb redis workspace)
 
 SUITE=bookworm
 MIRROR="${SLIPWAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -129,10 +131,24 @@ pinned_version() {
   echo "$v"
 }
 
+# go_binary_image TOOL PATH VERSION_ARG VERSION_LINE: define an image that holds only the
+# binary hack/tools.sh builds from TOOL's pinned module, at PATH, run as the distroless
+# nonroot user. Its version and pins are the inputs; the tag is its version without the
+# "v". VERSION_LINE is a regex ({V} stands for the tag) that a line of `BINARY VERSION_ARG`
+# must match, so the tag says what is inside.
+go_binary_image() {
+  local v
+  v="$(pinned_version "$1")"
+  REF=localhost/slipway-dev/$1:${v#v}
+  GO_TOOL="$1" GO_BINARY_PATH="$2" GO_VERSION_ARG="$3" GO_VERSION_LINE="${4//\{V\}/${v#v}}"
+  INPUTS+=("$HACK_DIR/tools/$1/go.mod" "$HACK_DIR/tools/$1/go.sum")
+  OCI=(--entrypoint "[\"$2\"]" --user 65532:65532 --env "PATH=$BASE_PATH" --workdir /)
+}
+
 # define NAME: set REF, MM (mmdebstrap options; empty for pause), OCI (packer options)
 # and INPUTS (the files the build reads) for image NAME.
 define() {
-  REF="" MM=() OCI=() INPUTS=("$IMAGES_DIR/oci.py")
+  REF="" MM=() OCI=() INPUTS=("$IMAGES_DIR/oci.py") GO_TOOL=""
   case "$1" in
     pause)
       REF=localhost/slipway-dev/pause:3.10
@@ -140,30 +156,26 @@ define() {
       OCI=(--entrypoint '["/pause"]' --user 65535:65535 --env "PATH=$BASE_PATH" --workdir /)
       ;;
     coredns)
-      # The binary hack/tools.sh builds from its pinned module (hack/node.sh runs it as
-      # the cluster DNS): its version and pins are the inputs, the tag is its version.
-      local v
-      v="$(pinned_version coredns)"
-      REF=localhost/slipway-dev/coredns:${v#v}
-      INPUTS+=("$HACK_DIR/tools/coredns/go.mod" "$HACK_DIR/tools/coredns/go.sum")
       # As upstream's image: nothing but the binary, as the distroless nonroot user.
-      OCI=(--entrypoint '["/coredns"]' --user 65532:65532 --env "PATH=$BASE_PATH" --workdir /
-        --port 53/tcp --port 53/udp)
+      go_binary_image coredns /coredns -version 'CoreDNS-{V}'
+      OCI+=(--port 53/tcp --port 53/udp)
       ;;
     local-path-provisioner)
-      # The binary hack/tools.sh builds from its pinned module (hack/node.sh runs it as the
-      # PVC provisioner, hack/node/local-path-storage.yaml), as coredns above. Upstream's
-      # image is alpine, but only for its helper pods' shell: ours run the debian image.
-      # The binary sits where upstream's does (/usr/bin, on PATH), so upstream's
-      # `command: [local-path-provisioner, ...]` works. It only talks to the API server,
-      # so it runs as the distroless nonroot user rather than upstream's root.
-      local v
-      v="$(pinned_version local-path-provisioner)"
-      REF=localhost/slipway-dev/local-path-provisioner:${v#v}
-      INPUTS+=("$HACK_DIR/tools/local-path-provisioner/go.mod"
-        "$HACK_DIR/tools/local-path-provisioner/go.sum")
-      OCI=(--entrypoint '["/usr/bin/local-path-provisioner"]' --user 65532:65532
-        --env "PATH=$BASE_PATH" --workdir /)
+      # The PVC provisioner (hack/node/local-path-storage.yaml). Upstream's image is alpine,
+      # but only for its helper pods' shell: ours run the debian image. The binary sits
+      # where upstream's does (/usr/bin, on PATH), so upstream's `command:
+      # [local-path-provisioner, ...]` works. It only talks to the API server, so it runs as
+      # the distroless nonroot user rather than upstream's root. hack/tools.sh stamps
+      # main.VERSION.
+      go_binary_image local-path-provisioner /usr/bin/local-path-provisioner --version \
+        'local-path-provisioner version v{V}'
+      ;;
+    traefik)
+      # The ingress controller (hack/node/traefik.yaml). Upstream's image is alpine, for
+      # nothing Traefik needs: it serves on unprivileged ports, so it runs as the distroless
+      # nonroot user. hack/tools.sh stamps pkg/version.Version.
+      go_binary_image traefik /usr/local/bin/traefik version 'Version: *v{V}'
+      OCI+=(--port 8000/tcp)
       ;;
     debian)
       REF=localhost/slipway-dev/debian:$SUITE
@@ -293,23 +305,12 @@ build() {
     need_cmd gcc gcc
     gcc -static -Os -s -Wall -Wextra -Werror -o "$BUILD_TMP/pause" "$IMAGES_DIR/pause.c"
     "${oci[@]}" --add "$BUILD_TMP/pause:/pause:0755" >/dev/null
-  elif [[ "$name" == coredns ]]; then
-    local bin
-    bin="$(tool_path coredns)" # builds it if hack/tools.sh has not yet
-    # The tag must say what is inside.
-    local version
-    version="$("$bin" -version)"
-    grep -qx "CoreDNS-${REF##*:}" <<<"$version" || die "$bin is not CoreDNS ${REF##*:}: $version"
-    "${oci[@]}" --add "$bin:/coredns:0755" >/dev/null
-  elif [[ "$name" == local-path-provisioner ]]; then
-    local bin
-    bin="$(tool_path local-path-provisioner)" # builds it if hack/tools.sh has not yet
-    # The tag must say what is inside (hack/tools.sh stamps main.VERSION).
-    local version
-    version="$("$bin" --version)"
-    grep -qx "local-path-provisioner version v${REF##*:}" <<<"$version" \
-      || die "$bin is not local-path-provisioner ${REF##*:}: $version"
-    "${oci[@]}" --add "$bin:/usr/bin/local-path-provisioner:0755" >/dev/null
+  elif [[ -n "$GO_TOOL" ]]; then
+    local bin version
+    bin="$(tool_path "$GO_TOOL")" # builds it if hack/tools.sh has not yet
+    version="$("$bin" "$GO_VERSION_ARG")"
+    grep -qx "$GO_VERSION_LINE" <<<"$version" || die "$bin is not $REF: $version"
+    "${oci[@]}" --add "$bin:$GO_BINARY_PATH:0755" >/dev/null
   else
     need_cmd mmdebstrap mmdebstrap
     [[ -d "$MERGED_USR_HOOKS" ]] || die "$MERGED_USR_HOOKS is missing: mmdebstrap >= 1.3 needed"

@@ -23,6 +23,8 @@ NODE_POD_CIDR=198.19.64.0/24    # pods on the real node (bridge CNI, host-local 
 NODE_ADDRESS=198.19.128.1       # the real node's address, on the interface below
 NODE_INTERFACE=slipway0
 NODE_NAME=real-0
+INGRESS_CLASS=traefik           # the real node's IngressClass (hack/node/traefik.yaml)...
+INGRESS_NODE_PORT=30080         # ...served on this node port of $NODE_ADDRESS
 
 log()  { printf '==> %s\n' "$*" >&2; }
 warn() { printf 'WARN: %s\n' "$*" >&2; }

@@ -26,7 +26,9 @@
 #   - CoreDNS (hack/tools.sh, image from hack/images.sh) as a pod behind kube-dns
 #     ($CLUSTER_DNS_IP), answering cluster.local only: it forwards nothing;
 #   - local-path-provisioner (hack/node/local-path-storage.yaml) behind the default
-#     StorageClass `standard`, volumes in $SLIPWAY_STATE/node/volumes.
+#     StorageClass `standard`, volumes in $SLIPWAY_STATE/node/volumes;
+#   - Traefik (hack/node/traefik.yaml), serving IngressClass $INGRESS_CLASS on node port
+#     $INGRESS_NODE_PORT.
 #
 # Kernel settings: kubelet sets vm.overcommit_memory, kernel.panic, kernel.panic_on_oops and
 # kernel.keys.* at start; the bridge needs net.ipv4.ip_forward while pods run. The first `up`
@@ -387,8 +389,21 @@ storage_ready() {
   [[ "$(kubectl_ -n local-path-storage get deployment local-path-provisioner -o jsonpath='{.status.availableReplicas}')" == 1 ]]
 }
 
+ingress_ready() {
+  [[ "$(kubectl_ -n traefik get deployment traefik -o jsonpath='{.status.availableReplicas}')" == 1 ]]
+}
+
 cmd_healthy() {
   [[ "$(owner)" == "$1" ]] && processes_alive && node_ready
+}
+
+# apply_manifest FILE SED_ARGS...: apply hack/node/FILE with its placeholders filled in by
+# `sed SED_ARGS`; on failure show kubectl's answer and take the node down.
+apply_manifest() {
+  local file="$1"
+  shift
+  sed "$@" "$HACK_DIR/node/$file" | kubectl_ apply -f - >"$NODE_DIR/logs/${file%.yaml}-apply.log" 2>&1 \
+    || { cat "$NODE_DIR/logs/${file%.yaml}-apply.log" >&2; fail_node kubelet "applying hack/node/$file failed"; }
 }
 
 # fail_node COMPONENT MESSAGE: show the log, take the half-started node down, exit.
@@ -441,7 +456,7 @@ cmd_up() {
   need_cmd nft nftables
   need_cmd conntrack conntrack
   [[ -x /usr/lib/cni/bridge ]] || need_cmd /usr/lib/cni/bridge containernetworking-plugins
-  "$HACK_DIR/tools.sh" build kubernetes coredns local-path-provisioner >&2
+  "$HACK_DIR/tools.sh" build kubernetes coredns local-path-provisioner traefik >&2
   "$HACK_DIR/images.sh" build >&2
   local kubelet kube_proxy
   kubelet="$(tool_path kubelet)"
@@ -504,14 +519,17 @@ cmd_up() {
   wait_node kubelet 120 dns_ready
 
   # PVCs: local-path-provisioner (hack/node/local-path-storage.yaml says why not hostPath).
-  local provisioner
-  provisioner="$(image_ref local-path-provisioner)"
   mkdir -p "$NODE_DIR/volumes"
   log "starting local-path-provisioner (volumes in $NODE_DIR/volumes)"
-  sed -e "s|__IMAGE__|$provisioner|g" -e "s|__VOLUME_DIR__|$NODE_DIR/volumes|g" \
-    "$HACK_DIR/node/local-path-storage.yaml" | kubectl_ apply -f - >"$NODE_DIR/logs/storage-apply.log" 2>&1 \
-    || { cat "$NODE_DIR/logs/storage-apply.log" >&2; fail_node kubelet "applying local-path-provisioner failed"; }
+  apply_manifest local-path-storage.yaml -e "s|__IMAGE__|$(image_ref local-path-provisioner)|g" \
+    -e "s|__VOLUME_DIR__|$NODE_DIR/volumes|g"
   wait_node kubelet 120 storage_ready
+
+  log "starting Traefik (Ingresses on $NODE_ADDRESS:$INGRESS_NODE_PORT)"
+  apply_manifest traefik.yaml -e "s|__IMAGE__|$(image_ref traefik)|g" -e "s|__NODE_NAME__|$NODE_NAME|g" \
+    -e "s|__NODE_ADDRESS__|$NODE_ADDRESS|g" -e "s|__INGRESS_CLASS__|$INGRESS_CLASS|g" \
+    -e "s|__INGRESS_NODE_PORT__|$INGRESS_NODE_PORT|g"
+  wait_node kubelet 120 ingress_ready
   log "real node $NODE_NAME is up in $((SECONDS - start))s"
 }
 

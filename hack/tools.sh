@@ -4,7 +4,7 @@
 #
 #   hack/tools.sh                  build every tool that is not cached yet
 #   hack/tools.sh build TOOL...    build only these tools (kubernetes etcd kwok mailhog coredns
-#                                  local-path-provisioner)
+#                                  local-path-provisioner traefik)
 #   hack/tools.sh path BINARY      print the cached path of BINARY (building it if needed)
 #   hack/tools.sh list             print "tool version binary path" for every binary
 #
@@ -24,8 +24,11 @@ MAILHOG_VERSION=v1.0.1   # Mailpit is not served by the Go module proxy
 COREDNS_VERSION=v1.14.7  # cluster DNS of the real node (hack/node.sh)
 # PVC provisioner of the real node; the newest release sum.golang.org verifies (see its go.mod)
 LOCAL_PATH_PROVISIONER_VERSION=v0.0.30
+# Ingress controller of the real node. The module proxy serves v3.6.12 and v3.7.11+; v3.7
+# needs a nested module its zip leaves out and modules the proxy refuses (see go.mod).
+TRAEFIK_VERSION=v3.6.12
 
-ALL_TOOLS=(kubernetes etcd kwok mailhog coredns local-path-provisioner)
+ALL_TOOLS=(kubernetes etcd kwok mailhog coredns local-path-provisioner traefik)
 
 tool_version() {
   case "$1" in
@@ -35,6 +38,7 @@ tool_version() {
     mailhog) echo "$MAILHOG_VERSION" ;;
     coredns) echo "$COREDNS_VERSION" ;;
     local-path-provisioner) echo "$LOCAL_PATH_PROVISIONER_VERSION" ;;
+    traefik) echo "$TRAEFIK_VERSION" ;;
     *) die "unknown tool '$1' (known: ${ALL_TOOLS[*]})" ;;
   esac
 }
@@ -47,6 +51,7 @@ tool_binaries() {
     mailhog) echo "mailhog" ;;
     coredns) echo "coredns" ;;
     local-path-provisioner) echo "local-path-provisioner" ;;
+    traefik) echo "traefik" ;;
   esac
 }
 
@@ -134,6 +139,20 @@ go_build() {
         # upstream's scripts/build does, so `--version` names the release.
         go build "${flags[@]}" -ldflags "$ldflags -X main.VERSION=$version" \
           -o "$out/local-path-provisioner" github.com/rancher/local-path-provisioner
+        ;;
+      traefik)
+        # Traefik's go.mod replaces modules with its own forks, and Go ignores a dependency's
+        # replace directives: it builds only as the main module. So build it in the source
+        # tree `go mod download` fetched and checked against hack/tools/traefik/go.sum (the
+        # zip carries traefik's own go.sum, which pins everything else). Static, for an image
+        # with nothing else in it; Version stamped as upstream's Makefile does.
+        local src
+        src="$(go mod download -json "github.com/traefik/traefik/v3@$version" \
+          | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+        [[ -f "$src/cmd/traefik/traefik.go" ]] || { echo "no traefik source in '$src'" >&2; exit 1; }
+        cd "$src" || exit 1
+        go build "${flags[@]}" -ldflags "$ldflags -X github.com/traefik/traefik/v3/pkg/version.Version=$version" \
+          -o "$out/traefik" ./cmd/traefik
         ;;
     esac
   )
