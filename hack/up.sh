@@ -54,6 +54,9 @@ Try it from another terminal:
        -d '{"name":"web","spec":{"image":"localhost/slipway-dev/hello:latest","port":8080,"replicas":2,"expose":{"type":"NodePort"}}}'
   curl -s \$API/tenants/demo/apps/web -H "authorization: Bearer \$TOKEN"     # status.phase Ready, status.url
   curl http://$SLIPWAY_NODE_ADDRESS:<nodePort>/                                  # "hello from web-..."
+  curl -s -XPOST \$API/tenants/demo/apps -H "authorization: Bearer \$TOKEN" -H '$json' \\
+       -d '{"name":"shop","spec":{"image":"localhost/slipway-dev/hello:latest","port":8080,"expose":{"type":"Ingress","host":"shop.demo.apps.slipway.localhost"}}}'
+  curl -H 'Host: shop.demo.apps.slipway.localhost' http://$SLIPWAY_CLUSTER_INGRESS/   # through Traefik
   curl -s -XPOST \$API/tenants/demo/databases -H "authorization: Bearer \$TOKEN" -H '$json' \\
        -d '{"name":"orders","spec":{"engine":"postgres","version":"15","storage":"1Gi","expose":{"type":"NodePort"}}}'
   curl -s \$API/tenants/demo/databases/orders -H "authorization: Bearer \$TOKEN"  # status.nodePort

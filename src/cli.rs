@@ -172,6 +172,10 @@ pub struct ControllerArgs {
     /// Address in NodePort URLs; unset: the first node's ExternalIP, else InternalIP.
     #[arg(long, env = "SLIPWAY_NODE_ADDRESS")]
     pub node_address: Option<String>,
+    /// IngressClass of the Ingresses of Apps exposed by Ingress (`spec.ingressClassName`);
+    /// unset: the cluster's default class.
+    #[arg(long, env = "SLIPWAY_INGRESS_CLASS")]
+    pub ingress_class: Option<String>,
     /// Image of Workspaces that name none: must run sshd on port 2222 as uid 1000 (`dev`),
     /// reading keys from /etc/slipway/ssh/authorized_keys (built from controller/workspace-image).
     #[arg(long, env = "SLIPWAY_WORKSPACE_IMAGE", default_value = "ghcr.io/slipway-dev/workspace:0.1")]
@@ -234,6 +238,7 @@ impl ControllerArgs {
     pub fn config(&self) -> ControllerConfig {
         ControllerConfig {
             node_address: self.node_address.clone(),
+            ingress_class: self.ingress_class.clone(),
             mail: MailerConfig { smtp_url: self.smtp_url.clone(), from: self.mail_from.clone() },
             workspace_image: self.workspace_image.clone(),
             database_images: DatabaseImages::with(self.database_images.iter().cloned()),

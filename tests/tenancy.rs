@@ -148,6 +148,7 @@ async fn scaling_and_the_once_only_email_survive_a_second_controller() {
     let (trigger, shutdown) = slipway::Shutdown::manual();
     let config = slipway_controller::ControllerConfig {
         node_address: None,
+        ingress_class: None,
         mail: slipway_controller::MailerConfig {
             smtp_url: required_env("SLIPWAY_SMTP_URL"),
             from: "second@slipway.test".into(),

@@ -10,7 +10,10 @@ const DATABASE: &str = "sqlite";
 /// The cluster of this binary's Slipway: the one with the real node.
 const CLUSTER: support::Cluster = support::Cluster::Real;
 
-use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::{
+    core::v1::{Event, Pod},
+    networking::v1::Ingress,
+};
 use kube::{Api, api::ListParams};
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -36,14 +39,22 @@ async fn ready(client: &Client, path: &str, what: &str) -> serde_json::Value {
     .await
 }
 
+/// The status and body of a GET of `url`, with the `Host` header `host` when given, if it
+/// answers within 2 s.
+async fn fetch(url: &str, host: Option<&str>) -> Option<(reqwest::StatusCode, String)> {
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    let mut request = http.get(url);
+    if let Some(host) = host {
+        request = request.header(reqwest::header::HOST, host);
+    }
+    let response = request.send().await.ok()?;
+    let status = response.status();
+    Some((status, response.text().await.ok()?))
+}
+
 /// The body of a GET of `url`, if it answers 200 within 2 s.
 async fn page(url: &str) -> Option<String> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
-    let response = http.get(url).send().await.ok()?;
-    if !response.status().is_success() {
-        return None;
-    }
-    response.text().await.ok()
+    fetch(url, None).await.filter(|(status, _)| status.is_success()).map(|(_, body)| body)
 }
 
 /// The App's pods that run with every container ready.
@@ -133,6 +144,66 @@ async fn an_app_answers_on_the_url_its_owner_is_given_and_scales_and_stops_for_r
         page(&url).await.is_none().then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+async fn an_app_exposed_by_ingress_answers_for_its_host_through_the_ingress_controller() {
+    let (carol, email) = Client::new_user("carol").await;
+    let tenant = carol.create_tenant("shop", "standard").await;
+    let apps = format!("/tenants/{tenant}/apps");
+    let host = format!("shop.{tenant}.{}", support::INGRESS_DOMAIN);
+    let spec = json!({"image": HELLO, "port": 8080, "replicas": 1, "expose": {"type": "Ingress", "host": host}});
+    let posted = Instant::now();
+    carol.created(&apps, json!({"name": "shop", "spec": spec})).await;
+
+    let path = format!("{apps}/shop");
+    let status = ready(&carol, &path, "the App").await;
+    let url = format!("http://{host}/");
+    assert_eq!(status["url"], url.as_str(), "{status}");
+
+    // The cluster's ingress controller (Traefik on its node port) serves the host: what the
+    // owner's DNS record would point at. Routes follow the Ingress a moment after it exists.
+    let ingress = format!("http://{}/", support::cluster_env("SLIPWAY_CLUSTER_INGRESS"));
+    let through_ingress =
+        || async { fetch(&ingress, Some(&host)).await.filter(|(status, _)| status.is_success()).map(|(_, body)| body) };
+    let body = eventually(Duration::from_secs(60), "the App to answer through the ingress", through_ingress).await;
+    eprintln!("POST /apps to the first HTTP 200 through the ingress: {:?}", posted.elapsed());
+    let served_by = body.trim().strip_prefix("hello from ").unwrap_or_else(|| panic!("unexpected page {body:?}"));
+    assert!(ready_pods(&tenant, "shop").await.contains(&served_by.to_string()), "served by {served_by}");
+
+    // Only that host reaches the App: another name under the tenant's domain is not routed.
+    let other = format!("other.{tenant}.{}", support::INGRESS_DOMAIN);
+    let (status, body) = fetch(&ingress, Some(&other)).await.expect("the ingress controller answers");
+    assert_eq!(status, reqwest::StatusCode::NOT_FOUND, "{other}: {body}");
+
+    // The Ingress names the cluster's class, and its controller published where it answers.
+    let ingresses: Api<Ingress> = Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"));
+    let published = eventually(Duration::from_secs(60), "the Ingress's status", || async {
+        let ingress = ingresses.get("shop").await.unwrap();
+        let class = ingress.spec.as_ref().and_then(|s| s.ingress_class_name.clone());
+        assert_eq!(class, Some(support::cluster_env("SLIPWAY_INGRESS_CLASS")));
+        ingress.status?.load_balancer?.ingress?.into_iter().next()?.ip
+    })
+    .await;
+    assert_eq!(published, support::cluster_env("SLIPWAY_NODE_ADDRESS"));
+
+    // The "ready" email gives the same URL.
+    let (_, mail) =
+        eventually(Duration::from_secs(60), "the ready email", || async { mails_to(&email).await.into_iter().next() })
+            .await;
+    assert!(mail.contains(&format!("curl {url}")), "{mail}");
+
+    // Exposed on a node port instead, the App leaves the ingress: its host is not found there.
+    let mut node_port = spec.clone();
+    node_port["expose"] = json!({"type": "NodePort"});
+    let r = carol.put(&path, json!({"spec": node_port})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    eventually(Duration::from_secs(60), "the route to go", || async {
+        let (status, _) = fetch(&ingress, Some(&host)).await?;
+        (status == reqwest::StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
+    assert!(ingresses.get_opt("shop").await.unwrap().is_none(), "the Ingress is deleted");
 }
 
 #[tokio::test]

@@ -63,6 +63,10 @@ pub struct ControllerConfig {
     /// Address put in NodePort URLs (`http://ADDRESS:PORT`). `None`: the first node's
     /// ExternalIP, else its InternalIP.
     pub node_address: Option<String>,
+    /// `spec.ingressClassName` of the Ingresses of Apps exposed by Ingress: the IngressClass
+    /// whose controller serves them. `None`: the field stays unset, for the cluster's default
+    /// class (which the API server fills in only when the Ingress is created).
+    pub ingress_class: Option<String>,
     /// How owners are emailed.
     pub mail: MailerConfig,
     /// Image of Workspaces that name none: runs sshd on port 2222 as uid 1000 (`dev`),
@@ -79,6 +83,7 @@ pub struct Context {
     mailer: Mailer,
     recorder: Recorder,
     node_address: Option<String>,
+    ingress_class: Option<String>,
     workspace_image: String,
     database_images: DatabaseImages,
     backoff: Backoff,
@@ -103,6 +108,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         mailer: Mailer::new(&config.mail)?,
         node_address: config.node_address,
+        ingress_class: config.ingress_class,
         workspace_image: config.workspace_image,
         database_images: config.database_images,
         plans,

@@ -180,6 +180,7 @@ pub fn slipway() -> &'static Slipway {
                     Cluster::Kwok => (
                         slipway_controller::ControllerConfig {
                             node_address: None,
+                            ingress_class: None,
                             mail,
                             workspace_image: "ghcr.io/slipway-dev/workspace:0.1".into(),
                             database_images: Default::default(),
@@ -190,6 +191,7 @@ pub fn slipway() -> &'static Slipway {
                     Cluster::Real => (
                         slipway_controller::ControllerConfig {
                             node_address: Some(cluster_env("SLIPWAY_NODE_ADDRESS")),
+                            ingress_class: Some(cluster_env("SLIPWAY_INGRESS_CLASS")),
                             mail,
                             workspace_image: cluster_env("SLIPWAY_WORKSPACE_IMAGE"),
                             database_images: slipway_controller::DatabaseImages::with(

@@ -61,7 +61,7 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
         apply(&Api::namespaced(client.clone(), &ns), &resources::deployment(&id, &app.spec, replicas)).await?;
     let service = apply(&Api::<Service>::namespaced(client.clone(), &ns), &resources::service(&id, &app.spec)).await?;
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns);
-    match resources::ingress(&id, &app.spec) {
+    match resources::ingress(&id, &app.spec, ctx.ingress_class.as_deref()) {
         Some(ingress) => drop(apply(&ingresses, &ingress).await?),
         None => delete_if_exists(&ingresses, &name).await?,
     }

@@ -119,8 +119,9 @@ pub fn service(id: &AppIdentity<'_>, spec: &AppSpec) -> Service {
     }
 }
 
-/// The App's Ingress, only for `expose.type: Ingress`: every path of the host to the Service.
-pub fn ingress(id: &AppIdentity<'_>, spec: &AppSpec) -> Option<Ingress> {
+/// The App's Ingress, only for `expose.type: Ingress`: every path of the host to the Service,
+/// served by the controller of IngressClass `class` (`None`: the cluster's default class).
+pub fn ingress(id: &AppIdentity<'_>, spec: &AppSpec, class: Option<&str>) -> Option<Ingress> {
     let host = spec.expose.as_ref().filter(|e| e.type_ == ExposeType::Ingress)?.host.clone()?;
     let backend = IngressBackend {
         service: Some(IngressServiceBackend {
@@ -132,6 +133,7 @@ pub fn ingress(id: &AppIdentity<'_>, spec: &AppSpec) -> Option<Ingress> {
     Some(Ingress {
         metadata: id.meta(id.name),
         spec: Some(IngressSpec {
+            ingress_class_name: class.map(Into::into),
             rules: Some(vec![IngressRule {
                 host: Some(host),
                 http: Some(HTTPIngressRuleValue {
@@ -211,12 +213,16 @@ mod tests {
     fn exposure_picks_service_type_ingress_and_policy() {
         let node_port = spec(Some(Expose { type_: ExposeType::NodePort, host: None }));
         assert_eq!(service(&id(), &node_port).spec.unwrap().type_.as_deref(), Some("NodePort"));
-        assert!(ingress(&id(), &node_port).is_none());
+        assert!(ingress(&id(), &node_port, Some("traefik")).is_none());
         assert!(expose_policy(&id(), &node_port).is_some());
         let by_host = spec(Some(Expose { type_: ExposeType::Ingress, host: Some("shop.example.com".into()) }));
         assert_eq!(service(&id(), &by_host).spec.unwrap().type_.as_deref(), Some("ClusterIP"));
-        let rule = &ingress(&id(), &by_host).unwrap().spec.unwrap().rules.unwrap()[0];
+        let ingress_spec = ingress(&id(), &by_host, Some("traefik")).unwrap().spec.unwrap();
+        assert_eq!(ingress_spec.ingress_class_name.as_deref(), Some("traefik"));
+        let rule = &ingress_spec.rules.unwrap()[0];
         assert_eq!(rule.host.as_deref(), Some("shop.example.com"));
+        let default_class = ingress(&id(), &by_host, None).unwrap().spec.unwrap();
+        assert_eq!(default_class.ingress_class_name, None, "left to the cluster's default class");
         assert!(expose_policy(&id(), &spec(None)).is_none());
     }
 }
