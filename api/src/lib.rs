@@ -13,6 +13,7 @@
 //! even if the API erred.
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod auth;
 mod cluster;
 mod config;

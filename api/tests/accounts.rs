@@ -222,6 +222,10 @@ async fn bad_input_is_4xx(kind: &str) {
     let fields: Vec<_> =
         invalid.body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert_eq!(fields, ["email", "password", "name"]);
+    for weak in ["aaaaaaaaaaaa", "password1234", "weak@example.com"] {
+        let reply = post(&app, reg, None, json!({"email": "weak@example.com", "password": weak, "name": "W"})).await;
+        assert_problem(&reply, 422, "password: choose a harder password");
+    }
     assert_problem(&call(&app, "GET", "/api/v2/nothing", None, None).await, 404, "under /api/v1");
     assert_problem(&call(&app, "PATCH", reg, None, None).await, 405, "method");
 

@@ -1,4 +1,4 @@
-//! Password hashing with argon2id, off the async runtime.
+//! Password hashing with argon2id, off the async runtime, a bounded number at a time.
 
 use crate::error::ApiError;
 use anyhow::Context;
@@ -7,6 +7,7 @@ use argon2::{
     password_hash::{SaltString, rand_core::OsRng},
 };
 use std::sync::LazyLock;
+use tokio::sync::Semaphore;
 
 /// argon2id with m = 19 MiB, t = 2, p = 1: OWASP's Password Storage Cheat Sheet minimum
 /// (<https://cheatsheetseries.owasp.org/cheatsheets/Password_Storage_Cheat_Sheet.html#argon2id>).
@@ -20,6 +21,19 @@ fn argon2() -> Argon2<'static> {
 static DUMMY_HASH: LazyLock<String> =
     LazyLock::new(|| hash_blocking("slipway-dummy-password-for-timing").expect("hashing a constant works"));
 
+/// Hashes running at once: one per core. Each holds 19 MiB and a core for tens of
+/// milliseconds, so more at once only queue on the CPU while multiplying memory (a burst of
+/// logins would otherwise take one blocking thread and 19 MiB each, up to tokio's 512
+/// blocking threads), and they would starve the runtime's other blocking work.
+static HASHING: LazyLock<Semaphore> =
+    LazyLock::new(|| Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZero::get)));
+
+/// Runs `work` on the blocking pool once a [`HASHING`] permit is free.
+async fn bounded<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    let _permit = HASHING.acquire().await.context("the hashing semaphore is never closed")?;
+    tokio::task::spawn_blocking(work).await.context("hashing task")
+}
+
 fn hash_blocking(password: &str) -> anyhow::Result<String> {
     let salt = SaltString::generate(&mut OsRng);
     Ok(argon2().hash_password(password.as_bytes(), &salt).map_err(|e| anyhow::anyhow!("argon2: {e}"))?.to_string())
@@ -30,7 +44,7 @@ fn hash_blocking(password: &str) -> anyhow::Result<String> {
 /// # Errors
 /// 500 if the blocking task fails (a bug).
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    Ok(tokio::task::spawn_blocking(move || hash_blocking(&password)).await.context("hashing task")??)
+    Ok(bounded(move || hash_blocking(&password)).await??)
 }
 
 /// Checks `password` against a stored PHC hash, or against a dummy hash when there is none.
@@ -40,12 +54,11 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 /// 500 if the blocking task fails (a bug).
 pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, ApiError> {
     let known = stored.is_some();
-    let ok = tokio::task::spawn_blocking(move || {
+    let ok = bounded(move || {
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.clone());
         PasswordHash::new(&stored).is_ok_and(|hash| argon2().verify_password(password.as_bytes(), &hash).is_ok())
     })
-    .await
-    .context("verification task")?;
+    .await?;
     Ok(ok && known)
 }
 

@@ -2,6 +2,7 @@
 
 use crate::{
     AppState,
+    accounts::password_policy,
     auth::{AuthUser, hash_password, verify_password},
     db::{User, is_unique_violation},
     error::{ApiError, FieldError},
@@ -9,11 +10,6 @@ use crate::{
 };
 use axum::{Json, extract::State, http::StatusCode};
 use serde::{Deserialize, Serialize};
-
-/// Shortest password accepted: 12 characters, OWASP ASVS 4.0 V2.1.1.
-const MIN_PASSWORD_CHARS: usize = 12;
-/// Longest password accepted: 128 characters, OWASP ASVS 4.0 V2.1.2 (bounds hashing cost).
-const MAX_PASSWORD_CHARS: usize = 128;
 
 #[derive(Deserialize)]
 pub struct RegisterRequest {
@@ -80,14 +76,11 @@ pub async fn register(
         errors
             .push(FieldError { field: "email".into(), message: "enter an email address like name@example.com".into() });
     }
-    let chars = req.password.chars().count();
-    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
-        errors.push(FieldError {
-            field: "password".into(),
-            message: format!("use {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters (it has {chars})"),
-        });
-    }
     let name = req.name.trim().to_string();
+    let own_email = email.as_deref().unwrap_or(req.email.as_str());
+    if let Err(e) = password_policy::check("password", &req.password, own_email, &name) {
+        errors.push(e);
+    }
     if name.is_empty() || name.chars().count() > 100 {
         errors.push(FieldError { field: "name".into(), message: "enter a name of 1 to 100 characters".into() });
     }
