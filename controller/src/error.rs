@@ -17,6 +17,15 @@ pub enum Error {
     Config(String),
 }
 
+impl From<slipway_mail::MailError> for Error {
+    fn from(e: slipway_mail::MailError) -> Self {
+        match e {
+            slipway_mail::MailError::Config(e) => Error::Config(e),
+            slipway_mail::MailError::Send(e) => Error::Mail(e),
+        }
+    }
+}
+
 impl Error {
     /// A short, stable label for logs and Events.
     pub fn reason(&self) -> &'static str {

@@ -1,72 +1,7 @@
-//! Owner emails: composing them (pure) and sending them over SMTP with lettre.
+//! Owner emails: composing them (pure); slipway-mail sends them.
 
-use crate::{Error, Result};
-use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
-    message::{Mailbox, header::ContentType},
-};
 use slipway_crds::{AppSpec, AppStatus, DatabaseSpec, DatabaseStatus, ExposeType, WorkspaceSpec, WorkspaceStatus};
-
-/// SMTP settings.
-#[derive(Clone, Debug)]
-pub struct MailerConfig {
-    /// `smtp://host:port` (plain, for a local catcher), `smtp://host:port?tls=required`
-    /// (STARTTLS) or `smtps://host:port`; credentials as `smtp://user:pass@host`.
-    pub smtp_url: String,
-    /// The From address, e.g. `Slipway <noreply@slipway.local>`.
-    pub from: String,
-}
-
-/// An email ready to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Email {
-    /// Subject line.
-    pub subject: String,
-    /// Plain-text body.
-    pub body: String,
-    /// Stable Message-ID, so a mail system can drop a duplicate delivery.
-    pub message_id: Option<String>,
-}
-
-/// Sends [`Email`]s over SMTP.
-pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
-    from: Mailbox,
-}
-
-impl Mailer {
-    /// Builds a mailer; connects lazily on the first send.
-    ///
-    /// # Errors
-    /// [`Error::Config`] for an SMTP URL or From address that does not parse.
-    pub fn new(config: &MailerConfig) -> Result<Self> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
-            .map_err(|e| Error::Config(format!("SMTP URL {:?}: {e}", config.smtp_url)))?
-            .build();
-        let from = config.from.parse().map_err(|e| Error::Config(format!("mail From {:?}: {e}", config.from)))?;
-        Ok(Self { transport, from })
-    }
-
-    /// Sends `email` to each recipient separately (owners do not see each other's addresses).
-    ///
-    /// # Errors
-    /// [`Error::Mail`] when an address is invalid or the SMTP server refuses the message.
-    pub async fn send(&self, recipients: &[&str], email: &Email) -> Result<()> {
-        for to in recipients {
-            let to: Mailbox = to.parse().map_err(|e| Error::Mail(format!("recipient {to:?}: {e}")))?;
-            let message = Message::builder()
-                .from(self.from.clone())
-                .to(to)
-                .subject(&email.subject)
-                .message_id(email.message_id.clone())
-                .header(ContentType::TEXT_PLAIN)
-                .body(email.body.clone())
-                .map_err(|e| Error::Mail(e.to_string()))?;
-            self.transport.send(message).await.map_err(|e| Error::Mail(e.to_string()))?;
-        }
-        Ok(())
-    }
-}
+pub use slipway_mail::{Email, Mailer, MailerConfig};
 
 /// The "your App is ready" email: where it answers and how to reach it.
 pub fn app_ready(app: &str, tenant: &str, spec: &AppSpec, status: &AppStatus, uid: Option<&str>) -> Email {
@@ -276,11 +211,5 @@ mod tests {
         assert!(email.body.contains("    ssh -p 30022 dev@192.0.2.5\n"), "{}", email.body);
         assert!(email.body.contains("CPU:       1\n"), "{}", email.body);
         assert!(email.body.contains("PUT /api/v1/tenants/acme/workspaces/box"), "{}", email.body);
-    }
-
-    #[test]
-    fn bad_smtp_url_is_a_config_error() {
-        let err = Mailer::new(&MailerConfig { smtp_url: "nope://".into(), from: "a@b.c".into() });
-        assert!(matches!(err, Err(Error::Config(_))));
     }
 }

@@ -42,7 +42,7 @@ where
     if let Err(e) = ctx.mailer.send(recipients, email).await {
         let unclaim = serde_json::json!({ "status": { "readyNotifiedAt": null } });
         api.patch_status(&name, &params, &Patch::Merge(&unclaim)).await?;
-        return Err(e);
+        return Err(e.into());
     }
     let kind = K::kind(&());
     let note = format!("emailed {} recipient(s) that the {kind} is ready", recipients.len());

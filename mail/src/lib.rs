@@ -1,0 +1,92 @@
+//! Slipway's outgoing email: plain-text messages over SMTP with lettre, connecting lazily.
+//! The controller mails owners what it provisioned; the API mails account links.
+
+use lettre::{
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+    message::{Mailbox, header::ContentType},
+};
+
+/// Why mail could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The SMTP URL or the From address does not parse.
+    #[error("{0}")]
+    Config(String),
+    /// A recipient is invalid or the SMTP server refused the message.
+    #[error("{0}")]
+    Send(String),
+}
+
+/// SMTP settings.
+#[derive(Clone, Debug)]
+pub struct MailerConfig {
+    /// `smtp://host:port` (plain, for a local catcher), `smtp://host:port?tls=required`
+    /// (STARTTLS) or `smtps://host:port`; credentials as `smtp://user:pass@host`.
+    pub smtp_url: String,
+    /// The From address, e.g. `Slipway <noreply@slipway.local>`.
+    pub from: String,
+}
+
+/// An email ready to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email {
+    /// Subject line.
+    pub subject: String,
+    /// Plain-text body.
+    pub body: String,
+    /// Stable Message-ID, so a mail system can drop a duplicate delivery.
+    pub message_id: Option<String>,
+}
+
+/// Sends [`Email`]s over SMTP.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    /// Builds a mailer; connects lazily on the first send.
+    ///
+    /// # Errors
+    /// [`MailError::Config`] for an SMTP URL or From address that does not parse.
+    pub fn new(config: &MailerConfig) -> Result<Self, MailError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
+            .map_err(|e| MailError::Config(format!("SMTP URL {:?}: {e}", config.smtp_url)))?
+            .build();
+        let from = config.from.parse().map_err(|e| MailError::Config(format!("mail From {:?}: {e}", config.from)))?;
+        Ok(Self { transport, from })
+    }
+
+    /// Sends `email` to each recipient separately (owners do not see each other's addresses).
+    ///
+    /// # Errors
+    /// [`MailError::Send`] when an address is invalid or the SMTP server refuses the message.
+    pub async fn send(&self, recipients: &[&str], email: &Email) -> Result<(), MailError> {
+        for to in recipients {
+            let to: Mailbox = to.parse().map_err(|e| MailError::Send(format!("recipient {to:?}: {e}")))?;
+            let message = Message::builder()
+                .from(self.from.clone())
+                .to(to)
+                .subject(&email.subject)
+                .message_id(email.message_id.clone())
+                .header(ContentType::TEXT_PLAIN)
+                .body(email.body.clone())
+                .map_err(|e| MailError::Send(e.to_string()))?;
+            self.transport.send(message).await.map_err(|e| MailError::Send(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_smtp_urls_and_from_addresses_are_config_errors() {
+        let url = Mailer::new(&MailerConfig { smtp_url: "nope://".into(), from: "a@b.c".into() });
+        assert!(matches!(url, Err(MailError::Config(e)) if e.contains("nope://")));
+        let from = Mailer::new(&MailerConfig { smtp_url: "smtp://127.0.0.1:25".into(), from: "not an address".into() });
+        assert!(matches!(from, Err(MailError::Config(e)) if e.contains("mail From")));
+    }
+}
