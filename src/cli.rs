@@ -1,7 +1,10 @@
 //! Command-line flags. Every flag can also be set by the environment variable it names.
+//! Flags that may hold credentials (the JWT key, the database and SMTP URLs) are
+//! [`SecretString`]s: `Debug` shows them redacted and `--help` hides their variables' values.
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
 use slipway_api::{ApiConfig, TokenConfig};
 use slipway_controller::{ControllerConfig, DatabaseImages, MailerConfig, RepositoryOverride};
 use slipway_policies::{PlanCatalog, Platform};
@@ -139,12 +142,12 @@ pub struct ApiArgs {
     #[arg(long, env = "SLIPWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// Database: `sqlite://FILE?mode=rwc` (created if missing) or `postgres://USER@HOST/DB`.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://slipway.db?mode=rwc")]
-    pub database_url: String,
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://slipway.db?mode=rwc", hide_env_values = true)]
+    pub database_url: SecretString,
     /// HMAC key for access tokens, at least 32 bytes. Unset: a random key per process, so
     /// tokens do not survive a restart (fine for development only).
     #[arg(long, env = "SLIPWAY_JWT_SECRET", hide_env_values = true)]
-    pub jwt_secret: Option<String>,
+    pub jwt_secret: Option<SecretString>,
     /// `iss` of access tokens.
     #[arg(long, env = "SLIPWAY_JWT_ISSUER", default_value = "slipway")]
     pub jwt_issuer: String,
@@ -164,8 +167,8 @@ pub struct ApiArgs {
 pub struct ControllerArgs {
     /// SMTP server for owner emails: `smtp://HOST:PORT` (plain), `?tls=required` for STARTTLS,
     /// `smtps://` for TLS; the default is a local catcher (hack/mail.sh).
-    #[arg(long, env = "SLIPWAY_SMTP_URL", default_value = "smtp://127.0.0.1:1025")]
-    pub smtp_url: String,
+    #[arg(long, env = "SLIPWAY_SMTP_URL", default_value = "smtp://127.0.0.1:1025", hide_env_values = true)]
+    pub smtp_url: SecretString,
     /// From address of owner emails.
     #[arg(long, env = "SLIPWAY_MAIL_FROM", default_value = "Slipway <noreply@slipway.local>")]
     pub mail_from: String,
@@ -213,7 +216,7 @@ impl ApiArgs {
     /// The API configuration these flags describe.
     pub fn config(&self, platform: Platform) -> ApiConfig {
         let key = match &self.jwt_secret {
-            Some(secret) => secret.as_bytes().to_vec(),
+            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
             None => {
                 tracing::warn!("SLIPWAY_JWT_SECRET is unset: using a random key; tokens end with this process");
                 rand::random::<[u8; 32]>().to_vec()

@@ -150,7 +150,7 @@ async fn scaling_and_the_once_only_email_survive_a_second_controller() {
         node_address: None,
         ingress_class: None,
         mail: slipway_controller::MailerConfig {
-            smtp_url: required_env("SLIPWAY_SMTP_URL"),
+            smtp_url: required_env("SLIPWAY_SMTP_URL").into(),
             from: "second@slipway.test".into(),
         },
         workspace_image: "ghcr.io/slipway-dev/workspace:0.1".into(),

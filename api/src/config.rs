@@ -1,13 +1,15 @@
 //! API settings.
 
 use crate::auth::TokenConfig;
+use secrecy::SecretString;
 use slipway_policies::Platform;
 
 /// Settings of the API server.
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
-    /// sqlx URL: `sqlite://PATH?mode=rwc` (created if missing) or `postgres://...`.
-    pub database_url: String,
+    /// sqlx URL: `sqlite://PATH?mode=rwc` (created if missing) or `postgres://...`; secret,
+    /// since it may hold the database password.
+    pub database_url: SecretString,
     /// Access-token settings.
     pub tokens: TokenConfig,
     /// Largest request body accepted, in bytes; larger bodies answer 413.

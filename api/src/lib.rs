@@ -54,7 +54,7 @@ impl Application {
     /// # Errors
     /// The database is unreachable, a migration fails, or the token key is unusable.
     pub async fn build(config: &ApiConfig, cluster: Cluster, plans: Arc<PlanCatalog>) -> anyhow::Result<Self> {
-        let db = Database::connect(&config.database_url).await?;
+        let db = Database::connect(secrecy::ExposeSecret::expose_secret(&config.database_url)).await?;
         let tokens = Arc::new(auth::Tokens::new(&config.tokens)?);
         let state = AppState { db, tokens, cluster, plans, platform: Arc::new(config.platform.clone()) };
         Ok(Self { router: routes::router(state, config.max_body_bytes) })

@@ -41,7 +41,7 @@ async fn fresh_database(kind: &str) -> String {
 
 async fn app(kind: &str) -> Router {
     let config = ApiConfig {
-        database_url: fresh_database(kind).await,
+        database_url: fresh_database(kind).await.into(),
         tokens: TokenConfig {
             key: KEY.to_vec(),
             issuer: "slipway".into(),

@@ -5,6 +5,7 @@ use lettre::{
     AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
     message::{Mailbox, header::ContentType},
 };
+use secrecy::{ExposeSecret, SecretString};
 
 /// Why mail could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -21,8 +22,9 @@ pub enum MailError {
 #[derive(Clone, Debug)]
 pub struct MailerConfig {
     /// `smtp://host:port` (plain, for a local catcher), `smtp://host:port?tls=required`
-    /// (STARTTLS) or `smtps://host:port`; credentials as `smtp://user:pass@host`.
-    pub smtp_url: String,
+    /// (STARTTLS) or `smtps://host:port`; credentials as `smtp://user:pass@host`, hence
+    /// secret: `Debug` and errors never show it.
+    pub smtp_url: SecretString,
     /// The From address, e.g. `Slipway <noreply@slipway.local>`.
     pub from: String,
 }
@@ -50,8 +52,8 @@ impl Mailer {
     /// # Errors
     /// [`MailError::Config`] for an SMTP URL or From address that does not parse.
     pub fn new(config: &MailerConfig) -> Result<Self, MailError> {
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(&config.smtp_url)
-            .map_err(|e| MailError::Config(format!("SMTP URL {:?}: {e}", config.smtp_url)))?
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(config.smtp_url.expose_secret())
+            .map_err(|e| MailError::Config(format!("the SMTP URL does not parse: {e}")))?
             .build();
         let from = config.from.parse().map_err(|e| MailError::Config(format!("mail From {:?}: {e}", config.from)))?;
         Ok(Self { transport, from })
@@ -84,8 +86,11 @@ mod tests {
 
     #[test]
     fn bad_smtp_urls_and_from_addresses_are_config_errors() {
-        let url = Mailer::new(&MailerConfig { smtp_url: "nope://".into(), from: "a@b.c".into() });
-        assert!(matches!(url, Err(MailError::Config(e)) if e.contains("nope://")));
+        let secret = "smtp://user:hunter2@[bad";
+        let config = MailerConfig { smtp_url: secret.into(), from: "a@b.c".into() };
+        assert!(!format!("{config:?}").contains("hunter2"), "{config:?}");
+        let Err(MailError::Config(e)) = Mailer::new(&config) else { panic!("a bad SMTP URL is a configuration error") };
+        assert!(e.contains("SMTP URL") && !e.contains("hunter2"), "{e}");
         let from = Mailer::new(&MailerConfig { smtp_url: "smtp://127.0.0.1:25".into(), from: "not an address".into() });
         assert!(matches!(from, Err(MailError::Config(e)) if e.contains("mail From")));
     }

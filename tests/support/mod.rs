@@ -165,7 +165,7 @@ pub fn slipway() -> &'static Slipway {
                 tx.send((listener.local_addr().unwrap(), database_url.clone())).unwrap();
                 let (_trigger, shutdown) = Shutdown::manual();
                 let api = slipway_api::ApiConfig {
-                    database_url,
+                    database_url: database_url.into(),
                     tokens: slipway_api::TokenConfig {
                         key: vec![9; 32],
                         issuer: "slipway".into(),
@@ -175,7 +175,10 @@ pub fn slipway() -> &'static Slipway {
                     max_body_bytes: 64 * 1024,
                     platform: platform(),
                 };
-                let mail = slipway_controller::MailerConfig { smtp_url, from: "Slipway <noreply@slipway.test>".into() };
+                let mail = slipway_controller::MailerConfig {
+                    smtp_url: smtp_url.into(),
+                    from: "Slipway <noreply@slipway.test>".into(),
+                };
                 let (controller, plans) = match crate::CLUSTER {
                     Cluster::Kwok => (
                         slipway_controller::ControllerConfig {
