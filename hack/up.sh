@@ -29,9 +29,11 @@ state="$SLIPWAY_STATE/slipway/$name"
 mkdir -p "$state"
 # A key kept on disk, so access tokens survive a restart of the dev server.
 [[ -s "$state/jwt-secret" ]] || (umask 077 && openssl rand -hex 32 >"$state/jwt-secret")
-export SLIPWAY_JWT_SECRET="$(cat "$state/jwt-secret")"
+SLIPWAY_JWT_SECRET="$(cat "$state/jwt-secret")"
+export SLIPWAY_JWT_SECRET
 export DATABASE_URL="${DATABASE_URL:-sqlite://$state/slipway.db?mode=rwc}"
 export SLIPWAY_LISTEN="${SLIPWAY_LISTEN:-127.0.0.1:8080}"
+export SLIPWAY_PUBLIC_URL="${SLIPWAY_PUBLIC_URL:-http://$SLIPWAY_LISTEN}"
 
 log "building slipway"
 cargo build --bin slipway
@@ -49,6 +51,8 @@ Try it from another terminal:
   API=$api
   curl -s -XPOST \$API/auth/register -H '$json' -d '{"email":"you@example.com","password":"correct horse battery","name":"You"}'
   TOKEN=\$(curl -s -XPOST \$API/auth/login -H '$json' -d '{"email":"you@example.com","password":"correct horse battery"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  # Confirm the address with the token of the link mailed to it (read in the catcher's web UI, $SLIPWAY_MAIL_API/):
+  curl -s -XPOST \$API/auth/verify -H "authorization: Bearer \$TOKEN" -H '$json' -d '{"token":"<token from the link>"}'
   curl -s -XPOST \$API/tenants -H "authorization: Bearer \$TOKEN" -H '$json' -d '{"name":"demo","plan":"standard"}'
   curl -s -XPOST \$API/tenants/demo/apps -H "authorization: Bearer \$TOKEN" -H '$json' \\
        -d '{"name":"web","spec":{"image":"localhost/slipway-dev/hello:latest","port":8080,"replicas":2,"expose":{"type":"NodePort"}}}'

@@ -130,6 +130,19 @@ pub struct CommonArgs {
     /// Unset: every account may.
     #[arg(long, env = "SLIPWAY_WORKSPACE_EMAIL_DOMAINS", value_delimiter = ',', global = true)]
     pub workspace_email_domains: Vec<String>,
+    /// SMTP server for account and owner emails: `smtp://HOST:PORT` (plain), `?tls=required`
+    /// for STARTTLS, `smtps://` for TLS; the default is a local catcher (hack/mail.sh).
+    #[arg(
+        long,
+        env = "SLIPWAY_SMTP_URL",
+        default_value = "smtp://127.0.0.1:1025",
+        hide_env_values = true,
+        global = true
+    )]
+    pub smtp_url: SecretString,
+    /// From address of Slipway's emails.
+    #[arg(long, env = "SLIPWAY_MAIL_FROM", default_value = "Slipway <noreply@slipway.local>", global = true)]
+    pub mail_from: String,
     /// Log format: `text` for people, `json` for log pipelines. Filter with RUST_LOG.
     #[arg(long, env = "SLIPWAY_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
     pub log_format: String,
@@ -160,18 +173,15 @@ pub struct ApiArgs {
     /// Largest request body, in bytes.
     #[arg(long, env = "SLIPWAY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
     pub max_body_bytes: usize,
+    /// Base URL at which people reach this API, for the links in account emails
+    /// (`<URL>/api/v1/auth/verify?token=...`).
+    #[arg(long, env = "SLIPWAY_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
+    pub public_url: String,
 }
 
 /// Flags of the controllers.
 #[derive(Args, Debug)]
 pub struct ControllerArgs {
-    /// SMTP server for owner emails: `smtp://HOST:PORT` (plain), `?tls=required` for STARTTLS,
-    /// `smtps://` for TLS; the default is a local catcher (hack/mail.sh).
-    #[arg(long, env = "SLIPWAY_SMTP_URL", default_value = "smtp://127.0.0.1:1025", hide_env_values = true)]
-    pub smtp_url: SecretString,
-    /// From address of owner emails.
-    #[arg(long, env = "SLIPWAY_MAIL_FROM", default_value = "Slipway <noreply@slipway.local>")]
-    pub mail_from: String,
     /// Address in NodePort URLs; unset: the first node's ExternalIP, else InternalIP.
     #[arg(long, env = "SLIPWAY_NODE_ADDRESS")]
     pub node_address: Option<String>,
@@ -192,6 +202,11 @@ pub struct ControllerArgs {
 }
 
 impl CommonArgs {
+    /// Where and as whom Slipway's emails are sent.
+    pub fn mail(&self) -> MailerConfig {
+        MailerConfig { smtp_url: self.smtp_url.clone(), from: self.mail_from.clone() }
+    }
+
     /// The platform's settings the rules need, normalized.
     pub fn platform(&self) -> Platform {
         Platform::new(&self.ingress_domain, &self.workspace_email_domains)
@@ -213,8 +228,8 @@ impl CommonArgs {
 }
 
 impl ApiArgs {
-    /// The API configuration these flags describe.
-    pub fn config(&self, platform: Platform) -> ApiConfig {
+    /// The API configuration these flags describe, sending mail with `mail`.
+    pub fn config(&self, platform: Platform, mail: MailerConfig) -> ApiConfig {
         let key = match &self.jwt_secret {
             Some(secret) => secret.expose_secret().as_bytes().to_vec(),
             None => {
@@ -232,17 +247,19 @@ impl ApiArgs {
             },
             max_body_bytes: self.max_body_bytes,
             platform,
+            mail,
+            public_url: self.public_url.trim_end_matches('/').to_string(),
         }
     }
 }
 
 impl ControllerArgs {
-    /// The controller configuration these flags describe.
-    pub fn config(&self) -> ControllerConfig {
+    /// The controller configuration these flags describe, sending mail with `mail`.
+    pub fn config(&self, mail: MailerConfig) -> ControllerConfig {
         ControllerConfig {
             node_address: self.node_address.clone(),
             ingress_class: self.ingress_class.clone(),
-            mail: MailerConfig { smtp_url: self.smtp_url.clone(), from: self.mail_from.clone() },
+            mail,
             workspace_image: self.workspace_image.clone(),
             database_images: DatabaseImages::with(self.database_images.iter().cloned()),
         }

@@ -48,9 +48,11 @@ async fn main() -> anyhow::Result<()> {
             let config = webhook.config(tls_cert.clone(), tls_key.clone(), cli.common.platform());
             parts.webhook = Some(WebhookRun { config, listener: bind(webhook.webhook_listen).await?, register });
         }
-        Command::Api(api) => parts.api = Some((api.config(cli.common.platform()), bind(api.listen).await?)),
+        Command::Api(api) => {
+            parts.api = Some((api.config(cli.common.platform(), cli.common.mail()), bind(api.listen).await?));
+        }
         Command::Controller { controller, install_crds, .. } => {
-            parts.controller = Some(controller.config());
+            parts.controller = Some(controller.config(cli.common.mail()));
             parts.install_crds = *install_crds;
         }
         Command::All { api, controller, webhook } => {
@@ -65,8 +67,8 @@ async fn main() -> anyhow::Result<()> {
                 listener: bind(webhook.webhook_listen).await?,
                 register: Some((target, generated.ca_pem)),
             });
-            parts.api = Some((api.config(cli.common.platform()), bind(api.listen).await?));
-            parts.controller = Some(controller.config());
+            parts.api = Some((api.config(cli.common.platform(), cli.common.mail()), bind(api.listen).await?));
+            parts.controller = Some(controller.config(cli.common.mail()));
             parts.install_crds = true;
         }
     }

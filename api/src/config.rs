@@ -2,6 +2,7 @@
 
 use crate::auth::TokenConfig;
 use secrecy::SecretString;
+use slipway_mail::MailerConfig;
 use slipway_policies::Platform;
 
 /// Settings of the API server.
@@ -17,4 +18,9 @@ pub struct ApiConfig {
     /// The platform's settings the rules need (Ingress domain, Workspace email domains), as
     /// the webhook enforces them.
     pub platform: Platform,
+    /// How account emails (verification links) are sent.
+    pub mail: MailerConfig,
+    /// Base URL at which people reach the API, without a trailing `/`: links in account
+    /// emails start with it.
+    pub public_url: String,
 }

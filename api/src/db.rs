@@ -1,5 +1,8 @@
-//! Users, tenants and memberships in SQL (SQLite by default, PostgreSQL by URL) via sqlx.
+//! Users, email tokens, tenants and memberships in SQL (SQLite by default, PostgreSQL by
+//! URL) via sqlx. Timestamps are RFC 3339 UTC strings to the second (`2026-11-22T05:34:26Z`),
+//! the same in both databases; comparisons of them happen in Rust.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::{AnyPool, Row, any::AnyPoolOptions};
 
 /// A stored user.
@@ -13,7 +16,25 @@ pub struct User {
     pub name: String,
     /// argon2id PHC string.
     pub password_hash: String,
+    /// Whether someone followed a verification link mailed to `email`.
+    pub verified: bool,
 }
+
+/// A stored single-use email token (the token itself is never stored).
+#[derive(Clone, Debug)]
+pub struct EmailToken {
+    /// Whose account it acts on.
+    pub user_id: String,
+    /// The address it was mailed to.
+    pub email: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was used, if it was.
+    pub used_at: Option<DateTime<Utc>>,
+}
+
+/// What a single-use token is for (the `purpose` column).
+pub const VERIFY_EMAIL: &str = "verify-email";
 
 /// A tenant as the caller sees it in SQL: its plan and the caller's role.
 #[derive(Clone, Debug)]
@@ -43,7 +64,18 @@ pub struct Database {
 }
 
 fn now() -> String {
-    chrono::Utc::now().to_rfc3339()
+    timestamp(Utc::now())
+}
+
+/// The stored form of a time.
+pub fn timestamp(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn parse_time(column: &str, text: &str) -> sqlx::Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| sqlx::Error::ColumnDecode { index: column.into(), source: Box::new(e) })
 }
 
 impl Database {
@@ -81,12 +113,13 @@ impl Database {
 
     /// Finds a user by (lowercased) email.
     pub async fn user_by_email(&self, email: &str) -> sqlx::Result<Option<User>> {
-        self.user_where("SELECT id, email, name, password_hash FROM users WHERE email = $1", email).await
+        self.user_where("SELECT id, email, name, password_hash, email_verified_at FROM users WHERE email = $1", email)
+            .await
     }
 
     /// Finds a user by id.
     pub async fn user_by_id(&self, id: &str) -> sqlx::Result<Option<User>> {
-        self.user_where("SELECT id, email, name, password_hash FROM users WHERE id = $1", id).await
+        self.user_where("SELECT id, email, name, password_hash, email_verified_at FROM users WHERE id = $1", id).await
     }
 
     async fn user_where(&self, sql: &'static str, value: &str) -> sqlx::Result<Option<User>> {
@@ -97,9 +130,124 @@ impl Database {
                 email: r.try_get("email")?,
                 name: r.try_get("name")?,
                 password_hash: r.try_get("password_hash")?,
+                verified: r.try_get::<Option<String>, _>("email_verified_at")?.is_some(),
             })
         })
         .transpose()
+    }
+
+    /// Replaces the unverified account `old_id`, if it is still unverified and in no tenant,
+    /// by `user` (same address, a new id): its tokens and links die with it. Returns whether
+    /// it was replaced.
+    pub async fn replace_unverified_user(&self, old_id: &str, user: &User) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM email_tokens WHERE user_id = $1").bind(old_id).execute(&mut *tx).await?;
+        let deleted = sqlx::query(
+            "DELETE FROM users WHERE id = $1 AND email_verified_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM memberships WHERE user_id = $1)",
+        )
+        .bind(old_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if deleted != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+            .bind(&user.id)
+            .bind(&user.email)
+            .bind(&user.name)
+            .bind(&user.password_hash)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Stores the hash of a token mailed to `email` for `purpose`, working until `expires_at`.
+    pub async fn insert_email_token(
+        &self,
+        token_hash: &str,
+        user_id: &str,
+        purpose: &str,
+        email: &str,
+        expires_at: DateTime<Utc>,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO email_tokens (token_hash, user_id, purpose, email, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(token_hash)
+        .bind(user_id)
+        .bind(purpose)
+        .bind(email)
+        .bind(now())
+        .bind(timestamp(expires_at))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+    }
+
+    /// When the newest token for `purpose` was made for the user, if ever.
+    pub async fn latest_email_token(&self, user_id: &str, purpose: &str) -> sqlx::Result<Option<DateTime<Utc>>> {
+        let latest: Option<String> =
+            sqlx::query_scalar("SELECT MAX(created_at) FROM email_tokens WHERE user_id = $1 AND purpose = $2")
+                .bind(user_id)
+                .bind(purpose)
+                .fetch_one(&self.pool)
+                .await?;
+        latest.map(|t| parse_time("created_at", &t)).transpose()
+    }
+
+    /// The token with this hash and purpose, used or not.
+    pub async fn email_token(&self, token_hash: &str, purpose: &str) -> sqlx::Result<Option<EmailToken>> {
+        let row = sqlx::query(
+            "SELECT user_id, email, expires_at, used_at FROM email_tokens WHERE token_hash = $1 AND purpose = $2",
+        )
+        .bind(token_hash)
+        .bind(purpose)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(EmailToken {
+                user_id: r.try_get("user_id")?,
+                email: r.try_get("email")?,
+                expires_at: parse_time("expires_at", &r.try_get::<String, _>("expires_at")?)?,
+                used_at: r.try_get::<Option<String>, _>("used_at")?.map(|t| parse_time("used_at", &t)).transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Uses a verification token: marks it used and the account verified, if the token was
+    /// still unused and the account still has the address it was mailed to. Returns whether
+    /// both happened (false when a concurrent use won, or the address changed since).
+    pub async fn verify_email(&self, token_hash: &str, token: &EmailToken) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let used = sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+            .bind(now())
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let verified = sqlx::query(
+            "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2 AND email = $3",
+        )
+        .bind(now())
+        .bind(&token.user_id)
+        .bind(&token.email)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if used == 1 && verified == 1 {
+            tx.commit().await?;
+            Ok(true)
+        } else {
+            tx.rollback().await?;
+            Ok(false)
+        }
     }
 
     /// Starts recording a new tenant owned by `owner`: returns the open transaction so the

@@ -54,6 +54,14 @@ pub enum ApiError {
     /// 429: the Kubernetes API asked us to slow down.
     #[error("{0}")]
     TooManyRequests(String),
+    /// 429 with `Retry-After` (RFC 9110 §10.2.3): the caller asked too often.
+    #[error("{detail}")]
+    RateLimited {
+        /// What was asked too often.
+        detail: String,
+        /// Seconds until asking again can succeed (at least 1).
+        retry_after_seconds: u64,
+    },
     /// 502: the Kubernetes API failed in a way that is not the client's fault.
     #[error("{0}")]
     BadGateway(String),
@@ -92,7 +100,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests(_) | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -159,6 +167,9 @@ impl IntoResponse for ApiError {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::RateLimited { retry_after_seconds, .. } = &self {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_seconds.max(&1).to_owned()));
         }
         response
     }

@@ -38,9 +38,26 @@ use std::sync::Arc;
 pub struct AppState {
     db: Database,
     tokens: Arc<auth::Tokens>,
+    accounts: auth::AccountCache,
+    mailer: Arc<slipway_mail::Mailer>,
+    public_url: Arc<str>,
     cluster: Cluster,
     plans: Arc<PlanCatalog>,
     platform: Arc<Platform>,
+}
+
+impl AppState {
+    /// Sends `email` to `to` in the background: answers do not wait on the SMTP server, so
+    /// their timing reveals nothing about which emails were sent. A failure is logged; the
+    /// account holder asks again (for example POST /api/v1/auth/verify/resend).
+    fn send_mail_later(&self, to: &str, email: slipway_mail::Email) {
+        let (mailer, to) = (self.mailer.clone(), to.to_string());
+        tokio::spawn(async move {
+            if let Err(e) = mailer.send(&[&to], &email).await {
+                tracing::warn!(error = %e, subject = %email.subject, "an account email could not be sent");
+            }
+        });
+    }
 }
 
 /// The API, assembled: the same function builds the production server and the tests' server.
@@ -52,11 +69,21 @@ impl Application {
     /// Connects to the database (running migrations) and builds the router.
     ///
     /// # Errors
-    /// The database is unreachable, a migration fails, or the token key is unusable.
+    /// The database is unreachable, a migration fails, the token key is unusable, or the SMTP
+    /// URL or From address does not parse.
     pub async fn build(config: &ApiConfig, cluster: Cluster, plans: Arc<PlanCatalog>) -> anyhow::Result<Self> {
         let db = Database::connect(secrecy::ExposeSecret::expose_secret(&config.database_url)).await?;
         let tokens = Arc::new(auth::Tokens::new(&config.tokens)?);
-        let state = AppState { db, tokens, cluster, plans, platform: Arc::new(config.platform.clone()) };
+        let state = AppState {
+            db,
+            tokens,
+            accounts: auth::AccountCache::default(),
+            mailer: Arc::new(slipway_mail::Mailer::new(&config.mail)?),
+            public_url: config.public_url.trim_end_matches('/').into(),
+            cluster,
+            plans,
+            platform: Arc::new(config.platform.clone()),
+        };
         Ok(Self { router: routes::router(state, config.max_body_bytes) })
     }
 

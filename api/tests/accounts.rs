@@ -1,12 +1,13 @@
 //! The API's HTTP contract for accounts and input handling, run against SQLite and against
-//! PostgreSQL (`SLIPWAY_TEST_POSTGRES_URL`, started by hack/test.sh). Each test gets its own
-//! database. These tests do not need the controller; tenant creation needs the cluster
-//! (`KUBECONFIG`) only where noted.
+//! PostgreSQL (`SLIPWAY_TEST_POSTGRES_URL`, started by hack/test.sh), with account emails
+//! through the test SMTP catcher (`SLIPWAY_SMTP_URL`, read back through `SLIPWAY_MAIL_API`).
+//! Each test gets its own database and addresses. These tests do not need the controller;
+//! tenant creation needs the cluster (`KUBECONFIG`) only where noted.
 
 use axum::{
     Router,
     body::Body,
-    http::{Request, StatusCode, header},
+    http::{HeaderMap, Request, StatusCode, header},
 };
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
@@ -39,9 +40,21 @@ async fn fresh_database(kind: &str) -> String {
     }
 }
 
+/// An address no other test uses, for `name`.
+fn unique_email(name: &str) -> String {
+    format!("{name}-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// The API over a fresh database of `kind`.
 async fn app(kind: &str) -> Router {
+    app_and_database(kind).await.0
+}
+
+/// The API over a fresh database of `kind`, and that database's URL.
+async fn app_and_database(kind: &str) -> (Router, String) {
+    let database_url = fresh_database(kind).await;
     let config = ApiConfig {
-        database_url: fresh_database(kind).await.into(),
+        database_url: database_url.clone().into(),
         tokens: TokenConfig {
             key: KEY.to_vec(),
             issuer: "slipway".into(),
@@ -50,15 +63,69 @@ async fn app(kind: &str) -> Router {
         },
         max_body_bytes: 4096,
         platform: slipway_policies::Platform::new("apps.slipway.test", [""; 0]),
+        mail: slipway_mail::MailerConfig {
+            smtp_url: required_env("SLIPWAY_SMTP_URL").into(),
+            from: "Slipway <noreply@slipway.test>".into(),
+        },
+        public_url: "https://slipway.test".into(),
     };
     required_env("KUBECONFIG");
     let cluster = Cluster::new(kube::Config::infer().await.unwrap()).unwrap();
-    Application::build(&config, cluster, Arc::new(slipway_policies::PlanCatalog::embedded())).await.unwrap().router()
+    let app = Application::build(&config, cluster, Arc::new(slipway_policies::PlanCatalog::embedded())).await.unwrap();
+    (app.router(), database_url)
+}
+
+/// The (subject, body) of every email the SMTP catcher holds for `to`, oldest first.
+async fn mails_to(to: &str) -> Vec<(String, String)> {
+    let url = format!("{}/api/v2/search?kind=to&query={to}", required_env("SLIPWAY_MAIL_API"));
+    let found: Value = reqwest::get(url).await.expect("MailHog answers").json().await.unwrap();
+    let mut items: Vec<&Value> = found["items"].as_array().unwrap().iter().collect();
+    items.sort_by_key(|m| chrono::DateTime::parse_from_rfc3339(m["Created"].as_str().unwrap()).unwrap());
+    items
+        .into_iter()
+        .map(|m| {
+            let subject = m["Content"]["Headers"]["Subject"][0].as_str().unwrap_or_default().to_string();
+            (subject, quoted_printable(m["Content"]["Body"].as_str().unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// The text of a mail body: lettre picks quoted-printable (RFC 2045 §6.7) for long lines.
+fn quoted_printable(body: &str) -> String {
+    let decoded = quoted_printable::decode(body, quoted_printable::ParseMode::Robust).expect("a quoted-printable body");
+    String::from_utf8_lossy(&decoded).replace("\r\n", "\n")
+}
+
+/// Waits (up to 30 s: mail is sent in the background) for `count` emails to `to`.
+async fn wait_for_mails(to: &str, count: usize) -> Vec<(String, String)> {
+    for _ in 0..120 {
+        let mails = mails_to(to).await;
+        if mails.len() >= count {
+            return mails;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    panic!("no {count} email(s) to {to} within 30 s: {:?}", mails_to(to).await);
+}
+
+/// The token of the newest verification link mailed to `to`, once there are `count` emails.
+async fn verification_token(to: &str, count: usize) -> String {
+    let mails = wait_for_mails(to, count).await;
+    let body = mails
+        .iter()
+        .filter(|(subject, _)| subject == "Confirm your email address for Slipway")
+        .map(|(_, body)| body)
+        .next_back()
+        .unwrap_or_else(|| panic!("no verification email to {to}: {mails:?}"));
+    let link = body.split_whitespace().find(|w| w.starts_with("https://slipway.test/")).expect("a link");
+    assert!(link.starts_with("https://slipway.test/api/v1/auth/verify?token="), "{link}");
+    link.rsplit_once("token=").unwrap().1.to_string()
 }
 
 struct Reply {
     status: StatusCode,
     content_type: String,
+    headers: HeaderMap,
     body: Value,
 }
 
@@ -74,6 +141,7 @@ async fn call(app: &Router, method: &str, uri: &str, token: Option<&str>, body: 
     .unwrap();
     let res = app.clone().oneshot(req).await.unwrap();
     let status = res.status();
+    let headers = res.headers().clone();
     let content_type =
         res.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
     let bytes = res.into_body().collect().await.unwrap().to_bytes();
@@ -82,7 +150,7 @@ async fn call(app: &Router, method: &str, uri: &str, token: Option<&str>, body: 
     } else {
         serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
     };
-    Reply { status, content_type, body }
+    Reply { status, content_type, headers, body }
 }
 
 async fn post(app: &Router, uri: &str, token: Option<&str>, body: Value) -> Reply {
@@ -97,7 +165,8 @@ fn assert_problem(reply: &Reply, status: u16, detail_contains: &str) {
     assert!(detail.contains(detail_contains), "detail {detail:?} lacks {detail_contains:?}");
 }
 
-async fn register_and_login(app: &Router, email: &str) -> String {
+/// Registers `email` and logs in, without verifying: the access token.
+async fn register_unverified(app: &Router, email: &str) -> String {
     let reply = post(
         app,
         "/api/v1/auth/register",
@@ -105,42 +174,38 @@ async fn register_and_login(app: &Router, email: &str) -> String {
         json!({"email": email, "password": "correct horse battery", "name": "Ada"}),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
     let reply =
         post(app, "/api/v1/auth/login", None, json!({"email": email, "password": "correct horse battery"})).await;
     assert_eq!(reply.status, StatusCode::OK);
     reply.body["access_token"].as_str().unwrap().to_string()
 }
 
+/// Registers `email`, logs in and follows the verification link: the access token.
+async fn register_and_login(app: &Router, email: &str) -> String {
+    let before = mails_to(email).await.len();
+    let token = register_unverified(app, email).await;
+    let link = verification_token(email, before + 1).await;
+    let reply = post(app, "/api/v1/auth/verify", Some(&token), json!({"token": link})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    token
+}
+
 async fn accounts_contract(kind: &str) {
     let app = app(kind).await;
+    let ada = unique_email("ada");
     let reply = post(
         &app,
         "/api/v1/auth/register",
         None,
-        json!({"email": "Ada@Example.com", "password": "correct horse battery", "name": "Ada"}),
+        json!({"email": ada.to_uppercase(), "password": "correct horse battery", "name": "Ada"}),
     )
     .await;
-    assert_eq!(reply.status, StatusCode::CREATED);
-    assert_eq!(reply.body["email"], "ada@example.com");
-    assert!(reply.body.get("password_hash").is_none());
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
+    assert!(reply.body["detail"].as_str().unwrap().contains(&ada), "normalized: {:?}", reply.body);
 
-    let dup = post(
-        &app,
-        "/api/v1/auth/register",
-        None,
-        json!({"email": "ada@example.com", "password": "another long password", "name": "A"}),
-    )
-    .await;
-    assert_problem(&dup, 409, "already exists");
-
-    let login = post(
-        &app,
-        "/api/v1/auth/login",
-        None,
-        json!({"email": "ada@example.com", "password": "correct horse battery"}),
-    )
-    .await;
+    let login =
+        post(&app, "/api/v1/auth/login", None, json!({"email": ada, "password": "correct horse battery"})).await;
     assert_eq!(login.status, StatusCode::OK);
     assert_eq!(login.body["token_type"], "Bearer");
     assert_eq!(login.body["expires_in"], 600);
@@ -148,18 +213,18 @@ async fn accounts_contract(kind: &str) {
 
     let me = call(&app, "GET", "/api/v1/me", Some(token), None).await;
     assert_eq!(me.status, StatusCode::OK);
-    assert_eq!(me.body["email"], "ada@example.com");
+    assert_eq!(me.body["email"], ada.as_str());
+    assert_eq!(me.body["email_verified"], false);
     assert_eq!(me.body["tenants"], json!([]));
+    assert!(me.body.get("password_hash").is_none());
 
-    let wrong =
-        post(&app, "/api/v1/auth/login", None, json!({"email": "ada@example.com", "password": "wrong password!!"}))
-            .await;
+    let wrong = post(&app, "/api/v1/auth/login", None, json!({"email": ada, "password": "wrong password!!"})).await;
     assert_problem(&wrong, 401, "invalid email or password");
     let unknown = post(
         &app,
         "/api/v1/auth/login",
         None,
-        json!({"email": "bob@example.com", "password": "correct horse battery"}),
+        json!({"email": unique_email("bob"), "password": "correct horse battery"}),
     )
     .await;
     assert_eq!(unknown.body["detail"], wrong.body["detail"], "unknown users and wrong passwords must look alike");
@@ -167,7 +232,7 @@ async fn accounts_contract(kind: &str) {
 
 async fn token_checks(kind: &str) {
     let app = app(kind).await;
-    let token = register_and_login(&app, "tok@example.com").await;
+    let token = register_and_login(&app, &unique_email("tok")).await;
     assert_problem(&call(&app, "GET", "/api/v1/me", None, None).await, 401, "Authorization: Bearer");
     assert_problem(&call(&app, "GET", "/api/v1/me", Some("not.a.jwt"), None).await, 401, "malformed");
 
@@ -229,7 +294,7 @@ async fn bad_input_is_4xx(kind: &str) {
     assert_problem(&call(&app, "GET", "/api/v2/nothing", None, None).await, 404, "under /api/v1");
     assert_problem(&call(&app, "PATCH", reg, None, None).await, 405, "method");
 
-    let token = register_and_login(&app, "names@example.com").await;
+    let token = register_and_login(&app, &unique_email("names")).await;
     let bad_name = post(&app, "/api/v1/tenants", Some(&token), json!({"name": "Bad_Name", "plan": "free"})).await;
     assert_problem(&bad_name, 422, "is not a valid tenant name");
     let bad_plan = post(&app, "/api/v1/tenants", Some(&token), json!({"name": "fine", "plan": "gold"})).await;
@@ -244,4 +309,94 @@ macro_rules! on_both_databases {
     };
 }
 
-on_both_databases!(accounts_contract, token_checks, bad_input_is_4xx);
+/// An unverified account logs in and verifies, nothing else; links are single-use, expire,
+/// work for their own account only, and are resent at most once a minute.
+async fn verification(kind: &str) {
+    let (app, database_url) = app_and_database(kind).await;
+    let ada = unique_email("ada");
+    let token = register_unverified(&app, &ada).await;
+    let refused = post(&app, "/api/v1/tenants", Some(&token), json!({"name": "early", "plan": "free"})).await;
+    assert_problem(&refused, 403, "confirm your email address first");
+    assert_eq!(call(&app, "GET", "/api/v1/tenants", Some(&token), None).await.status, StatusCode::FORBIDDEN);
+
+    // The mail holds the link and nothing the registrant wrote (their name "Ada" included).
+    let mails = wait_for_mails(&ada, 1).await;
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert!(!mails[0].1.contains("Ada"), "{}", mails[0].1);
+    let link = verification_token(&ada, 1).await;
+    // Fetching the link (as a mail scanner would) explains, and uses nothing.
+    let fetched = call(&app, "GET", &format!("/api/v1/auth/verify?token={link}"), None, None).await;
+    assert_eq!(fetched.status, StatusCode::OK);
+    assert!(fetched.body["detail"].as_str().unwrap().contains(&link), "{:?}", fetched.body);
+
+    // Resending within a minute of the first link is refused with Retry-After.
+    let again = post(&app, "/api/v1/auth/verify/resend", Some(&token), json!(null)).await;
+    assert_problem(&again, 429, "ask again in");
+    let retry: u64 = again.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+
+    // Another account cannot use Ada's link, even knowing it.
+    let bob = register_unverified(&app, &unique_email("bob")).await;
+    let stolen = post(&app, "/api/v1/auth/verify", Some(&bob), json!({"token": link})).await;
+    assert_problem(&stolen, 400, "invalid, used or expired");
+    assert_problem(&post(&app, "/api/v1/auth/verify", None, json!({"token": link})).await, 401, "Bearer");
+
+    let verified = post(&app, "/api/v1/auth/verify", Some(&token), json!({"token": link})).await;
+    assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.body);
+    assert_eq!(verified.body, json!({"email": ada, "email_verified": true}));
+    let reused = post(&app, "/api/v1/auth/verify", Some(&token), json!({"token": link})).await;
+    assert_problem(&reused, 400, "invalid, used or expired");
+    assert_eq!(call(&app, "GET", "/api/v1/me", Some(&token), None).await.body["email_verified"], true);
+    // Past the verification gate: the tenant request now fails on its own merits.
+    let bad_name = post(&app, "/api/v1/tenants", Some(&token), json!({"name": "Bad_Name", "plan": "free"})).await;
+    assert_problem(&bad_name, 422, "is not a valid tenant name");
+    let resend = post(&app, "/api/v1/auth/verify/resend", Some(&token), json!(null)).await;
+    assert_problem(&resend, 409, "already verified");
+
+    // An expired link is refused like a used one.
+    let carol = unique_email("carol");
+    let carol_token = register_unverified(&app, &carol).await;
+    let carol_link = verification_token(&carol, 1).await;
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&database_url).await.unwrap();
+    sqlx::query("UPDATE email_tokens SET expires_at = '2000-01-01T00:00:00Z'").execute(&mut db).await.unwrap();
+    let expired = post(&app, "/api/v1/auth/verify", Some(&carol_token), json!({"token": carol_link})).await;
+    assert_problem(&expired, 400, "invalid, used or expired");
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT token_hash FROM email_tokens").fetch_all(&mut db).await.unwrap();
+    assert!(!stored.iter().any(|h| h == &carol_link), "only hashes are stored");
+}
+
+/// Registering an address that has an account answers exactly as for a new one; the holder
+/// is told instead, and nothing changes. A squatter's unverified account does not survive the
+/// real owner's registration.
+async fn registration_reveals_nothing(kind: &str) {
+    let app = app(kind).await;
+    let ada = unique_email("ada");
+    register_and_login(&app, &ada).await;
+    let fresh = unique_email("fresh");
+    let body = |email: &str, password: &str| json!({"email": email, "password": password, "name": "Eve"});
+    let new = post(&app, "/api/v1/auth/register", None, body(&fresh, "violet kettle marathon")).await;
+    let taken = post(&app, "/api/v1/auth/register", None, body(&ada, "violet kettle marathon")).await;
+    assert_eq!((new.status, taken.status), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    assert_eq!(
+        new.body["detail"].as_str().unwrap().replace(&fresh, "X"),
+        taken.body["detail"].as_str().unwrap().replace(&ada, "X")
+    );
+    let mails = wait_for_mails(&ada, 2).await;
+    assert!(mails.iter().any(|(subject, _)| subject.contains("tried to sign up")), "{mails:?}");
+    let eve = post(&app, "/api/v1/auth/login", None, json!({"email": ada, "password": "violet kettle marathon"})).await;
+    assert_problem(&eve, 401, "invalid email or password");
+
+    // Mallory registers Grace's address first; Grace's own registration replaces that account.
+    let grace = unique_email("grace");
+    let squat = post(&app, "/api/v1/auth/register", None, body(&grace, "mallory owns this one")).await;
+    assert_eq!(squat.status, StatusCode::ACCEPTED);
+    let grace_token = register_and_login(&app, &grace).await;
+    let mallory =
+        post(&app, "/api/v1/auth/login", None, json!({"email": grace, "password": "mallory owns this one"})).await;
+    assert_problem(&mallory, 401, "invalid email or password");
+    assert_eq!(call(&app, "GET", "/api/v1/me", Some(&grace_token), None).await.body["email_verified"], true);
+}
+
+on_both_databases!(accounts_contract, token_checks, bad_input_is_4xx, verification, registration_reveals_nothing);

@@ -174,6 +174,11 @@ pub fn slipway() -> &'static Slipway {
                     },
                     max_body_bytes: 64 * 1024,
                     platform: platform(),
+                    public_url: format!("http://{}", listener.local_addr().unwrap()),
+                    mail: slipway_controller::MailerConfig {
+                        smtp_url: smtp_url.clone().into(),
+                        from: "Slipway <noreply@slipway.test>".into(),
+                    },
                 };
                 let mail = slipway_controller::MailerConfig {
                     smtp_url: smtp_url.into(),
@@ -274,18 +279,34 @@ impl Client {
         Self::new_user_at(prefix, WORKSPACE_DOMAIN).await
     }
 
-    /// Registers a new user with a unique address at `domain` and logs in.
+    /// Registers a new user with a unique address at `domain`, logs in and confirms the
+    /// address with the link mailed to it, which it then deletes from the catcher: the
+    /// mailbox holds only what Slipway sends afterwards.
     pub async fn new_user_at(prefix: &str, domain: &str) -> (Self, String) {
         let anon = Self::anonymous();
         let email = format!("{}@{domain}", unique(prefix));
         let r = anon
             .post("/auth/register", json!({"email": email, "password": "correct horse battery", "name": prefix}))
             .await;
-        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.status, 202, "{}", r.body);
         let r = anon.post("/auth/login", json!({"email": email, "password": "correct horse battery"})).await;
         assert_eq!(r.status, 200, "{}", r.body);
-        let token = r.body["access_token"].as_str().unwrap().to_string();
-        (Self { token: Some(token), ..anon }, email)
+        let user = Self { token: Some(r.body["access_token"].as_str().unwrap().to_string()), ..anon };
+        let (id, body) = eventually(Duration::from_secs(60), "the verification email", || async {
+            let mails = mail_items(&email).await.into_iter();
+            mails
+                .filter(|(_, subject, _)| subject.starts_with("Confirm your email"))
+                .map(|(id, _, body)| (id, body))
+                .next()
+        })
+        .await;
+        let link = body.split_whitespace().find(|w| w.contains("/auth/verify?token=")).expect("a verification link");
+        let token = link.rsplit_once("token=").unwrap().1;
+        let r = user.post("/auth/verify", json!({"token": token})).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let delete = format!("{}/api/v1/messages/{id}", slipway().mail_api);
+        reqwest::Client::new().delete(delete).send().await.unwrap().error_for_status().unwrap();
+        (user, email)
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
@@ -333,6 +354,11 @@ impl Client {
 
 /// Emails MailHog holds for `to`, as `(subject, body)`.
 pub async fn mails_to(to: &str) -> Vec<(String, String)> {
+    mail_items(to).await.into_iter().map(|(_, subject, body)| (subject, body)).collect()
+}
+
+/// The (MailHog id, subject, decoded body) of every email to `to`.
+async fn mail_items(to: &str) -> Vec<(String, String, String)> {
     let url = format!("{}/api/v2/search?kind=to&query={to}", slipway().mail_api);
     let found: Value = reqwest::get(url).await.expect("MailHog answers").json().await.unwrap();
     found["items"]
@@ -340,9 +366,12 @@ pub async fn mails_to(to: &str) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .map(|m| {
+            let id = m["ID"].as_str().unwrap_or_default().to_string();
             let subject = m["Content"]["Headers"]["Subject"][0].as_str().unwrap_or_default().to_string();
-            let body = m["Content"]["Body"].as_str().unwrap_or_default().replace("=\r\n", "").replace("\r\n", "\n");
-            (subject, body)
+            // lettre picks quoted-printable (RFC 2045 §6.7) for long lines.
+            let raw = m["Content"]["Body"].as_str().unwrap_or_default();
+            let decoded = quoted_printable::decode(raw, quoted_printable::ParseMode::Robust).unwrap();
+            (id, subject, String::from_utf8_lossy(&decoded).replace("\r\n", "\n"))
         })
         .collect()
 }

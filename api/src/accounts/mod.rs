@@ -1,3 +1,7 @@
 //! Accounts: the rules and flows of an account's life, which `routes/` decode and encode.
 
+pub mod emails;
+pub mod one_time_token;
 pub mod password_policy;
+pub mod registration;
+pub mod verification;

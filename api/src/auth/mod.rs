@@ -1,24 +1,40 @@
-//! Authentication: argon2id password hashes and short-lived JWT access tokens.
+//! Authentication: argon2id password hashes, short-lived JWT access tokens, and the account
+//! state every request checks.
 
+mod account_cache;
 mod password;
 mod token;
 
+pub use account_cache::AccountCache;
 pub use password::{hash_password, verify_password};
 pub use token::{TokenConfig, Tokens};
 
 use crate::{AppState, error::ApiError};
 use axum::{extract::FromRequestParts, http::request::Parts};
 
-/// The caller, as proven by a valid bearer access token.
+/// The caller, as proven by a valid bearer access token for an account that still exists,
+/// verified or not: what the few endpoints an unverified account may use take (`/me`,
+/// verification). Everything else takes [`AuthUser`].
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// User id (the token's `sub`).
+    pub id: String,
+    /// Current email, also the Kubernetes user name the API impersonates.
+    pub email: String,
+    /// Whether the address is verified.
+    pub verified: bool,
+}
+
+/// A [`Caller`] whose address is verified: 403 otherwise, saying how to verify.
 #[derive(Clone, Debug)]
 pub struct AuthUser {
     /// User id (the token's `sub`).
     pub id: String,
-    /// Email, also the Kubernetes user name the API impersonates.
+    /// Current email, also the Kubernetes user name the API impersonates.
     pub email: String,
 }
 
-impl FromRequestParts<AppState> for AuthUser {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
@@ -32,6 +48,27 @@ impl FromRequestParts<AppState> for AuthUser {
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be: Bearer <token>".into()))?;
         let claims = state.tokens.verify(token.trim())?;
-        Ok(AuthUser { id: claims.sub, email: claims.email })
+        let account = state
+            .accounts
+            .get(&state.db, &claims.sub)
+            .await?
+            .ok_or_else(|| ApiError::Unauthorized("the account of this access token no longer exists".into()))?;
+        Ok(Caller { id: claims.sub, email: account.email, verified: account.verified })
+    }
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        if !caller.verified {
+            return Err(ApiError::Forbidden(format!(
+                "confirm your email address first: follow the link mailed to {} (POST its token to \
+                 /api/v1/auth/verify), or ask for a new one with POST /api/v1/auth/verify/resend",
+                caller.email
+            )));
+        }
+        Ok(AuthUser { id: caller.id, email: caller.email })
     }
 }

@@ -2,13 +2,16 @@
 
 use crate::{
     AppState,
-    accounts::password_policy,
-    auth::{AuthUser, hash_password, verify_password},
-    db::{User, is_unique_violation},
+    accounts::{password_policy, registration, verification},
+    auth::{Caller, verify_password},
     error::{ApiError, FieldError},
     json::StrictJson,
 };
-use axum::{Json, extract::State, http::StatusCode};
+use axum::{
+    Json,
+    extract::{Query, State},
+    http::StatusCode,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -24,11 +27,29 @@ pub struct LoginRequest {
     password: String,
 }
 
+#[derive(Deserialize)]
+pub struct VerifyRequest {
+    token: String,
+}
+
+/// A request taken, with what happens next.
+#[derive(Serialize)]
+pub struct Accepted {
+    detail: String,
+}
+
+#[derive(Serialize)]
+pub struct Verified {
+    email: String,
+    email_verified: bool,
+}
+
 #[derive(Serialize)]
 pub struct UserView {
     id: String,
     email: String,
     name: String,
+    email_verified: bool,
 }
 
 #[derive(Serialize)]
@@ -65,11 +86,13 @@ fn normalize_email(email: &str) -> Option<String> {
     ok.then_some(email)
 }
 
-/// `POST /api/v1/auth/register` `{"email","password","name"}` → 201 `{"id","email","name"}`.
+/// `POST /api/v1/auth/register` `{"email","password","name"}` → 202 `{"detail"}`, the same
+/// for a new address and one that has an account (see [`registration`]); the address gets a
+/// verification link or a notice.
 pub async fn register(
     State(state): State<AppState>,
     StrictJson(req): StrictJson<RegisterRequest>,
-) -> Result<(StatusCode, Json<UserView>), ApiError> {
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     let mut errors = Vec::new();
     let email = normalize_email(&req.email);
     if email.is_none() {
@@ -88,17 +111,45 @@ pub async fn register(
         let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
         return Err(ApiError::Unprocessable { detail, errors });
     };
-    let user =
-        User { id: uuid::Uuid::new_v4().to_string(), email, name, password_hash: hash_password(req.password).await? };
-    match state.db.insert_user(&user).await {
-        Ok(()) => {}
-        Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::Conflict(format!("an account for {} already exists; log in instead", user.email)));
-        }
-        Err(e) => return Err(e.into()),
-    }
-    tracing::info!(user = %user.id, "user registered");
-    Ok((StatusCode::CREATED, Json(UserView { id: user.id, email: user.email, name: user.name })))
+    let detail = format!(
+        "check the inbox of {email}: it has a link to confirm the address (log in, then POST the link's token to \
+         /api/v1/auth/verify)"
+    );
+    registration::register(&state, email, name, req.password).await?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { detail })))
+}
+
+/// `POST /api/v1/auth/verify` `{"token"}` → 200 `{"email","email_verified":true}`: the caller
+/// confirms their address with the token of a link mailed to it.
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+    StrictJson(req): StrictJson<VerifyRequest>,
+) -> Result<Json<Verified>, ApiError> {
+    verification::confirm(&state, &caller.id, &req.token).await?;
+    Ok(Json(Verified { email: caller.email, email_verified: true }))
+}
+
+/// `GET /api/v1/auth/verify?token=T`, where the emailed link points: says how to use the
+/// token, and uses nothing (a link scanner fetching it changes nothing; see [`verify`]).
+pub async fn verify_link(Query(link): Query<VerifyRequest>) -> Json<Accepted> {
+    Json(Accepted {
+        detail: format!(
+            "to confirm your address, log in (POST /api/v1/auth/login), then POST {{\"token\": \"{}\"}} to \
+             /api/v1/auth/verify with your access token",
+            link.token.trim()
+        ),
+    })
+}
+
+/// `POST /api/v1/auth/verify/resend` → 202: a new link, at most one a minute (429 with
+/// `Retry-After` before that).
+pub async fn resend_verification(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    verification::resend(&state, &caller.id, &caller.email, caller.verified).await?;
+    Ok((StatusCode::ACCEPTED, Json(Accepted { detail: format!("a new link is on its way to {}", caller.email) })))
 }
 
 /// `POST /api/v1/auth/login` `{"email","password"}` → 200 `{"access_token","token_type","expires_in"}`.
@@ -120,8 +171,8 @@ pub async fn login(
     }))
 }
 
-/// `GET /api/v1/me` → the caller and their tenants.
-pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<MeView>, ApiError> {
+/// `GET /api/v1/me` → the caller and their tenants (unverified accounts too).
+pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<MeView>, ApiError> {
     let user = state
         .db
         .user_by_id(&caller.id)
@@ -129,7 +180,8 @@ pub async fn me(State(state): State<AppState>, caller: AuthUser) -> Result<Json<
         .ok_or_else(|| ApiError::Unauthorized("the account of this token no longer exists".into()))?;
     let tenants =
         state.db.memberships(&user.id).await?.into_iter().map(|m| TenantRef { name: m.tenant, role: m.role }).collect();
-    Ok(Json(MeView { user: UserView { id: user.id, email: user.email, name: user.name }, tenants }))
+    let user = UserView { id: user.id, email: user.email, name: user.name, email_verified: user.verified };
+    Ok(Json(MeView { user, tenants }))
 }
 
 #[cfg(test)]

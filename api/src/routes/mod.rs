@@ -33,6 +33,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let v1 = Router::new()
         .route("/auth/register", post(accounts::register))
         .route("/auth/login", post(accounts::login))
+        .route("/auth/verify", post(accounts::verify).get(accounts::verify_link))
+        .route("/auth/verify/resend", post(accounts::resend_verification))
         .route("/me", get(accounts::me))
         .route("/tenants", post(tenants::create).get(tenants::list))
         .route("/tenants/{tenant}", get(tenants::get).delete(tenants::delete))

@@ -1,0 +1,56 @@
+//! The account emails, composed (pure). The verification email goes to an address nobody has
+//! proven yet, so it holds nothing the registrant wrote (not even the name they gave):
+//! registering someone else's address can only make Slipway send that person these fixed
+//! words and a link.
+
+use slipway_mail::Email;
+
+/// How long a verification link works, in hours.
+pub const VERIFY_HOURS: i64 = 24;
+
+/// "Confirm your address": the link that verifies the account.
+pub fn verify_address(link: &str) -> Email {
+    Email {
+        subject: "Confirm your email address for Slipway".into(),
+        body: format!(
+            "Hello,\n\nConfirm that this address is yours to start using Slipway:\n\n    {link}\n\n\
+             The link works once, for {VERIFY_HOURS} hours. If you did not sign up, ignore this email: \
+             nothing happens without it.\n\n-- Slipway\n"
+        ),
+        message_id: None,
+    }
+}
+
+/// "Someone tried to register with your address": sent instead of a second account, so
+/// registration answers the same whether or not an address has an account. `name` is the
+/// existing account's, never the new registrant's.
+pub fn registration_attempt(name: &str, login_url: &str) -> Email {
+    Email {
+        subject: "Someone tried to sign up for Slipway with your address".into(),
+        body: format!(
+            "Hello {name},\n\nSomeone tried to create a Slipway account with this address, which already has \
+             one. Nothing was changed.\n\nIf it was you, log in instead: POST {login_url}\n\
+             If it was not, you can ignore this email.\n\n-- Slipway\n"
+        ),
+        message_id: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verification_email_holds_the_link_and_its_lifetime() {
+        let email = verify_address("https://slipway.example/api/v1/auth/verify?token=abc");
+        assert!(email.body.contains("\n    https://slipway.example/api/v1/auth/verify?token=abc\n"), "{}", email.body);
+        assert!(email.body.contains("for 24 hours"), "{}", email.body);
+    }
+
+    #[test]
+    fn the_attempt_notice_points_at_login() {
+        let email = registration_attempt("Ada", "https://slipway.example/api/v1/auth/login");
+        assert!(email.subject.contains("tried to sign up"));
+        assert!(email.body.contains("POST https://slipway.example/api/v1/auth/login"), "{}", email.body);
+    }
+}
