@@ -177,6 +177,13 @@ pub struct ApiArgs {
     /// (`<URL>/api/v1/auth/verify?token=...`).
     #[arg(long, env = "SLIPWAY_PUBLIC_URL", default_value = "http://127.0.0.1:8080")]
     pub public_url: String,
+    /// Requests a minute one client address may make to each of register, login and
+    /// verification (429 with Retry-After beyond).
+    #[arg(long, env = "SLIPWAY_AUTH_REQUESTS_PER_MINUTE", default_value = "30")]
+    pub auth_requests_per_minute: std::num::NonZeroU32,
+    /// Login attempts a minute on one account from one client address.
+    #[arg(long, env = "SLIPWAY_LOGIN_ATTEMPTS_PER_MINUTE", default_value = "10")]
+    pub login_attempts_per_minute: std::num::NonZeroU32,
 }
 
 /// Flags of the controllers.
@@ -249,6 +256,10 @@ impl ApiArgs {
             platform,
             mail,
             public_url: self.public_url.trim_end_matches('/').to_string(),
+            limits: slipway_api::LimitsConfig {
+                per_client_per_minute: self.auth_requests_per_minute,
+                login_per_account_per_minute: self.login_attempts_per_minute,
+            },
         }
     }
 }

@@ -23,4 +23,6 @@ pub struct ApiConfig {
     /// Base URL at which people reach the API, without a trailing `/`: links in account
     /// emails start with it.
     pub public_url: String,
+    /// Rate limits of the account endpoints.
+    pub limits: crate::LimitsConfig,
 }

@@ -20,6 +20,7 @@ mod config;
 mod db;
 mod error;
 mod json;
+mod limits;
 mod paths;
 mod routes;
 
@@ -28,6 +29,7 @@ pub use cluster::Cluster;
 pub use config::ApiConfig;
 pub use db::Database;
 pub use error::{ApiError, FieldError};
+pub use limits::LimitsConfig;
 
 use axum::Router;
 use slipway_policies::{PlanCatalog, Platform};
@@ -39,6 +41,7 @@ pub struct AppState {
     db: Database,
     tokens: Arc<auth::Tokens>,
     accounts: auth::AccountCache,
+    limits: Arc<limits::Limits>,
     mailer: Arc<slipway_mail::Mailer>,
     public_url: Arc<str>,
     cluster: Cluster,
@@ -78,12 +81,24 @@ impl Application {
             db,
             tokens,
             accounts: auth::AccountCache::default(),
+            limits: Arc::new(limits::Limits::new(config.limits)),
             mailer: Arc::new(slipway_mail::Mailer::new(&config.mail)?),
             public_url: config.public_url.trim_end_matches('/').into(),
             cluster,
             plans,
             platform: Arc::new(config.platform.clone()),
         };
+        // Limiter entries back to a full budget are dropped every minute, until the API goes.
+        let limits = Arc::downgrade(&state.limits);
+        tokio::spawn(async move {
+            let mut every_minute = tokio::time::interval(std::time::Duration::from_secs(60));
+            every_minute.tick().await;
+            loop {
+                every_minute.tick().await;
+                let Some(limits) = limits.upgrade() else { break };
+                limits.shrink();
+            }
+        });
         Ok(Self { router: routes::router(state, config.max_body_bytes) })
     }
 
@@ -102,6 +117,8 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %listener.local_addr()?, "API listening");
-        axum::serve(listener, self.router).with_graceful_shutdown(shutdown).await
+        // With the peer's address, which the rate limits key on.
+        let service = self.router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        axum::serve(listener, service).with_graceful_shutdown(shutdown).await
     }
 }

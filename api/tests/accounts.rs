@@ -11,7 +11,7 @@ use axum::{
 };
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use slipway_api::{ApiConfig, Application, Cluster, TokenConfig};
+use slipway_api::{ApiConfig, Application, Cluster, LimitsConfig, TokenConfig};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -52,6 +52,11 @@ async fn app(kind: &str) -> Router {
 
 /// The API over a fresh database of `kind`, and that database's URL.
 async fn app_and_database(kind: &str) -> (Router, String) {
+    app_with_limits(kind, LimitsConfig::default()).await
+}
+
+/// The API with rate limits `limits` over a fresh database of `kind`, and that database's URL.
+async fn app_with_limits(kind: &str, limits: LimitsConfig) -> (Router, String) {
     let database_url = fresh_database(kind).await;
     let config = ApiConfig {
         database_url: database_url.clone().into(),
@@ -68,6 +73,7 @@ async fn app_and_database(kind: &str) -> (Router, String) {
             from: "Slipway <noreply@slipway.test>".into(),
         },
         public_url: "https://slipway.test".into(),
+        limits,
     };
     required_env("KUBECONFIG");
     let cluster = Cluster::new(kube::Config::infer().await.unwrap()).unwrap();
@@ -129,8 +135,24 @@ struct Reply {
     body: Value,
 }
 
+/// The client address of requests that name none.
+const CLIENT: &str = "198.18.0.1:40000";
+
 async fn call(app: &Router, method: &str, uri: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> Reply {
-    let mut req = Request::builder().method(method).uri(uri);
+    call_from(app, CLIENT, method, uri, token, body).await
+}
+
+/// A request from the client at `client` (`IP:PORT`), as `axum::serve` would pass it on.
+async fn call_from(
+    app: &Router,
+    client: &str,
+    method: &str,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+) -> Reply {
+    let peer: std::net::SocketAddr = client.parse().unwrap();
+    let mut req = Request::builder().method(method).uri(uri).extension(axum::extract::ConnectInfo(peer));
     if let Some(token) = token {
         req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
     }
@@ -154,7 +176,11 @@ async fn call(app: &Router, method: &str, uri: &str, token: Option<&str>, body: 
 }
 
 async fn post(app: &Router, uri: &str, token: Option<&str>, body: Value) -> Reply {
-    call(app, "POST", uri, token, Some(("application/json", body.to_string().into_bytes()))).await
+    post_from(app, CLIENT, uri, token, body).await
+}
+
+async fn post_from(app: &Router, client: &str, uri: &str, token: Option<&str>, body: Value) -> Reply {
+    call_from(app, client, "POST", uri, token, Some(("application/json", body.to_string().into_bytes()))).await
 }
 
 fn assert_problem(reply: &Reply, status: u16, detail_contains: &str) {
@@ -389,14 +415,62 @@ async fn registration_reveals_nothing(kind: &str) {
     assert_problem(&eve, 401, "invalid email or password");
 
     // Mallory registers Grace's address first; Grace's own registration replaces that account.
+    // The address had its one registration email this minute (Mallory's link), so Grace asks
+    // for hers once logged in.
     let grace = unique_email("grace");
     let squat = post(&app, "/api/v1/auth/register", None, body(&grace, "mallory owns this one")).await;
     assert_eq!(squat.status, StatusCode::ACCEPTED);
-    let grace_token = register_and_login(&app, &grace).await;
+    let grace_token = register_unverified(&app, &grace).await;
+    let resent = post(&app, "/api/v1/auth/verify/resend", Some(&grace_token), json!(null)).await;
+    assert_eq!(resent.status, StatusCode::ACCEPTED, "{:?}", resent.body);
+    let link = verification_token(&grace, 2).await;
+    let verified = post(&app, "/api/v1/auth/verify", Some(&grace_token), json!({"token": link})).await;
+    assert_eq!(verified.status, StatusCode::OK, "{:?}", verified.body);
     let mallory =
         post(&app, "/api/v1/auth/login", None, json!({"email": grace, "password": "mallory owns this one"})).await;
     assert_problem(&mallory, 401, "invalid email or password");
     assert_eq!(call(&app, "GET", "/api/v1/me", Some(&grace_token), None).await.body["email_verified"], true);
 }
 
-on_both_databases!(accounts_contract, token_checks, bad_input_is_4xx, verification, registration_reveals_nothing);
+/// Too many requests from one client answer 429 with `Retry-After`; an attacker hammering an
+/// account from their address does not lock its holder out.
+async fn rate_limits(kind: &str) {
+    let three = std::num::NonZeroU32::new(3).unwrap();
+    let limits = LimitsConfig { per_client_per_minute: three, login_per_account_per_minute: three };
+    let (app, _) = app_with_limits(kind, limits).await;
+    let (attacker, holder) = ("198.18.0.66:1234", "198.18.0.7:5678");
+    let ada = unique_email("ada");
+    let register = json!({"email": ada, "password": "correct horse battery", "name": "Ada"});
+    assert_eq!(post_from(&app, holder, "/api/v1/auth/register", None, register).await.status, StatusCode::ACCEPTED);
+
+    for _ in 0..3 {
+        let body = json!({"email": unique_email("x"), "password": "correct horse battery", "name": "X"});
+        assert_eq!(post_from(&app, attacker, "/api/v1/auth/register", None, body).await.status, StatusCode::ACCEPTED);
+    }
+    let body = json!({"email": unique_email("x"), "password": "correct horse battery", "name": "X"});
+    let over = post_from(&app, attacker, "/api/v1/auth/register", None, body).await;
+    assert_problem(&over, 429, "too many registrations from your address");
+    let retry: u64 = over.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+
+    let wrong = json!({"email": ada, "password": "not the password"});
+    for _ in 0..3 {
+        let reply = post_from(&app, attacker, "/api/v1/auth/login", None, wrong.clone()).await;
+        assert_problem(&reply, 401, "invalid email or password");
+    }
+    let blocked = post_from(&app, attacker, "/api/v1/auth/login", None, wrong).await;
+    assert_problem(&blocked, 429, "too many login attempts");
+    assert!(blocked.headers.contains_key(header::RETRY_AFTER));
+    // The holder, from their own address, still gets in (after at most the failures' delay).
+    let right = json!({"email": ada, "password": "correct horse battery"});
+    assert_eq!(post_from(&app, holder, "/api/v1/auth/login", None, right).await.status, StatusCode::OK);
+}
+
+on_both_databases!(
+    accounts_contract,
+    token_checks,
+    bad_input_is_4xx,
+    verification,
+    registration_reveals_nothing,
+    rate_limits
+);

@@ -175,6 +175,12 @@ pub fn slipway() -> &'static Slipway {
                     max_body_bytes: 64 * 1024,
                     platform: platform(),
                     public_url: format!("http://{}", listener.local_addr().unwrap()),
+                    // Every test registers and logs in from 127.0.0.1: budgets beyond the
+                    // suite's (api/tests/accounts.rs tests the limits themselves).
+                    limits: slipway_api::LimitsConfig {
+                        per_client_per_minute: std::num::NonZeroU32::new(100_000).unwrap(),
+                        login_per_account_per_minute: std::num::NonZeroU32::new(100_000).unwrap(),
+                    },
                     mail: slipway_controller::MailerConfig {
                         smtp_url: smtp_url.clone().into(),
                         from: "Slipway <noreply@slipway.test>".into(),

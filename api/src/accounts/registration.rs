@@ -10,6 +10,9 @@
 //! |                                          | password dies with it); a verification link    |
 //! | a verified account, or one in a tenant   | nothing changes; a "someone tried to register  |
 //! |                                          | with your address" notice                      |
+//!
+//! Whatever the case, an address gets at most one link and one notice a minute
+//! ([`crate::limits::MAIL_INTERVAL`]); a lost link is resent on request once logged in.
 
 use crate::{
     AppState,
@@ -17,6 +20,7 @@ use crate::{
     auth::hash_password,
     db::{User, is_unique_violation},
     error::ApiError,
+    limits::RegistrationMail,
 };
 
 /// Registers `email` (already normalized and checked) for `name` with `password` (already
@@ -36,7 +40,7 @@ pub async fn register(state: &AppState, email: String, name: String, password: S
         None => match state.db.insert_user(&user).await {
             Ok(()) => {
                 tracing::info!(user = %user.id, "user registered");
-                verification::send_link(state, &user.id, &user.email).await
+                mail_link(state, &user).await
             }
             // Registered concurrently with the same address: that request mails the link.
             Err(e) if is_unique_violation(&e) => Ok(()),
@@ -45,12 +49,23 @@ pub async fn register(state: &AppState, email: String, name: String, password: S
         Some(existing) if !existing.verified && state.db.replace_unverified_user(&existing.id, &user).await? => {
             state.accounts.forget(&existing.id).await;
             tracing::info!(user = %user.id, replaced = %existing.id, "unverified account replaced by a new registration");
-            verification::send_link(state, &user.id, &user.email).await
+            mail_link(state, &user).await
         }
         Some(existing) => {
-            let login = format!("{}/api/v1/auth/login", state.public_url);
-            state.send_mail_later(&existing.email, emails::registration_attempt(&existing.name, &login));
+            if state.limits.may_mail(RegistrationMail::Notice, &existing.email) {
+                let login = format!("{}/api/v1/auth/login", state.public_url);
+                state.send_mail_later(&existing.email, emails::registration_attempt(&existing.name, &login));
+            }
             Ok(())
         }
     }
+}
+
+/// Mails the new account its verification link, unless its address was mailed within the
+/// last [`crate::limits::MAIL_INTERVAL`].
+async fn mail_link(state: &AppState, user: &User) -> Result<(), ApiError> {
+    if !state.limits.may_mail(RegistrationMail::Link, &user.email) {
+        return Ok(());
+    }
+    verification::send_link(state, &user.id, &user.email).await
 }

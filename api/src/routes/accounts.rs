@@ -6,6 +6,7 @@ use crate::{
     auth::{Caller, verify_password},
     error::{ApiError, FieldError},
     json::StrictJson,
+    limits::{ClientAddr, Endpoint},
 };
 use axum::{
     Json,
@@ -91,8 +92,10 @@ fn normalize_email(email: &str) -> Option<String> {
 /// verification link or a notice.
 pub async fn register(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     StrictJson(req): StrictJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    state.limits.check_client(Endpoint::Register, client)?;
     let mut errors = Vec::new();
     let email = normalize_email(&req.email);
     if email.is_none() {
@@ -123,9 +126,11 @@ pub async fn register(
 /// confirms their address with the token of a link mailed to it.
 pub async fn verify(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     caller: Caller,
     StrictJson(req): StrictJson<VerifyRequest>,
 ) -> Result<Json<Verified>, ApiError> {
+    state.limits.check_client(Endpoint::Verify, client)?;
     verification::confirm(&state, &caller.id, &req.token).await?;
     Ok(Json(Verified { email: caller.email, email_verified: true }))
 }
@@ -146,8 +151,10 @@ pub async fn verify_link(Query(link): Query<VerifyRequest>) -> Json<Accepted> {
 /// `Retry-After` before that).
 pub async fn resend_verification(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     caller: Caller,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    state.limits.check_client(Endpoint::Verify, client)?;
     verification::resend(&state, &caller.id, &caller.email, caller.verified).await?;
     Ok((StatusCode::ACCEPTED, Json(Accepted { detail: format!("a new link is on its way to {}", caller.email) })))
 }
@@ -156,13 +163,23 @@ pub async fn resend_verification(
 /// Unknown email and wrong password answer the same 401, in the same time.
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
     StrictJson(req): StrictJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    let user = match normalize_email(&req.email) {
-        Some(email) => state.db.user_by_email(&email).await?,
+    state.limits.check_client(Endpoint::Login, client)?;
+    let email = normalize_email(&req.email);
+    let user = match &email {
+        Some(email) => {
+            // Per address attempted, whether or not it has an account: the limits reveal nothing.
+            state.limits.before_login(email, client).await?;
+            state.db.user_by_email(email).await?
+        }
         None => None,
     };
     let verified = verify_password(req.password, user.as_ref().map(|u| u.password_hash.clone())).await?;
+    if let Some(email) = &email {
+        state.limits.after_login(email, verified && user.is_some()).await;
+    }
     let user = user.filter(|_| verified).ok_or_else(|| ApiError::Unauthorized("invalid email or password".into()))?;
     Ok(Json(TokenResponse {
         access_token: state.tokens.issue(&user.id, &user.email)?,
