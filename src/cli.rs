@@ -161,6 +161,11 @@ pub struct ApiArgs {
     /// tokens do not survive a restart (fine for development only).
     #[arg(long, env = "SLIPWAY_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,
+    /// Keys that signed before SLIPWAY_JWT_SECRET, comma-separated: they still verify the
+    /// access tokens they signed (the JWT header's `kid` names the key). To rotate, move the
+    /// old key here, set the new one, and drop the old one a token lifetime later.
+    #[arg(long, env = "SLIPWAY_JWT_PREVIOUS_SECRETS", hide_env_values = true, value_delimiter = ',')]
+    pub jwt_previous_secrets: Vec<SecretString>,
     /// `iss` of access tokens.
     #[arg(long, env = "SLIPWAY_JWT_ISSUER", default_value = "slipway")]
     pub jwt_issuer: String,
@@ -168,7 +173,7 @@ pub struct ApiArgs {
     #[arg(long, env = "SLIPWAY_JWT_AUDIENCE", default_value = "slipway-api")]
     pub jwt_audience: String,
     /// Lifetime of access tokens, in seconds (short-lived per OWASP's JWT cheat sheet).
-    #[arg(long, env = "SLIPWAY_TOKEN_TTL_SECONDS", default_value_t = 3600)]
+    #[arg(long, env = "SLIPWAY_TOKEN_TTL_SECONDS", default_value_t = 900)]
     pub token_ttl_seconds: u64,
     /// Largest request body, in bytes.
     #[arg(long, env = "SLIPWAY_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
@@ -248,6 +253,11 @@ impl ApiArgs {
             database_url: self.database_url.clone(),
             tokens: TokenConfig {
                 key,
+                previous_keys: self
+                    .jwt_previous_secrets
+                    .iter()
+                    .map(|k| k.expose_secret().as_bytes().to_vec())
+                    .collect(),
                 issuer: self.jwt_issuer.clone(),
                 audience: self.jwt_audience.clone(),
                 ttl_seconds: self.token_ttl_seconds,

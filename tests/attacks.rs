@@ -136,35 +136,43 @@ async fn members_create_slipway_objects_only_in_their_own_tenant() {
     }
 }
 
-/// A JWT over `claims` signed with HS256 and `key`.
-fn signed(claims: &Value, key: &[u8]) -> String {
-    jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &jsonwebtoken::EncodingKey::from_secret(key))
-        .unwrap()
+/// A JWT over `claims` with `header`, signed with HS256 and `key`.
+fn signed(header: &jsonwebtoken::Header, claims: &Value, key: &[u8]) -> String {
+    jsonwebtoken::encode(header, claims, &jsonwebtoken::EncodingKey::from_secret(key)).unwrap()
 }
 
 #[tokio::test]
 async fn forged_expired_and_foreign_tokens_are_refused() {
-    let (_, email) = Client::new_user("atk-jwt").await;
+    let (user, email) = Client::new_user("atk-jwt").await;
+    // The header the API writes (HS256, `kid` naming its key), from a real login.
+    let login = user.post("/auth/login", json!({"email": email, "password": "correct horse battery"})).await;
+    let ours = jsonwebtoken::decode_header(login.body["access_token"].as_str().unwrap()).unwrap();
+    let unknown_kid = jsonwebtoken::Header { kid: Some("0123456789abcdef".into()), ..ours.clone() };
+    let signed = |claims: &Value, key: &[u8]| signed(&ours, claims, key);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     // The test API's key, issuer and audience (tests/support).
     let key = [9_u8; 32];
-    let claims = |iss: &str, aud: &str, exp: u64| json!({"sub": "someone", "email": email, "iss": iss, "aud": aud, "iat": now, "exp": exp});
+    let claims = |iss: &str, aud: &str, exp: u64| json!({"sub": "someone", "email": email, "sid": "s", "iss": iss, "aud": aud, "iat": now, "exp": exp});
     let valid = claims("slipway", "slipway-api", now + 600);
     let unsigned = format!(
         "{}.{}.",
         URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
         URL_SAFE_NO_PAD.encode(valid.to_string())
     );
+    // Each refused for its own reason, before anything else is looked at.
     let tokens = [
-        ("alg none", unsigned),
-        ("another key", signed(&valid, &[8; 32])),
-        ("expired", signed(&claims("slipway", "slipway-api", now - 60), &key)),
-        ("wrong audience", signed(&claims("slipway", "someone-else", now + 600), &key)),
-        ("wrong issuer", signed(&claims("evil", "slipway-api", now + 600), &key)),
+        ("alg none", unsigned, "malformed"),
+        ("another key", signed(&valid, &[8; 32]), "signature is invalid"),
+        ("a key the API does not know", self::signed(&unknown_kid, &valid, &[8; 32]), "does not know"),
+        ("expired", signed(&claims("slipway", "slipway-api", now - 60), &key), "expired"),
+        ("wrong audience", signed(&claims("slipway", "someone-else", now + 600), &key), "not issued for this API"),
+        ("wrong issuer", signed(&claims("evil", "slipway-api", now + 600), &key), "not issued for this API"),
     ];
     let http = reqwest::Client::new();
-    for (what, token) in tokens {
+    for (what, token, why) in tokens {
         let r = http.get(format!("{}/tenants", support::slipway().base_url)).bearer_auth(token).send().await.unwrap();
-        assert_eq!(r.status().as_u16(), 401, "{what}: {}", r.text().await.unwrap());
+        assert_eq!(r.status().as_u16(), 401, "{what}");
+        let body: Value = r.json().await.unwrap();
+        assert!(body["detail"].as_str().unwrap().contains(why), "{what}: {body}");
     }
 }

@@ -33,6 +33,29 @@ pub struct EmailToken {
     pub used_at: Option<DateTime<Utc>>,
 }
 
+/// What spending a refresh token did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// No such token.
+    Unknown,
+    /// Past its expiry.
+    Expired,
+    /// Its session was ended (logout, or a reuse).
+    Ended,
+    /// It was spent before: its session is now ended.
+    Reused {
+        /// The ended session.
+        session: String,
+    },
+    /// Spent; the next token of the session is stored.
+    Rotated {
+        /// The session.
+        session: String,
+        /// Its account.
+        user_id: String,
+    },
+}
+
 /// What a single-use token is for (the `purpose` column).
 pub const VERIFY_EMAIL: &str = "verify-email";
 
@@ -164,6 +187,106 @@ impl Database {
             .await?;
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Starts session `id` of `user_id` with its first refresh token.
+    pub async fn insert_session(
+        &self,
+        id: &str,
+        user_id: &str,
+        token_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> sqlx::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO sessions (id, user_id, created_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(user_id)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        insert_refresh_token(&mut tx, token_hash, id, expires_at).await?;
+        tx.commit().await
+    }
+
+    /// Spends the refresh token `spent` and stores `next` in its place, or says why not. A
+    /// token spent before ends its session (in the same transaction).
+    pub async fn rotate_refresh_token(
+        &self,
+        spent: &str,
+        next: &str,
+        now: DateTime<Utc>,
+        next_expires_at: DateTime<Utc>,
+    ) -> sqlx::Result<RefreshOutcome> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query(
+            "SELECT r.session_id, r.expires_at, r.spent_at, s.user_id, s.revoked_at FROM refresh_tokens r \
+             JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
+        )
+        .bind(spent)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(RefreshOutcome::Unknown) };
+        let session: String = row.try_get("session_id")?;
+        if row.try_get::<Option<String>, _>("revoked_at")?.is_some() {
+            return Ok(RefreshOutcome::Ended);
+        }
+        let reused = row.try_get::<Option<String>, _>("spent_at")?.is_some()
+            || sqlx::query("UPDATE refresh_tokens SET spent_at = $1 WHERE token_hash = $2 AND spent_at IS NULL")
+                .bind(timestamp(now))
+                .bind(spent)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 0;
+        if reused {
+            end_session(&mut tx, &session).await?;
+            tx.commit().await?;
+            return Ok(RefreshOutcome::Reused { session });
+        }
+        if parse_time("expires_at", &row.try_get::<String, _>("expires_at")?)? <= now {
+            return Ok(RefreshOutcome::Expired);
+        }
+        insert_refresh_token(&mut tx, next, &session, next_expires_at).await?;
+        tx.commit().await?;
+        Ok(RefreshOutcome::Rotated { session, user_id: row.try_get("user_id")? })
+    }
+
+    /// Ends the session of the refresh token with this hash; its id, if the token exists.
+    pub async fn end_session_of(&self, token_hash: &str) -> sqlx::Result<Option<String>> {
+        let mut tx = self.pool.begin().await?;
+        let session: Option<String> = sqlx::query_scalar("SELECT session_id FROM refresh_tokens WHERE token_hash = $1")
+            .bind(token_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(session) = &session {
+            end_session(&mut tx, session).await?;
+        }
+        tx.commit().await?;
+        Ok(session)
+    }
+
+    /// Ends every session of the account; their ids.
+    pub async fn end_sessions_of_user(&self, user_id: &str) -> sqlx::Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let sessions: Vec<String> =
+            sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
+                .bind(user_id)
+                .fetch_all(&mut *tx)
+                .await?;
+        for session in &sessions {
+            end_session(&mut tx, session).await?;
+        }
+        tx.commit().await?;
+        Ok(sessions)
+    }
+
+    /// Whether the session exists and has not ended.
+    pub async fn session_active(&self, id: &str) -> sqlx::Result<bool> {
+        let revoked: Option<Option<String>> = sqlx::query_scalar("SELECT revoked_at FROM sessions WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(matches!(revoked, Some(None)))
     }
 
     /// Stores the hash of a token mailed to `email` for `purpose`, working until `expires_at`.
@@ -311,6 +434,31 @@ impl Database {
         sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name).execute(&mut *tx).await?;
         tx.commit().await
     }
+}
+
+async fn insert_refresh_token(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    token_hash: &str,
+    session: &str,
+    expires_at: DateTime<Utc>,
+) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at, expires_at) VALUES ($1, $2, $3, $4)")
+        .bind(token_hash)
+        .bind(session)
+        .bind(now())
+        .bind(timestamp(expires_at))
+        .execute(&mut **tx)
+        .await
+        .map(drop)
+}
+
+async fn end_session(tx: &mut sqlx::Transaction<'static, sqlx::Any>, session: &str) -> sqlx::Result<()> {
+    sqlx::query("UPDATE sessions SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2")
+        .bind(now())
+        .bind(session)
+        .execute(&mut **tx)
+        .await
+        .map(drop)
 }
 
 fn membership_from(r: &sqlx::any::AnyRow) -> sqlx::Result<Membership> {

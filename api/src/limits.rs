@@ -2,7 +2,8 @@
 //! people (OWASP Authentication Cheat Sheet, "Login Throttling"; ASVS 4.0 V2.2.1).
 //!
 //! - Each client address may make [`LimitsConfig::per_client_per_minute`] requests a minute
-//!   to each of register, login and verification; more answer 429 with `Retry-After`.
+//!   to each of register, login, verification and refresh/logout; more answer 429 with
+//!   `Retry-After`.
 //! - Login attempts on one account from one client address are capped at
 //!   [`LimitsConfig::login_per_account_per_minute`]. The cap is per (account, address), so an
 //!   attacker who exhausts it locks out only themselves, never the account's holder.
@@ -76,6 +77,8 @@ pub enum Endpoint {
     Login,
     /// `POST /auth/verify` and `/auth/verify/resend`.
     Verify,
+    /// `POST /auth/refresh` and `/auth/logout`.
+    Refresh,
 }
 
 /// The address of the client's connection, which the limits key on. Behind a reverse proxy
@@ -100,6 +103,7 @@ pub struct Limits {
     register: DefaultKeyedRateLimiter<IpAddr>,
     login: DefaultKeyedRateLimiter<IpAddr>,
     verify: DefaultKeyedRateLimiter<IpAddr>,
+    refresh: DefaultKeyedRateLimiter<IpAddr>,
     login_account: DefaultKeyedRateLimiter<(String, IpAddr)>,
     mail: DefaultKeyedRateLimiter<(RegistrationMail, String)>,
     failures: Cache<String, u32>,
@@ -124,6 +128,7 @@ impl Limits {
             register: RateLimiter::keyed(per_client),
             login: RateLimiter::keyed(per_client),
             verify: RateLimiter::keyed(per_client),
+            refresh: RateLimiter::keyed(per_client),
             login_account: RateLimiter::keyed(Quota::per_minute(config.login_per_account_per_minute)),
             mail: RateLimiter::keyed(once),
             failures: Cache::builder().time_to_idle(FAILURE_MEMORY).max_capacity(1_000_000).build(),
@@ -139,6 +144,7 @@ impl Limits {
             Endpoint::Register => (&self.register, "registrations"),
             Endpoint::Login => (&self.login, "login attempts"),
             Endpoint::Verify => (&self.verify, "verification requests"),
+            Endpoint::Refresh => (&self.refresh, "token refreshes"),
         };
         check(limiter, &client, &format!("too many {what} from your address"))
     }
@@ -181,6 +187,7 @@ impl Limits {
         self.register.retain_recent();
         self.login.retain_recent();
         self.verify.retain_recent();
+        self.refresh.retain_recent();
         self.login_account.retain_recent();
         self.mail.retain_recent();
     }

@@ -62,6 +62,7 @@ async fn app_with_limits(kind: &str, limits: LimitsConfig) -> (Router, String) {
         database_url: database_url.clone().into(),
         tokens: TokenConfig {
             key: KEY.to_vec(),
+            previous_keys: vec![],
             issuer: "slipway".into(),
             audience: "slipway-api".into(),
             ttl_seconds: 600,
@@ -268,9 +269,10 @@ async fn token_checks(kind: &str) {
         use base64::Engine;
         serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
     };
+    // Signed as the API signs: HS256 with the header naming the API's key.
+    let header = jsonwebtoken::decode_header(&token).unwrap();
     let sign = |claims: &Value, key: &[u8]| {
-        jsonwebtoken::encode(&jsonwebtoken::Header::default(), claims, &jsonwebtoken::EncodingKey::from_secret(key))
-            .unwrap()
+        jsonwebtoken::encode(&header, claims, &jsonwebtoken::EncodingKey::from_secret(key)).unwrap()
     };
     let forged = sign(&claims, &[7; 32]);
     assert_problem(&call(&app, "GET", "/api/v1/me", Some(&forged), None).await, 401, "signature is invalid");
@@ -466,7 +468,75 @@ async fn rate_limits(kind: &str) {
     assert_eq!(post_from(&app, holder, "/api/v1/auth/login", None, right).await.status, StatusCode::OK);
 }
 
+/// Logs `email` in: the (access token, refresh token).
+async fn login(app: &Router, email: &str) -> (String, String) {
+    let reply =
+        post(app, "/api/v1/auth/login", None, json!({"email": email, "password": "correct horse battery"})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let field = |name: &str| reply.body[name].as_str().unwrap().to_string();
+    (field("access_token"), field("refresh_token"))
+}
+
+/// Refresh tokens rotate; a spent one presented again ends its session; logout ends one
+/// session, logout-all every one, access tokens included.
+async fn sessions(kind: &str) {
+    let (app, database_url) = app_and_database(kind).await;
+    let ada = unique_email("ada");
+    register_and_login(&app, &ada).await;
+    let me = |token: String| {
+        let app = app.clone();
+        async move { call(&app, "GET", "/api/v1/me", Some(&token), None).await }
+    };
+    let refresh = |token: &str| post(&app, "/api/v1/auth/refresh", None, json!({"refresh_token": token}));
+
+    let (access1, refresh1) = login(&app, &ada).await;
+    assert_eq!(refresh1.len(), 43);
+    let next = refresh(&refresh1).await;
+    assert_eq!(next.status, StatusCode::OK, "{:?}", next.body);
+    assert_eq!((next.body["token_type"].as_str(), next.body["expires_in"].as_u64()), (Some("Bearer"), Some(600)));
+    let (access2, refresh2) =
+        (next.body["access_token"].as_str().unwrap().to_string(), next.body["refresh_token"].as_str().unwrap());
+    assert_ne!(refresh2, refresh1);
+    assert_eq!(me(access2.clone()).await.status, StatusCode::OK);
+
+    // refresh1 was spent: presenting it again (a thief, or its owner after the thief) ends
+    // the session, for both of them.
+    assert_problem(&refresh(&refresh1).await, 401, "already used");
+    assert_problem(&refresh(refresh2).await, 401, "session has ended");
+    assert_problem(&me(access2).await, 401, "session has ended");
+    assert_problem(&me(access1).await, 401, "session has ended");
+
+    // Logout ends one session; the account's others go on.
+    let (access3, refresh3) = login(&app, &ada).await;
+    let (access4, refresh4) = login(&app, &ada).await;
+    let logout = post(&app, "/api/v1/auth/logout", None, json!({"refresh_token": refresh3})).await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT, "{:?}", logout.body);
+    assert_problem(&me(access3).await, 401, "session has ended");
+    assert_problem(&refresh(&refresh3).await, 401, "session has ended");
+    assert_eq!(me(access4.clone()).await.status, StatusCode::OK);
+    let unknown = post(&app, "/api/v1/auth/logout", None, json!({"refresh_token": "not-a-token"})).await;
+    assert_problem(&unknown, 401, "not valid");
+
+    // Logout-all ends them all.
+    let (_, refresh5) = login(&app, &ada).await;
+    assert_eq!(post(&app, "/api/v1/auth/logout-all", Some(&access4), json!(null)).await.status, StatusCode::NO_CONTENT);
+    assert_problem(&me(access4).await, 401, "session has ended");
+    assert_problem(&refresh(&refresh4).await, 401, "session has ended");
+    assert_problem(&refresh(&refresh5).await, 401, "session has ended");
+
+    // Idle refresh tokens expire; only hashes are stored.
+    let (_, refresh6) = login(&app, &ada).await;
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&database_url).await.unwrap();
+    let stored: Vec<String> =
+        sqlx::query_scalar("SELECT token_hash FROM refresh_tokens").fetch_all(&mut db).await.unwrap();
+    assert!(!stored.iter().any(|h| h == &refresh6), "only hashes are stored");
+    sqlx::query("UPDATE refresh_tokens SET expires_at = '2000-01-01T00:00:00Z'").execute(&mut db).await.unwrap();
+    assert_problem(&refresh(&refresh6).await, 401, "expired");
+}
+
 on_both_databases!(
+    sessions,
     accounts_contract,
     token_checks,
     bad_input_is_4xx,

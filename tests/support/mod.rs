@@ -168,6 +168,7 @@ pub fn slipway() -> &'static Slipway {
                     database_url: database_url.into(),
                     tokens: slipway_api::TokenConfig {
                         key: vec![9; 32],
+                        previous_keys: vec![],
                         issuer: "slipway".into(),
                         audience: "slipway-api".into(),
                         ttl_seconds: 3600,

@@ -4,4 +4,5 @@ pub mod emails;
 pub mod one_time_token;
 pub mod password_policy;
 pub mod registration;
+pub mod sessions;
 pub mod verification;

@@ -1,7 +1,8 @@
 //! What every authenticated request checks beyond the token's signature: that its account
-//! still exists, under which address, and whether that address is verified. Answers are
-//! cached for [`TTL`], so most requests cost no database round trip, and a deleted account's
-//! tokens stop working within [`TTL`] on every replica (at once on the one that deleted it).
+//! still exists, under which address, whether that address is verified, and that its session
+//! has not ended. Answers are cached for [`TTL`], so most requests cost no database round
+//! trip, and the tokens of a deleted account or an ended session stop working within [`TTL`]
+//! on every replica (at once on the one that made the change).
 
 use crate::db::Database;
 use moka::future::Cache;
@@ -21,15 +22,20 @@ pub struct AccountState {
     pub verified: bool,
 }
 
-/// The cache of [`AccountState`]s by user id; `None` records a deleted account.
+/// The cache of [`AccountState`]s by user id (`None` records a deleted account), and of
+/// whether each session is still active.
 #[derive(Clone)]
 pub struct AccountCache {
     cache: Cache<String, Option<AccountState>>,
+    sessions: Cache<String, bool>,
 }
 
 impl Default for AccountCache {
     fn default() -> Self {
-        Self { cache: Cache::builder().time_to_live(TTL).max_capacity(CAPACITY).build() }
+        Self {
+            cache: Cache::builder().time_to_live(TTL).max_capacity(CAPACITY).build(),
+            sessions: Cache::builder().time_to_live(TTL).max_capacity(CAPACITY).build(),
+        }
     }
 }
 
@@ -51,5 +57,24 @@ impl AccountCache {
     /// replica sees the change at once.
     pub async fn forget(&self, user_id: &str) {
         self.cache.invalidate(user_id).await;
+    }
+
+    /// Whether the session has not ended, from the cache or the database.
+    ///
+    /// # Errors
+    /// The database does not answer.
+    pub async fn session_active(&self, db: &Database, session: &str) -> Result<bool, sqlx::Error> {
+        if let Some(active) = self.sessions.get(session).await {
+            return Ok(active);
+        }
+        let active = db.session_active(session).await?;
+        self.sessions.insert(session.to_string(), active).await;
+        Ok(active)
+    }
+
+    /// Drops what is known of a session that just ended, so this replica refuses its access
+    /// tokens at once (others within [`TTL`]).
+    pub async fn forget_session(&self, session: &str) {
+        self.sessions.invalidate(session).await;
     }
 }

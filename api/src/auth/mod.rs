@@ -48,6 +48,9 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be: Bearer <token>".into()))?;
         let claims = state.tokens.verify(token.trim())?;
+        if !state.accounts.session_active(&state.db, &claims.sid).await? {
+            return Err(ApiError::Unauthorized("this session has ended (logged out); log in again".into()));
+        }
         let account = state
             .accounts
             .get(&state.db, &claims.sub)

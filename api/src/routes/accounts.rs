@@ -2,7 +2,7 @@
 
 use crate::{
     AppState,
-    accounts::{password_policy, registration, verification},
+    accounts::{password_policy, registration, sessions, verification},
     auth::{Caller, verify_password},
     error::{ApiError, FieldError},
     json::StrictJson,
@@ -58,6 +58,23 @@ pub struct TokenResponse {
     access_token: String,
     token_type: &'static str,
     expires_in: u64,
+    refresh_token: String,
+}
+
+impl From<sessions::TokenPair> for TokenResponse {
+    fn from(pair: sessions::TokenPair) -> Self {
+        Self {
+            access_token: pair.access_token,
+            token_type: "Bearer",
+            expires_in: pair.expires_in,
+            refresh_token: pair.refresh_token,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RefreshRequest {
+    refresh_token: String,
 }
 
 #[derive(Serialize)]
@@ -159,7 +176,8 @@ pub async fn resend_verification(
     Ok((StatusCode::ACCEPTED, Json(Accepted { detail: format!("a new link is on its way to {}", caller.email) })))
 }
 
-/// `POST /api/v1/auth/login` `{"email","password"}` → 200 `{"access_token","token_type","expires_in"}`.
+/// `POST /api/v1/auth/login` `{"email","password"}` → 200
+/// `{"access_token","token_type","expires_in","refresh_token"}`: a new session.
 /// Unknown email and wrong password answer the same 401, in the same time.
 pub async fn login(
     State(state): State<AppState>,
@@ -181,11 +199,36 @@ pub async fn login(
         state.limits.after_login(email, verified && user.is_some()).await;
     }
     let user = user.filter(|_| verified).ok_or_else(|| ApiError::Unauthorized("invalid email or password".into()))?;
-    Ok(Json(TokenResponse {
-        access_token: state.tokens.issue(&user.id, &user.email)?,
-        token_type: "Bearer",
-        expires_in: state.tokens.ttl_seconds(),
-    }))
+    Ok(Json(sessions::start(&state, &user).await?.into()))
+}
+
+/// `POST /api/v1/auth/refresh` `{"refresh_token"}` → 200, the session's next pair; the token
+/// is spent. A spent token presented again ends its session (401).
+pub async fn refresh(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    StrictJson(req): StrictJson<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    state.limits.check_client(Endpoint::Refresh, client)?;
+    Ok(Json(sessions::refresh(&state, &req.refresh_token).await?.into()))
+}
+
+/// `POST /api/v1/auth/logout` `{"refresh_token"}` → 204: ends that session, its access
+/// tokens included.
+pub async fn logout(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    StrictJson(req): StrictJson<RefreshRequest>,
+) -> Result<StatusCode, ApiError> {
+    state.limits.check_client(Endpoint::Refresh, client)?;
+    sessions::end(&state, &req.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/auth/logout-all` → 204: ends every session of the caller's account.
+pub async fn logout_all(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
+    sessions::end_all(&state, &caller.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `GET /api/v1/me` → the caller and their tenants (unverified accounts too).
