@@ -56,8 +56,10 @@ pub enum RefreshOutcome {
     },
 }
 
-/// What a single-use token is for (the `purpose` column).
+/// What a single-use token is for (the `purpose` column): verifying an address.
 pub const VERIFY_EMAIL: &str = "verify-email";
+/// What a single-use token is for (the `purpose` column): choosing a new password.
+pub const RESET_PASSWORD: &str = "reset-password";
 
 /// A tenant as the caller sees it in SQL: its plan and the caller's role.
 #[derive(Clone, Debug)]
@@ -268,14 +270,7 @@ impl Database {
     /// Ends every session of the account; their ids.
     pub async fn end_sessions_of_user(&self, user_id: &str) -> sqlx::Result<Vec<String>> {
         let mut tx = self.pool.begin().await?;
-        let sessions: Vec<String> =
-            sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
-                .bind(user_id)
-                .fetch_all(&mut *tx)
-                .await?;
-        for session in &sessions {
-            end_session(&mut tx, session).await?;
-        }
+        let sessions = end_sessions_in(&mut tx, user_id).await?;
         tx.commit().await?;
         Ok(sessions)
     }
@@ -349,28 +344,35 @@ impl Database {
     /// both happened (false when a concurrent use won, or the address changed since).
     pub async fn verify_email(&self, token_hash: &str, token: &EmailToken) -> sqlx::Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let used = sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-            .bind(now())
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        let verified = sqlx::query(
-            "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2 AND email = $3",
-        )
-        .bind(now())
-        .bind(&token.user_id)
-        .bind(&token.email)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if used == 1 && verified == 1 {
-            tx.commit().await?;
-            Ok(true)
-        } else {
-            tx.rollback().await?;
-            Ok(false)
+        if !use_email_token(&mut tx, token_hash, token).await? {
+            return Ok(false);
         }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Uses a reset token: sets the password (argon2id PHC string `password_hash`), marks the
+    /// address verified (the link proved it) and ends every session of the account, if the
+    /// token was still unused and the account still has the address it was mailed to.
+    /// Returns the ended sessions, or `None` when nothing happened.
+    pub async fn reset_password(
+        &self,
+        token_hash: &str,
+        token: &EmailToken,
+        password_hash: &str,
+    ) -> sqlx::Result<Option<Vec<String>>> {
+        let mut tx = self.pool.begin().await?;
+        if !use_email_token(&mut tx, token_hash, token).await? {
+            return Ok(None);
+        }
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(&token.user_id)
+            .execute(&mut *tx)
+            .await?;
+        let sessions = end_sessions_in(&mut tx, &token.user_id).await?;
+        tx.commit().await?;
+        Ok(Some(sessions))
     }
 
     /// Starts recording a new tenant owned by `owner`: returns the open transaction so the
@@ -436,6 +438,31 @@ impl Database {
     }
 }
 
+/// Marks an email token used and its account's address verified, in `tx`: false (and
+/// nothing to commit) when it was used already or the account's address changed since.
+async fn use_email_token(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    token_hash: &str,
+    token: &EmailToken,
+) -> sqlx::Result<bool> {
+    let used = sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+        .bind(now())
+        .bind(token_hash)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    let verified = sqlx::query(
+        "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2 AND email = $3",
+    )
+    .bind(now())
+    .bind(&token.user_id)
+    .bind(&token.email)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(used == 1 && verified == 1)
+}
+
 async fn insert_refresh_token(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     token_hash: &str,
@@ -450,6 +477,18 @@ async fn insert_refresh_token(
         .execute(&mut **tx)
         .await
         .map(drop)
+}
+
+/// Ends every active session of the account, in `tx`; their ids.
+async fn end_sessions_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, user_id: &str) -> sqlx::Result<Vec<String>> {
+    let sessions: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .fetch_all(&mut **tx)
+        .await?;
+    for session in &sessions {
+        end_session(tx, session).await?;
+    }
+    Ok(sessions)
 }
 
 async fn end_session(tx: &mut sqlx::Transaction<'static, sqlx::Any>, session: &str) -> sqlx::Result<()> {

@@ -2,17 +2,17 @@
 //! people (OWASP Authentication Cheat Sheet, "Login Throttling"; ASVS 4.0 V2.2.1).
 //!
 //! - Each client address may make [`LimitsConfig::per_client_per_minute`] requests a minute
-//!   to each of register, login, verification and refresh/logout; more answer 429 with
-//!   `Retry-After`.
+//!   to each of register, login, verification, refresh/logout and password reset; more
+//!   answer 429 with `Retry-After`.
 //! - Login attempts on one account from one client address are capped at
 //!   [`LimitsConfig::login_per_account_per_minute`]. The cap is per (account, address), so an
 //!   attacker who exhausts it locks out only themselves, never the account's holder.
 //! - Each failed login on an account delays the next attempts on it, from any address, by
 //!   [`delay_after`] the failures so far: at most [`MAX_LOGIN_DELAY`], a delay and never a
 //!   lock, forgotten [`FAILURE_MEMORY`] after the last failure or at once on a success.
-//! - Registration mails an address at most one verification link and one "someone tried to
-//!   sign up" notice a [`MAIL_INTERVAL`]; further registrations answer the same 202 and mail
-//!   nothing, so nobody can flood an inbox through Slipway.
+//! - An address gets at most one verification link, one "someone tried to sign up" notice
+//!   and one reset link a [`MAIL_INTERVAL`] from requests anyone can make; further requests
+//!   answer the same 202 and mail nothing, so nobody can flood an inbox through Slipway.
 //!
 //! The state is in memory, per replica: with N API replicas an address gets N times the
 //! limits, which still bounds guessing and mailing by a constant.
@@ -59,13 +59,16 @@ impl Default for LimitsConfig {
     }
 }
 
-/// The emails registration sends, each with its own budget per address.
+/// The emails anyone can make Slipway send by naming an address, each with its own budget
+/// per address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RegistrationMail {
+pub enum AccountMail {
     /// The verification link of a new account.
     Link,
     /// "Someone tried to sign up with your address".
     Notice,
+    /// A password reset link.
+    Reset,
 }
 
 /// An endpoint family with its own per-client budget.
@@ -79,6 +82,8 @@ pub enum Endpoint {
     Verify,
     /// `POST /auth/refresh` and `/auth/logout`.
     Refresh,
+    /// `POST /auth/password-reset` and its confirmation.
+    Reset,
 }
 
 /// The address of the client's connection, which the limits key on. Behind a reverse proxy
@@ -104,8 +109,9 @@ pub struct Limits {
     login: DefaultKeyedRateLimiter<IpAddr>,
     verify: DefaultKeyedRateLimiter<IpAddr>,
     refresh: DefaultKeyedRateLimiter<IpAddr>,
+    reset: DefaultKeyedRateLimiter<IpAddr>,
     login_account: DefaultKeyedRateLimiter<(String, IpAddr)>,
-    mail: DefaultKeyedRateLimiter<(RegistrationMail, String)>,
+    mail: DefaultKeyedRateLimiter<(AccountMail, String)>,
     failures: Cache<String, u32>,
 }
 
@@ -129,6 +135,7 @@ impl Limits {
             login: RateLimiter::keyed(per_client),
             verify: RateLimiter::keyed(per_client),
             refresh: RateLimiter::keyed(per_client),
+            reset: RateLimiter::keyed(per_client),
             login_account: RateLimiter::keyed(Quota::per_minute(config.login_per_account_per_minute)),
             mail: RateLimiter::keyed(once),
             failures: Cache::builder().time_to_idle(FAILURE_MEMORY).max_capacity(1_000_000).build(),
@@ -145,6 +152,7 @@ impl Limits {
             Endpoint::Login => (&self.login, "login attempts"),
             Endpoint::Verify => (&self.verify, "verification requests"),
             Endpoint::Refresh => (&self.refresh, "token refreshes"),
+            Endpoint::Reset => (&self.reset, "password reset requests"),
         };
         check(limiter, &client, &format!("too many {what} from your address"))
     }
@@ -178,7 +186,7 @@ impl Limits {
 
     /// Whether registration may mail `address` an email of this kind now (at most once a
     /// [`MAIL_INTERVAL`]).
-    pub fn may_mail(&self, kind: RegistrationMail, address: &str) -> bool {
+    pub fn may_mail(&self, kind: AccountMail, address: &str) -> bool {
         self.mail.check_key(&(kind, address.to_string())).is_ok()
     }
 
@@ -188,6 +196,7 @@ impl Limits {
         self.login.retain_recent();
         self.verify.retain_recent();
         self.refresh.retain_recent();
+        self.reset.retain_recent();
         self.login_account.retain_recent();
         self.mail.retain_recent();
     }
@@ -263,10 +272,10 @@ mod tests {
     #[test]
     fn an_address_gets_each_registration_email_once_a_minute() {
         let limits = limits(100, 100);
-        assert!(limits.may_mail(RegistrationMail::Link, "ada@example.com"));
-        assert!(!limits.may_mail(RegistrationMail::Link, "ada@example.com"));
-        assert!(limits.may_mail(RegistrationMail::Notice, "ada@example.com"));
-        assert!(!limits.may_mail(RegistrationMail::Notice, "ada@example.com"));
-        assert!(limits.may_mail(RegistrationMail::Link, "bob@example.com"));
+        assert!(limits.may_mail(AccountMail::Link, "ada@example.com"));
+        assert!(!limits.may_mail(AccountMail::Link, "ada@example.com"));
+        assert!(limits.may_mail(AccountMail::Notice, "ada@example.com"));
+        assert!(!limits.may_mail(AccountMail::Notice, "ada@example.com"));
+        assert!(limits.may_mail(AccountMail::Link, "bob@example.com"));
     }
 }

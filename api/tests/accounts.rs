@@ -117,16 +117,7 @@ async fn wait_for_mails(to: &str, count: usize) -> Vec<(String, String)> {
 
 /// The token of the newest verification link mailed to `to`, once there are `count` emails.
 async fn verification_token(to: &str, count: usize) -> String {
-    let mails = wait_for_mails(to, count).await;
-    let body = mails
-        .iter()
-        .filter(|(subject, _)| subject == "Confirm your email address for Slipway")
-        .map(|(_, body)| body)
-        .next_back()
-        .unwrap_or_else(|| panic!("no verification email to {to}: {mails:?}"));
-    let link = body.split_whitespace().find(|w| w.starts_with("https://slipway.test/")).expect("a link");
-    assert!(link.starts_with("https://slipway.test/api/v1/auth/verify?token="), "{link}");
-    link.rsplit_once("token=").unwrap().1.to_string()
+    link_token(to, count, "Confirm your email address for Slipway", "/api/v1/auth/verify").await
 }
 
 struct Reply {
@@ -535,7 +526,65 @@ async fn sessions(kind: &str) {
     assert_problem(&refresh(&refresh6).await, 401, "expired");
 }
 
+/// The token of the newest link to `path` in the emails to `to` with this subject, once there
+/// are `count` emails.
+async fn link_token(to: &str, count: usize, subject: &str, path: &str) -> String {
+    let mails = wait_for_mails(to, count).await;
+    let body = mails.iter().filter(|(s, _)| s == subject).map(|(_, body)| body).next_back();
+    let body = body.unwrap_or_else(|| panic!("no {subject:?} email to {to}: {mails:?}"));
+    let link = body.split_whitespace().find(|w| w.starts_with("https://slipway.test/")).expect("a link");
+    assert!(link.starts_with(&format!("https://slipway.test{path}?token=")), "{link}");
+    link.rsplit_once("token=").unwrap().1.to_string()
+}
+
+/// A reset request answers the same for any address; its link works once, briefly, sets the
+/// password through the policy and ends every session.
+async fn password_reset(kind: &str) {
+    let (app, database_url) = app_and_database(kind).await;
+    let ada = unique_email("ada");
+    register_and_login(&app, &ada).await;
+    let (access, refresh) = login(&app, &ada).await;
+    let request = |email: String| post(&app, "/api/v1/auth/password-reset", None, json!({"email": email}));
+
+    let known = request(ada.clone()).await;
+    let nobody = unique_email("nobody");
+    let unknown = request(nobody.clone()).await;
+    assert_eq!((known.status, unknown.status), (StatusCode::ACCEPTED, StatusCode::ACCEPTED));
+    let same = |r: &Reply, email: &str| r.body["detail"].as_str().unwrap().replace(email, "X");
+    assert_eq!(same(&known, &ada), same(&unknown, &nobody));
+    let subject = "Reset your Slipway password";
+    let token = link_token(&ada, 2, subject, "/api/v1/auth/password-reset").await;
+    assert!(mails_to(&nobody).await.is_empty(), "an address without an account gets nothing");
+
+    let confirm = |token: &str, password: &str| {
+        post(&app, "/api/v1/auth/password-reset/confirm", None, json!({"token": token, "password": password}))
+    };
+    assert_problem(&confirm(&token, "password1234").await, 422, "choose a harder password");
+    assert_eq!(confirm(&token, "violet kettle marathon").await.status, StatusCode::NO_CONTENT);
+    assert_problem(&confirm(&token, "another violet kettle").await, 400, "invalid, used or expired");
+
+    // The old password and every session are gone; the new password works.
+    let old = post(&app, "/api/v1/auth/login", None, json!({"email": ada, "password": "correct horse battery"})).await;
+    assert_problem(&old, 401, "invalid email or password");
+    assert_problem(&call(&app, "GET", "/api/v1/me", Some(&access), None).await, 401, "session has ended");
+    let refreshed = post(&app, "/api/v1/auth/refresh", None, json!({"refresh_token": refresh})).await;
+    assert_problem(&refreshed, 401, "session has ended");
+    let new = post(&app, "/api/v1/auth/login", None, json!({"email": ada, "password": "violet kettle marathon"})).await;
+    assert_eq!(new.status, StatusCode::OK, "{:?}", new.body);
+
+    // An expired link is refused.
+    let grace = unique_email("grace");
+    register_and_login(&app, &grace).await;
+    assert_eq!(request(grace.clone()).await.status, StatusCode::ACCEPTED);
+    let token = link_token(&grace, 2, subject, "/api/v1/auth/password-reset").await;
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&database_url).await.unwrap();
+    sqlx::query("UPDATE email_tokens SET expires_at = '2000-01-01T00:00:00Z'").execute(&mut db).await.unwrap();
+    assert_problem(&confirm(&token, "violet kettle marathon").await, 400, "invalid, used or expired");
+}
+
 on_both_databases!(
+    password_reset,
     sessions,
     accounts_contract,
     token_checks,

@@ -36,6 +36,25 @@ pub fn registration_attempt(name: &str, login_url: &str) -> Email {
     }
 }
 
+/// How long a password reset link works, in minutes (OWASP Forgot Password Cheat Sheet:
+/// short-lived).
+pub const RESET_MINUTES: i64 = 30;
+
+/// "Reset your password": the link to choose a new one. Sent only to an account's own,
+/// stored address.
+pub fn reset_password(name: &str, link: &str) -> Email {
+    Email {
+        subject: "Reset your Slipway password".into(),
+        body: format!(
+            "Hello {name},\n\nSomeone asked to reset the password of your Slipway account. To choose a new one, \
+             POST the token of this link with your new password to /api/v1/auth/password-reset/confirm:\n\n    \
+             {link}\n\nThe link works once, for {RESET_MINUTES} minutes; using it logs out every session of the \
+             account. If you did not ask, ignore this email: your password stays as it is.\n\n-- Slipway\n"
+        ),
+        message_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 pub mod emails;
 pub mod one_time_token;
 pub mod password_policy;
+pub mod password_reset;
 pub mod registration;
 pub mod sessions;
 pub mod verification;

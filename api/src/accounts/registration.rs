@@ -20,7 +20,7 @@ use crate::{
     auth::hash_password,
     db::{User, is_unique_violation},
     error::ApiError,
-    limits::RegistrationMail,
+    limits::AccountMail,
 };
 
 /// Registers `email` (already normalized and checked) for `name` with `password` (already
@@ -52,7 +52,7 @@ pub async fn register(state: &AppState, email: String, name: String, password: S
             mail_link(state, &user).await
         }
         Some(existing) => {
-            if state.limits.may_mail(RegistrationMail::Notice, &existing.email) {
+            if state.limits.may_mail(AccountMail::Notice, &existing.email) {
                 let login = format!("{}/api/v1/auth/login", state.public_url);
                 state.send_mail_later(&existing.email, emails::registration_attempt(&existing.name, &login));
             }
@@ -64,7 +64,7 @@ pub async fn register(state: &AppState, email: String, name: String, password: S
 /// Mails the new account its verification link, unless its address was mailed within the
 /// last [`crate::limits::MAIL_INTERVAL`].
 async fn mail_link(state: &AppState, user: &User) -> Result<(), ApiError> {
-    if !state.limits.may_mail(RegistrationMail::Link, &user.email) {
+    if !state.limits.may_mail(AccountMail::Link, &user.email) {
         return Ok(());
     }
     verification::send_link(state, &user.id, &user.email).await

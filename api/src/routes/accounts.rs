@@ -2,7 +2,7 @@
 
 use crate::{
     AppState,
-    accounts::{password_policy, registration, sessions, verification},
+    accounts::{password_policy, password_reset, registration, sessions, verification},
     auth::{Caller, verify_password},
     error::{ApiError, FieldError},
     json::StrictJson,
@@ -29,7 +29,7 @@ pub struct LoginRequest {
 }
 
 #[derive(Deserialize)]
-pub struct VerifyRequest {
+pub struct TokenRequest {
     token: String,
 }
 
@@ -70,6 +70,17 @@ impl From<sessions::TokenPair> for TokenResponse {
             refresh_token: pair.refresh_token,
         }
     }
+}
+
+#[derive(Deserialize)]
+pub struct ResetRequest {
+    email: String,
+}
+
+#[derive(Deserialize)]
+pub struct ResetConfirmation {
+    token: String,
+    password: String,
 }
 
 #[derive(Deserialize)]
@@ -145,7 +156,7 @@ pub async fn verify(
     State(state): State<AppState>,
     ClientAddr(client): ClientAddr,
     caller: Caller,
-    StrictJson(req): StrictJson<VerifyRequest>,
+    StrictJson(req): StrictJson<TokenRequest>,
 ) -> Result<Json<Verified>, ApiError> {
     state.limits.check_client(Endpoint::Verify, client)?;
     verification::confirm(&state, &caller.id, &req.token).await?;
@@ -154,7 +165,7 @@ pub async fn verify(
 
 /// `GET /api/v1/auth/verify?token=T`, where the emailed link points: says how to use the
 /// token, and uses nothing (a link scanner fetching it changes nothing; see [`verify`]).
-pub async fn verify_link(Query(link): Query<VerifyRequest>) -> Json<Accepted> {
+pub async fn verify_link(Query(link): Query<TokenRequest>) -> Json<Accepted> {
     Json(Accepted {
         detail: format!(
             "to confirm your address, log in (POST /api/v1/auth/login), then POST {{\"token\": \"{}\"}} to \
@@ -228,6 +239,48 @@ pub async fn logout(
 /// `POST /api/v1/auth/logout-all` → 204: ends every session of the caller's account.
 pub async fn logout_all(State(state): State<AppState>, caller: Caller) -> Result<StatusCode, ApiError> {
     sessions::end_all(&state, &caller.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/v1/auth/password-reset` `{"email"}` → 202, the same whether or not the address
+/// has an account; if it has, it gets a reset link.
+pub async fn request_password_reset(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    StrictJson(req): StrictJson<ResetRequest>,
+) -> Result<(StatusCode, Json<Accepted>), ApiError> {
+    state.limits.check_client(Endpoint::Reset, client)?;
+    let email = normalize_email(&req.email)
+        .ok_or_else(|| ApiError::invalid("email", "enter an email address like name@example.com"))?;
+    password_reset::request(&state, &email).await?;
+    let detail = format!(
+        "if {email} has an account, a link to choose a new password is on its way; it works for {} minutes",
+        crate::accounts::emails::RESET_MINUTES
+    );
+    Ok((StatusCode::ACCEPTED, Json(Accepted { detail })))
+}
+
+/// `GET /api/v1/auth/password-reset?token=T`, where the emailed link points: says how to
+/// use the token, and uses nothing.
+pub async fn password_reset_link(Query(link): Query<TokenRequest>) -> Json<Accepted> {
+    Json(Accepted {
+        detail: format!(
+            "to choose a new password, POST {{\"token\": \"{}\", \"password\": \"...\"}} to \
+             /api/v1/auth/password-reset/confirm",
+            link.token.trim()
+        ),
+    })
+}
+
+/// `POST /api/v1/auth/password-reset/confirm` `{"token","password"}` → 204: the new password
+/// is set and every session of the account ends.
+pub async fn confirm_password_reset(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    StrictJson(req): StrictJson<ResetConfirmation>,
+) -> Result<StatusCode, ApiError> {
+    state.limits.check_client(Endpoint::Reset, client)?;
+    password_reset::confirm(&state, &req.token, req.password).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

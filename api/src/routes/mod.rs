@@ -34,6 +34,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/auth/register", post(accounts::register))
         .route("/auth/login", post(accounts::login))
         .route("/auth/refresh", post(accounts::refresh))
+        .route("/auth/password-reset", post(accounts::request_password_reset).get(accounts::password_reset_link))
+        .route("/auth/password-reset/confirm", post(accounts::confirm_password_reset))
         .route("/auth/logout", post(accounts::logout))
         .route("/auth/logout-all", post(accounts::logout_all))
         .route("/auth/verify", post(accounts::verify).get(accounts::verify_link))
