@@ -270,9 +270,54 @@ impl Database {
     /// Ends every session of the account; their ids.
     pub async fn end_sessions_of_user(&self, user_id: &str) -> sqlx::Result<Vec<String>> {
         let mut tx = self.pool.begin().await?;
-        let sessions = end_sessions_in(&mut tx, user_id).await?;
+        let sessions = end_sessions_in(&mut tx, user_id, None).await?;
         tx.commit().await?;
         Ok(sessions)
+    }
+
+    /// Ends every session of the account but `keep`; their ids.
+    pub async fn end_other_sessions(&self, user_id: &str, keep: &str) -> sqlx::Result<Vec<String>> {
+        let mut tx = self.pool.begin().await?;
+        let ended = end_sessions_in(&mut tx, user_id, Some(keep)).await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+
+    /// Sets the account's name and, when given, its password (argon2id PHC string).
+    pub async fn update_profile(&self, user_id: &str, name: &str, password_hash: Option<&str>) -> sqlx::Result<()> {
+        sqlx::query("UPDATE users SET name = $1, password_hash = COALESCE($2, password_hash) WHERE id = $3")
+            .bind(name)
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+    }
+
+    /// Deletes the account with its tokens, sessions and memberships, unless it owns a tenant
+    /// (checked in the same transaction). Returns whether it was deleted.
+    pub async fn delete_user(&self, user_id: &str) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let owns: Option<String> =
+            sqlx::query_scalar("SELECT tenant FROM memberships WHERE user_id = $1 AND role = 'owner' LIMIT 1")
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if owns.is_some() {
+            return Ok(false);
+        }
+        // Explicit, rather than ON DELETE CASCADE, which SQLite honours only with foreign keys on.
+        for sql in [
+            "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)",
+            "DELETE FROM sessions WHERE user_id = $1",
+            "DELETE FROM email_tokens WHERE user_id = $1",
+            "DELETE FROM memberships WHERE user_id = $1",
+            "DELETE FROM users WHERE id = $1",
+        ] {
+            sqlx::query(sql).bind(user_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Whether the session exists and has not ended.
@@ -370,7 +415,7 @@ impl Database {
             .bind(&token.user_id)
             .execute(&mut *tx)
             .await?;
-        let sessions = end_sessions_in(&mut tx, &token.user_id).await?;
+        let sessions = end_sessions_in(&mut tx, &token.user_id, None).await?;
         tx.commit().await?;
         Ok(Some(sessions))
     }
@@ -479,12 +524,17 @@ async fn insert_refresh_token(
         .map(drop)
 }
 
-/// Ends every active session of the account, in `tx`; their ids.
-async fn end_sessions_in(tx: &mut sqlx::Transaction<'static, sqlx::Any>, user_id: &str) -> sqlx::Result<Vec<String>> {
+/// Ends every active session of the account but `except`, in `tx`; their ids.
+async fn end_sessions_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    user_id: &str,
+    except: Option<&str>,
+) -> sqlx::Result<Vec<String>> {
     let sessions: Vec<String> = sqlx::query_scalar("SELECT id FROM sessions WHERE user_id = $1 AND revoked_at IS NULL")
         .bind(user_id)
         .fetch_all(&mut **tx)
         .await?;
+    let sessions: Vec<String> = sessions.into_iter().filter(|s| Some(s.as_str()) != except).collect();
     for session in &sessions {
         end_session(tx, session).await?;
     }

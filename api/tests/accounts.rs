@@ -583,7 +583,70 @@ async fn password_reset(kind: &str) {
     assert_problem(&confirm(&token, "violet kettle marathon").await, 400, "invalid, used or expired");
 }
 
+/// The caller changes their name and password (the current one required; other sessions
+/// end) and deletes the account, which it may not while it owns a tenant.
+async fn profile(kind: &str) {
+    let (app, database_url) = app_and_database(kind).await;
+    let ada = unique_email("ada");
+    register_and_login(&app, &ada).await;
+    let (mine, _) = login(&app, &ada).await;
+    let (other, _) = login(&app, &ada).await;
+    let patch = |body: Value| {
+        let (app, mine) = (app.clone(), mine.clone());
+        async move {
+            call(&app, "PATCH", "/api/v1/me", Some(&mine), Some(("application/json", body.to_string().into_bytes())))
+                .await
+        }
+    };
+
+    let renamed = patch(json!({"name": " Ada L. "})).await;
+    assert_eq!(renamed.status, StatusCode::OK, "{:?}", renamed.body);
+    assert_eq!((renamed.body["name"].as_str(), renamed.body["email"].as_str()), (Some("Ada L."), Some(ada.as_str())));
+    assert_problem(&patch(json!({"name": ""})).await, 422, "name: enter a name");
+    assert_problem(&patch(json!({"password": "violet kettle marathon"})).await, 422, "current_password: give");
+    let wrong = patch(json!({"password": "violet kettle marathon", "current_password": "not it at all"})).await;
+    assert_problem(&wrong, 422, "not your current password");
+    let weak = patch(json!({"password": "password1234", "current_password": "correct horse battery"})).await;
+    assert_problem(&weak, 422, "password: choose a harder password");
+    let changed =
+        patch(json!({"password": "violet kettle marathon", "current_password": "correct horse battery"})).await;
+    assert_eq!(changed.status, StatusCode::OK, "{:?}", changed.body);
+    assert_eq!(call(&app, "GET", "/api/v1/me", Some(&mine), None).await.status, StatusCode::OK, "this session goes on");
+    assert_problem(&call(&app, "GET", "/api/v1/me", Some(&other), None).await, 401, "session has ended");
+    let old = post(&app, "/api/v1/auth/login", None, json!({"email": ada, "password": "correct horse battery"})).await;
+    assert_problem(&old, 401, "invalid email or password");
+
+    // Deleting: the password again, and no tenant owned.
+    let delete = |password: &str| {
+        let body = json!({"password": password}).to_string().into_bytes();
+        let (app, mine) = (app.clone(), mine.clone());
+        async move { call(&app, "DELETE", "/api/v1/me", Some(&mine), Some(("application/json", body))).await }
+    };
+    assert_problem(&delete("correct horse battery").await, 422, "not your current password");
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&database_url).await.unwrap();
+    let id = renamed.body["id"].as_str().unwrap();
+    sqlx::query(
+        "INSERT INTO tenants (name, plan, created_by, created_at) VALUES ('adas', 'free', $1, '2026-01-01T00:00:00Z')",
+    )
+    .bind(id)
+    .execute(&mut db)
+    .await
+    .unwrap();
+    let membership = "INSERT INTO memberships (tenant, user_id, role, created_at) VALUES ('adas', $1, 'owner', '2026-01-01T00:00:00Z')";
+    sqlx::query(membership).bind(id).execute(&mut db).await.unwrap();
+    assert_problem(&delete("violet kettle marathon").await, 409, "owns tenants (adas)");
+    sqlx::query("DELETE FROM memberships").execute(&mut db).await.unwrap();
+    sqlx::query("DELETE FROM tenants").execute(&mut db).await.unwrap();
+    assert_eq!(delete("violet kettle marathon").await.status, StatusCode::NO_CONTENT);
+    assert_problem(&call(&app, "GET", "/api/v1/me", Some(&mine), None).await, 401, "no longer exists");
+    let gone =
+        post(&app, "/api/v1/auth/login", None, json!({"email": ada, "password": "violet kettle marathon"})).await;
+    assert_problem(&gone, 401, "invalid email or password");
+}
+
 on_both_databases!(
+    profile,
     password_reset,
     sessions,
     accounts_contract,

@@ -4,6 +4,7 @@ pub mod emails;
 pub mod one_time_token;
 pub mod password_policy;
 pub mod password_reset;
+pub mod profile;
 pub mod registration;
 pub mod sessions;
 pub mod verification;

@@ -23,6 +23,8 @@ pub struct Caller {
     pub email: String,
     /// Whether the address is verified.
     pub verified: bool,
+    /// The session of the access token (`sid`).
+    pub session: String,
 }
 
 /// A [`Caller`] whose address is verified: 403 otherwise, saying how to verify.
@@ -56,7 +58,7 @@ impl FromRequestParts<AppState> for Caller {
             .get(&state.db, &claims.sub)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("the account of this access token no longer exists".into()))?;
-        Ok(Caller { id: claims.sub, email: account.email, verified: account.verified })
+        Ok(Caller { id: claims.sub, email: account.email, verified: account.verified, session: claims.sid })
     }
 }
 

@@ -2,7 +2,7 @@
 
 use crate::{
     AppState,
-    accounts::{password_policy, password_reset, registration, sessions, verification},
+    accounts::{password_policy, password_reset, profile, registration, sessions, verification},
     auth::{Caller, verify_password},
     error::{ApiError, FieldError},
     json::StrictJson,
@@ -70,6 +70,18 @@ impl From<sessions::TokenPair> for TokenResponse {
             refresh_token: pair.refresh_token,
         }
     }
+}
+
+#[derive(Deserialize)]
+pub struct ProfilePatch {
+    name: Option<String>,
+    password: Option<String>,
+    current_password: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct DeleteAccount {
+    password: String,
 }
 
 #[derive(Deserialize)]
@@ -291,10 +303,39 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
         .user_by_id(&caller.id)
         .await?
         .ok_or_else(|| ApiError::Unauthorized("the account of this token no longer exists".into()))?;
+    me_view(&state, user).await
+}
+
+async fn me_view(state: &AppState, user: crate::db::User) -> Result<Json<MeView>, ApiError> {
     let tenants =
         state.db.memberships(&user.id).await?.into_iter().map(|m| TenantRef { name: m.tenant, role: m.role }).collect();
     let user = UserView { id: user.id, email: user.email, name: user.name, email_verified: user.verified };
     Ok(Json(MeView { user, tenants }))
+}
+
+/// `PATCH /api/v1/me` `{"name"?, "password"?, "current_password"?}` → 200, the caller as
+/// `GET /me` shows it. A new password needs the current one and ends the other sessions.
+pub async fn update_me(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    caller: Caller,
+    StrictJson(req): StrictJson<ProfilePatch>,
+) -> Result<Json<MeView>, ApiError> {
+    let change =
+        profile::ProfileChange { name: req.name, password: req.password, current_password: req.current_password };
+    let user = profile::update(&state, &caller, client, change).await?;
+    me_view(&state, user).await
+}
+
+/// `DELETE /api/v1/me` `{"password"}` → 204; 409 while the account owns tenants.
+pub async fn delete_me(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    caller: Caller,
+    StrictJson(req): StrictJson<DeleteAccount>,
+) -> Result<StatusCode, ApiError> {
+    profile::delete(&state, &caller, client, req.password).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]

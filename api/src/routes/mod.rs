@@ -40,7 +40,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/auth/logout-all", post(accounts::logout_all))
         .route("/auth/verify", post(accounts::verify).get(accounts::verify_link))
         .route("/auth/verify/resend", post(accounts::resend_verification))
-        .route("/me", get(accounts::me))
+        .route("/me", get(accounts::me).patch(accounts::update_me).delete(accounts::delete_me))
         .route("/tenants", post(tenants::create).get(tenants::list))
         .route("/tenants/{tenant}", get(tenants::get).delete(tenants::delete))
         .route("/tenants/{tenant}/apps", post(apps::create).get(objects::list::<App>))
