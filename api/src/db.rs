@@ -125,15 +125,7 @@ impl Database {
 
     /// Inserts a user; a taken email is a unique violation (see [`is_unique_violation`]).
     pub async fn insert_user(&self, user: &User) -> sqlx::Result<()> {
-        sqlx::query("INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&user.id)
-            .bind(&user.email)
-            .bind(&user.name)
-            .bind(&user.password_hash)
-            .bind(now())
-            .execute(&self.pool)
-            .await
-            .map(drop)
+        insert_user(&self.pool, user).await
     }
 
     /// Finds a user by (lowercased) email.
@@ -179,14 +171,7 @@ impl Database {
             tx.rollback().await?;
             return Ok(false);
         }
-        sqlx::query("INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&user.id)
-            .bind(&user.email)
-            .bind(&user.name)
-            .bind(&user.password_hash)
-            .bind(now())
-            .execute(&mut *tx)
-            .await?;
+        insert_user(&mut *tx, user).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -481,6 +466,18 @@ impl Database {
         sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name).execute(&mut *tx).await?;
         tx.commit().await
     }
+}
+
+async fn insert_user<'c>(executor: impl sqlx::Executor<'c, Database = sqlx::Any>, user: &User) -> sqlx::Result<()> {
+    sqlx::query("INSERT INTO users (id, email, name, password_hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&user.id)
+        .bind(&user.email)
+        .bind(&user.name)
+        .bind(&user.password_hash)
+        .bind(now())
+        .execute(executor)
+        .await
+        .map(drop)
 }
 
 /// Marks an email token used and its account's address verified, in `tx`: false (and

@@ -84,8 +84,13 @@ struct Problem<'a> {
 impl ApiError {
     /// A 422 for one field.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        let (field, message) = (field.into(), message.into());
-        Self::Unprocessable { detail: format!("{field}: {message}"), errors: vec![FieldError { field, message }] }
+        Self::fields(vec![FieldError { field: field.into(), message: message.into() }])
+    }
+
+    /// A 422 listing each of `errors`; its detail joins them (`field: message; ...`).
+    pub fn fields(errors: Vec<FieldError>) -> Self {
+        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+        Self::Unprocessable { detail, errors }
     }
 
     /// The HTTP status this error answers with.

@@ -49,8 +49,7 @@ pub async fn confirm(state: &AppState, token: &str, password: String) -> Result<
         return Err(refused());
     }
     let user = state.db.user_by_id(&stored.user_id).await?.ok_or_else(refused)?;
-    password_policy::check("password", &password, &user.email, &user.name)
-        .map_err(|e| ApiError::Unprocessable { detail: format!("{}: {}", e.field, e.message), errors: vec![e] })?;
+    password_policy::check("password", &password, &user.email, &user.name).map_err(|e| ApiError::fields(vec![e]))?;
     let password_hash = hash_password(password).await?;
     let ended = state.db.reset_password(&hash, &stored, &password_hash).await?.ok_or_else(refused)?;
     for session in &ended {

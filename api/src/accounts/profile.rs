@@ -73,8 +73,7 @@ pub async fn update(
         errors.push(e);
     }
     if !errors.is_empty() {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        return Err(ApiError::Unprocessable { detail, errors });
+        return Err(ApiError::fields(errors));
     }
     let password_hash = match change.password {
         None => None,

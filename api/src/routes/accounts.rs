@@ -151,8 +151,7 @@ pub async fn register(
         errors.push(FieldError { field: "name".into(), message: "enter a name of 1 to 100 characters".into() });
     }
     let Some(email) = email.filter(|_| errors.is_empty()) else {
-        let detail = errors.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
-        return Err(ApiError::Unprocessable { detail, errors });
+        return Err(ApiError::fields(errors));
     };
     let detail = format!(
         "check the inbox of {email}: it has a link to confirm the address (log in, then POST the link's token to \
