@@ -381,16 +381,9 @@ node_ready() {
   [[ "$(kubectl_ get node "$NODE_NAME" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]]
 }
 
-dns_ready() {
-  [[ "$(kubectl_ -n kube-system get deployment coredns -o jsonpath='{.status.availableReplicas}')" == 1 ]]
-}
-
-storage_ready() {
-  [[ "$(kubectl_ -n local-path-storage get deployment local-path-provisioner -o jsonpath='{.status.availableReplicas}')" == 1 ]]
-}
-
-ingress_ready() {
-  [[ "$(kubectl_ -n traefik get deployment traefik -o jsonpath='{.status.availableReplicas}')" == 1 ]]
+# available NAMESPACE DEPLOYMENT: its one replica is available.
+available() {
+  [[ "$(kubectl_ -n "$1" get deployment "$2" -o jsonpath='{.status.availableReplicas}')" == 1 ]]
 }
 
 cmd_healthy() {
@@ -516,20 +509,20 @@ cmd_up() {
   log "starting CoreDNS ($CLUSTER_DNS_IP)"
   coredns_manifest | kubectl_ apply -f - >"$NODE_DIR/logs/coredns-apply.log" 2>&1 \
     || { cat "$NODE_DIR/logs/coredns-apply.log" >&2; fail_node kubelet "applying CoreDNS failed"; }
-  wait_node kubelet 120 dns_ready
+  wait_node kubelet 120 available kube-system coredns
 
   # PVCs: local-path-provisioner (hack/node/local-path-storage.yaml says why not hostPath).
   mkdir -p "$NODE_DIR/volumes"
   log "starting local-path-provisioner (volumes in $NODE_DIR/volumes)"
   apply_manifest local-path-storage.yaml -e "s|__IMAGE__|$(image_ref local-path-provisioner)|g" \
     -e "s|__VOLUME_DIR__|$NODE_DIR/volumes|g"
-  wait_node kubelet 120 storage_ready
+  wait_node kubelet 120 available local-path-storage local-path-provisioner
 
   log "starting Traefik (Ingresses on $NODE_ADDRESS:$INGRESS_NODE_PORT)"
   apply_manifest traefik.yaml -e "s|__IMAGE__|$(image_ref traefik)|g" -e "s|__NODE_NAME__|$NODE_NAME|g" \
     -e "s|__NODE_ADDRESS__|$NODE_ADDRESS|g" -e "s|__INGRESS_CLASS__|$INGRESS_CLASS|g" \
     -e "s|__INGRESS_NODE_PORT__|$INGRESS_NODE_PORT|g"
-  wait_node kubelet 120 ingress_ready
+  wait_node kubelet 120 available traefik traefik
   log "real node $NODE_NAME is up in $((SECONDS - start))s"
 }
 

@@ -265,7 +265,7 @@ impl ApiArgs {
             max_body_bytes: self.max_body_bytes,
             platform,
             mail,
-            public_url: self.public_url.trim_end_matches('/').to_string(),
+            public_url: self.public_url.clone(),
             limits: slipway_api::LimitsConfig {
                 per_client_per_minute: self.auth_requests_per_minute,
                 login_per_account_per_minute: self.login_attempts_per_minute,

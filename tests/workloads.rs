@@ -446,15 +446,22 @@ async fn redis_auth_and_ping(port: i64, password: &str) -> Option<Vec<String>> {
     tokio::time::timeout(Duration::from_secs(5), exchange).await.ok()?
 }
 
+/// A new user's Database `name` of `spec` (exposed on a node port) in a new "standard"
+/// tenant, once Ready: the user, the Database's API path and its node port.
+async fn database_on_a_node_port(user: &str, name: &str, spec: serde_json::Value) -> (Client, String, i64) {
+    let (client, _) = Client::new_user(user).await;
+    let tenant = client.create_tenant(user, "standard").await;
+    client.created(&format!("/tenants/{tenant}/databases"), json!({"name": name, "spec": spec})).await;
+    let path = format!("/tenants/{tenant}/databases/{name}");
+    let port = ready(&client, &path, "the Database").await["nodePort"].as_i64().unwrap();
+    (client, path, port)
+}
+
 #[tokio::test]
 async fn a_redis_database_accepts_its_password_and_only_that() {
-    let (fred, _) = Client::new_user("fred").await;
-    let tenant = fred.create_tenant("cache", "standard").await;
     let spec = json!({"engine": "redis", "version": "7", "storage": "1Gi", "cpu": SMALL_CPU, "memory": "128Mi",
                       "expose": {"type": "NodePort"}});
-    fred.created(&format!("/tenants/{tenant}/databases"), json!({"name": "sessions", "spec": spec})).await;
-    let path = format!("/tenants/{tenant}/databases/sessions");
-    let port = ready(&fred, &path, "the Database").await["nodePort"].as_i64().unwrap();
+    let (fred, path, port) = database_on_a_node_port("fred", "sessions", spec).await;
     let password = fred.get(&format!("{path}/credentials")).await.body["password"].as_str().unwrap().to_string();
     let answers = eventually(Duration::from_secs(60), "Redis to answer on its node port", || {
         redis_auth_and_ping(port, &password)
@@ -469,13 +476,9 @@ async fn a_redis_database_accepts_its_password_and_only_that() {
 #[tokio::test]
 async fn a_mariadb_database_accepts_its_credentials_through_the_node_port() {
     use sqlx::Executor;
-    let (gina, _) = Client::new_user("gina").await;
-    let tenant = gina.create_tenant("sql", "standard").await;
     let spec = json!({"engine": "mariadb", "version": "10.11", "storage": "1Gi", "cpu": SMALL_CPU, "memory": "256Mi",
                       "expose": {"type": "NodePort"}});
-    gina.created(&format!("/tenants/{tenant}/databases"), json!({"name": "ledger", "spec": spec})).await;
-    let path = format!("/tenants/{tenant}/databases/ledger");
-    let port = ready(&gina, &path, "the Database").await["nodePort"].as_i64().unwrap();
+    let (gina, path, port) = database_on_a_node_port("gina", "ledger", spec).await;
     let credentials = gina.get(&format!("{path}/credentials")).await.body;
     assert_eq!(credentials["port"], 3306);
     let password = credentials["password"].as_str().unwrap().to_string();

@@ -20,7 +20,7 @@ pub struct ApiConfig {
     pub platform: Platform,
     /// How account emails (verification links) are sent.
     pub mail: MailerConfig,
-    /// Base URL at which people reach the API, without a trailing `/`: links in account
+    /// Base URL at which people reach the API (a trailing `/` is dropped): links in account
     /// emails start with it.
     pub public_url: String,
     /// Rate limits of the account endpoints.

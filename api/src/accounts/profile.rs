@@ -39,7 +39,11 @@ async fn reauthenticate(
     if right { Ok(()) } else { Err(ApiError::invalid(field, "this is not your current password")) }
 }
 
-async fn current_user(state: &AppState, caller: &Caller) -> Result<User, ApiError> {
+/// The caller's stored account.
+///
+/// # Errors
+/// 401 when it was deleted since the request was authenticated.
+pub async fn current_user(state: &AppState, caller: &Caller) -> Result<User, ApiError> {
     state
         .db
         .user_by_id(&caller.id)

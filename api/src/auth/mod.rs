@@ -50,14 +50,16 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|h| h.strip_prefix("Bearer "))
             .ok_or_else(|| ApiError::Unauthorized("the Authorization header must be: Bearer <token>".into()))?;
         let claims = state.tokens.verify(token.trim())?;
-        if !state.accounts.session_active(&state.db, &claims.sid).await? {
-            return Err(ApiError::Unauthorized("this session has ended (logged out); log in again".into()));
-        }
+        // The account first: deleting it deletes its sessions too, and the caller should hear
+        // that the account is gone, not merely that the session ended.
         let account = state
             .accounts
             .get(&state.db, &claims.sub)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("the account of this access token no longer exists".into()))?;
+        if !state.accounts.session_active(&state.db, &claims.sid).await? {
+            return Err(ApiError::Unauthorized("this session has ended (logged out); log in again".into()));
+        }
         Ok(Caller { id: claims.sub, email: account.email, verified: account.verified, session: claims.sid })
     }
 }

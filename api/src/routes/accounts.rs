@@ -297,11 +297,7 @@ pub async fn confirm_password_reset(
 
 /// `GET /api/v1/me` → the caller and their tenants (unverified accounts too).
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<MeView>, ApiError> {
-    let user = state
-        .db
-        .user_by_id(&caller.id)
-        .await?
-        .ok_or_else(|| ApiError::Unauthorized("the account of this token no longer exists".into()))?;
+    let user = profile::current_user(&state, &caller).await?;
     me_view(&state, user).await
 }
 
