@@ -34,6 +34,8 @@ export SLIPWAY_JWT_SECRET
 export DATABASE_URL="${DATABASE_URL:-sqlite://$state/slipway.db?mode=rwc}"
 export SLIPWAY_LISTEN="${SLIPWAY_LISTEN:-127.0.0.1:8080}"
 export SLIPWAY_PUBLIC_URL="${SLIPWAY_PUBLIC_URL:-http://$SLIPWAY_LISTEN}"
+# The example account below is the dev platform's admin, so it can grant itself plans.
+export SLIPWAY_ADMIN_EMAILS="${SLIPWAY_ADMIN_EMAILS:-you@example.com}"
 
 log "building slipway"
 cargo build --bin slipway
@@ -53,6 +55,9 @@ Try it from another terminal:
   TOKEN=\$(curl -s -XPOST \$API/auth/login -H '$json' -d '{"email":"you@example.com","password":"correct horse battery"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
   # Confirm the address with the token of the link mailed to it (read in the catcher's web UI, $SLIPWAY_MAIL_API/):
   curl -s -XPOST \$API/auth/verify -H "authorization: Bearer \$TOKEN" -H '$json' -d '{"token":"<token from the link>"}'
+  # Accounts choose only self-service plans (free); you@example.com, a platform admin here, grants itself more:
+  ID=\$(curl -s \$API/me -H "authorization: Bearer \$TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  curl -s -XPUT \$API/admin/users/\$ID/entitlements -H "authorization: Bearer \$TOKEN" -H '$json' -d '{"max_tenants":3,"plans":["standard","pro"]}'
   curl -s -XPOST \$API/tenants -H "authorization: Bearer \$TOKEN" -H '$json' -d '{"name":"demo","plan":"standard"}'
   curl -s -XPOST \$API/tenants/demo/apps -H "authorization: Bearer \$TOKEN" -H '$json' \\
        -d '{"name":"web","spec":{"image":"localhost/slipway-dev/hello:latest","port":8080,"replicas":2,"expose":{"type":"NodePort"}}}'

@@ -189,6 +189,13 @@ pub struct ApiArgs {
     /// Login attempts a minute on one account from one client address.
     #[arg(long, env = "SLIPWAY_LOGIN_ATTEMPTS_PER_MINUTE", default_value = "10")]
     pub login_attempts_per_minute: std::num::NonZeroU32,
+    /// Tenants an account may own unless a platform admin grants it more.
+    #[arg(long, env = "SLIPWAY_DEFAULT_MAX_TENANTS", default_value_t = 1)]
+    pub default_max_tenants: u32,
+    /// Addresses of the platform admins, comma-separated: once verified, these accounts may
+    /// list accounts and tenants, grant plans and tenants, suspend accounts and change plans.
+    #[arg(long, env = "SLIPWAY_ADMIN_EMAILS", value_delimiter = ',')]
+    pub admin_emails: Vec<String>,
 }
 
 /// Flags of the controllers.
@@ -269,6 +276,15 @@ impl ApiArgs {
             limits: slipway_api::LimitsConfig {
                 per_client_per_minute: self.auth_requests_per_minute,
                 login_per_account_per_minute: self.login_attempts_per_minute,
+            },
+            entitlements: slipway_api::EntitlementsConfig {
+                default_max_tenants: self.default_max_tenants,
+                admin_emails: self
+                    .admin_emails
+                    .iter()
+                    .map(|e| e.trim().to_ascii_lowercase())
+                    .filter(|e| !e.is_empty())
+                    .collect(),
             },
         }
     }

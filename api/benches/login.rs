@@ -43,6 +43,7 @@ async fn app() -> Router {
         mail: slipway_mail::MailerConfig { smtp_url: "smtp://127.0.0.1:9".into(), from: "bench@slipway.test".into() },
         public_url: "http://127.0.0.1:8080".into(),
         limits: LimitsConfig::default(),
+        entitlements: Default::default(),
     };
     let cluster = Cluster::new(kube::Config::new("https://127.0.0.1:9".parse().unwrap())).unwrap();
     let plans = Arc::new(slipway_policies::PlanCatalog::embedded());

@@ -3,6 +3,9 @@
 use kube::{Client, Config};
 use slipway_crds::tenant_group;
 
+/// Field manager of the API's writes (server-side apply and managedFields).
+pub const FIELD_MANAGER: &str = "slipway-api";
+
 /// Kubernetes access for the API.
 #[derive(Clone)]
 pub struct Cluster {

@@ -25,4 +25,6 @@ pub struct ApiConfig {
     pub public_url: String,
     /// Rate limits of the account endpoints.
     pub limits: crate::LimitsConfig,
+    /// What accounts may have by default, and who the platform admins are.
+    pub entitlements: crate::EntitlementsConfig,
 }

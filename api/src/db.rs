@@ -18,6 +18,45 @@ pub struct User {
     pub password_hash: String,
     /// Whether someone followed a verification link mailed to `email`.
     pub verified: bool,
+    /// How many tenants it may own, if a platform admin set it; `None`: the platform's default.
+    pub max_tenants: Option<u32>,
+    /// Whether a platform admin suspended it.
+    pub suspended: bool,
+}
+
+/// A user as platform admins list them.
+#[derive(Clone, Debug)]
+pub struct UserSummary {
+    /// The account.
+    pub user: User,
+    /// Plans a platform admin granted it, by name.
+    pub granted_plans: Vec<String>,
+    /// Tenants it owns, by name.
+    pub owned_tenants: Vec<String>,
+}
+
+/// A tenant as platform admins list them.
+#[derive(Clone, Debug)]
+pub struct TenantRecord {
+    /// Tenant name.
+    pub name: String,
+    /// Its plan.
+    pub plan: String,
+    /// When it was created (RFC 3339).
+    pub created_at: String,
+    /// Emails of its owners.
+    pub owners: Vec<String>,
+}
+
+/// Why a tenant could not be recorded (see [`Database::begin_tenant`]).
+#[derive(Debug)]
+pub enum TenantRefusal {
+    /// The owner already owns as many tenants as it may: these.
+    AtLimit(Vec<String>),
+    /// The owner's account no longer exists.
+    NoAccount,
+    /// The name is taken.
+    NameTaken,
 }
 
 /// A stored single-use email token (the token itself is never stored).
@@ -77,11 +116,6 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-/// Whether an insert named a row that does not exist (a user deleted since their token was issued).
-pub fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_foreign_key_violation())
-}
-
 /// The connection pool and the queries the API runs.
 #[derive(Clone)]
 pub struct Database {
@@ -130,27 +164,132 @@ impl Database {
 
     /// Finds a user by (lowercased) email.
     pub async fn user_by_email(&self, email: &str) -> sqlx::Result<Option<User>> {
-        self.user_where("SELECT id, email, name, password_hash, email_verified_at FROM users WHERE email = $1", email)
-            .await
+        self.user_where("email", email).await
     }
 
     /// Finds a user by id.
     pub async fn user_by_id(&self, id: &str) -> sqlx::Result<Option<User>> {
-        self.user_where("SELECT id, email, name, password_hash, email_verified_at FROM users WHERE id = $1", id).await
+        self.user_where("id", id).await
     }
 
-    async fn user_where(&self, sql: &'static str, value: &str) -> sqlx::Result<Option<User>> {
-        let row = sqlx::query(sql).bind(value).fetch_optional(&self.pool).await?;
-        row.map(|r| {
-            Ok(User {
-                id: r.try_get("id")?,
-                email: r.try_get("email")?,
-                name: r.try_get("name")?,
-                password_hash: r.try_get("password_hash")?,
-                verified: r.try_get::<Option<String>, _>("email_verified_at")?.is_some(),
-            })
-        })
-        .transpose()
+    async fn user_where(&self, column: &'static str, value: &str) -> sqlx::Result<Option<User>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(value).fetch_optional(&self.pool).await?;
+        row.as_ref().map(user_from).transpose()
+    }
+
+    /// Up to `limit` users with emails after `after`, by email, with their grants and the
+    /// tenants they own.
+    pub async fn list_users(&self, after: &str, limit: u32) -> sqlx::Result<Vec<UserSummary>> {
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE email > $1 ORDER BY email LIMIT $2");
+        let rows =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(after).bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let mut users = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let user = user_from(row)?;
+            let owned_tenants = self.owned_tenants(&user.id).await?;
+            users.push(UserSummary { granted_plans: self.granted_plans(&user.id).await?, owned_tenants, user });
+        }
+        Ok(users)
+    }
+
+    /// Plans a platform admin granted the user, by name.
+    pub async fn granted_plans(&self, user_id: &str) -> sqlx::Result<Vec<String>> {
+        sqlx::query_scalar("SELECT plan FROM plan_grants WHERE user_id = $1 ORDER BY plan")
+            .bind(user_id)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Tenants the user owns, by name.
+    pub async fn owned_tenants(&self, user_id: &str) -> sqlx::Result<Vec<String>> {
+        owned_tenants(&self.pool, user_id).await
+    }
+
+    /// Sets what the user may have: `max_tenants` (`None`: the platform's default) and the
+    /// plans granted beyond the self-service ones, replacing earlier grants. Returns whether
+    /// the user exists.
+    pub async fn set_entitlements(
+        &self,
+        user_id: &str,
+        max_tenants: Option<u32>,
+        plans: &[String],
+        granted_by: &str,
+    ) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query("UPDATE users SET max_tenants = $1 WHERE id = $2")
+            .bind(max_tenants.map(i64::from))
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if found != 1 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM plan_grants WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+        for plan in plans {
+            sqlx::query("INSERT INTO plan_grants (user_id, plan, granted_by, granted_at) VALUES ($1, $2, $3, $4)")
+                .bind(user_id)
+                .bind(plan)
+                .bind(granted_by)
+                .bind(now())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Suspends the user (ending every session, in the same transaction) or reactivates it.
+    /// Returns the ended sessions, or `None` when there is no such user.
+    pub async fn set_suspended(&self, user_id: &str, suspended: bool) -> sqlx::Result<Option<Vec<String>>> {
+        let mut tx = self.pool.begin().await?;
+        let suspended_at = suspended.then(now);
+        let found = sqlx::query("UPDATE users SET suspended_at = $1 WHERE id = $2")
+            .bind(suspended_at)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if found != 1 {
+            return Ok(None);
+        }
+        let ended = if suspended { end_sessions_in(&mut tx, user_id, None).await? } else { Vec::new() };
+        tx.commit().await?;
+        Ok(Some(ended))
+    }
+
+    /// Up to `limit` tenants with names after `after`, by name, with their owners' emails.
+    pub async fn list_tenants(&self, after: &str, limit: u32) -> sqlx::Result<Vec<TenantRecord>> {
+        let rows = sqlx::query("SELECT name, plan, created_at FROM tenants WHERE name > $1 ORDER BY name LIMIT $2")
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut tenants = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let name: String = r.try_get("name")?;
+            let owners = sqlx::query_scalar(
+                "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id \
+                 WHERE m.tenant = $1 AND m.role = 'owner' ORDER BY u.email",
+            )
+            .bind(&name)
+            .fetch_all(&self.pool)
+            .await?;
+            tenants.push(TenantRecord { plan: r.try_get("plan")?, created_at: r.try_get("created_at")?, owners, name });
+        }
+        Ok(tenants)
+    }
+
+    /// Records the tenant's new plan; whether the tenant exists.
+    pub async fn set_tenant_plan(&self, name: &str, plan: &str) -> sqlx::Result<bool> {
+        let found = sqlx::query("UPDATE tenants SET plan = $1 WHERE name = $2")
+            .bind(plan)
+            .bind(name)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(found == 1)
     }
 
     /// Replaces the unverified account `old_id`, if it is still unverified and in no tenant,
@@ -296,6 +435,7 @@ impl Database {
             "DELETE FROM refresh_tokens WHERE session_id IN (SELECT id FROM sessions WHERE user_id = $1)",
             "DELETE FROM sessions WHERE user_id = $1",
             "DELETE FROM email_tokens WHERE user_id = $1",
+            "DELETE FROM plan_grants WHERE user_id = $1",
             "DELETE FROM memberships WHERE user_id = $1",
             "DELETE FROM users WHERE id = $1",
         ] {
@@ -405,29 +545,51 @@ impl Database {
         Ok(Some(sessions))
     }
 
-    /// Starts recording a new tenant owned by `owner`: returns the open transaction so the
-    /// caller commits only once the Tenant exists in Kubernetes.
+    /// Starts recording a new tenant owned by `owner`, who may own `max_tenants` in all:
+    /// returns the open transaction so the caller commits only once the Tenant exists in
+    /// Kubernetes, or why not.
+    ///
+    /// The owner's row is written first, which locks it (a row lock in PostgreSQL, the write
+    /// lock in SQLite) until the transaction ends: concurrent creates by one account take
+    /// turns, so they cannot both count the same free slot.
     pub async fn begin_tenant(
         &self,
         name: &str,
         plan: &str,
         owner: &str,
-    ) -> sqlx::Result<sqlx::Transaction<'static, sqlx::Any>> {
+        max_tenants: u32,
+    ) -> sqlx::Result<Result<sqlx::Transaction<'static, sqlx::Any>, TenantRefusal>> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO tenants (name, plan, created_by, created_at) VALUES ($1, $2, $3, $4)")
+        let found = sqlx::query("UPDATE users SET max_tenants = max_tenants WHERE id = $1")
+            .bind(owner)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if found != 1 {
+            return Ok(Err(TenantRefusal::NoAccount));
+        }
+        let owned = owned_tenants(&mut *tx, owner).await?;
+        if owned.len() >= max_tenants as usize {
+            return Ok(Err(TenantRefusal::AtLimit(owned)));
+        }
+        let inserted = sqlx::query("INSERT INTO tenants (name, plan, created_by, created_at) VALUES ($1, $2, $3, $4)")
             .bind(name)
             .bind(plan)
             .bind(owner)
             .bind(now())
             .execute(&mut *tx)
-            .await?;
+            .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Ok(Err(TenantRefusal::NameTaken)),
+            other => other?,
+        };
         sqlx::query("INSERT INTO memberships (tenant, user_id, role, created_at) VALUES ($1, $2, 'owner', $3)")
             .bind(name)
             .bind(owner)
             .bind(now())
             .execute(&mut *tx)
             .await?;
-        Ok(tx)
+        Ok(Ok(tx))
     }
 
     /// The caller's membership of `tenant`, if any.
@@ -466,6 +628,31 @@ impl Database {
         sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name).execute(&mut *tx).await?;
         tx.commit().await
     }
+}
+
+/// The columns [`user_from`] reads.
+const USER_COLUMNS: &str = "id, email, name, password_hash, email_verified_at, max_tenants, suspended_at";
+
+fn user_from(r: &sqlx::any::AnyRow) -> sqlx::Result<User> {
+    Ok(User {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        name: r.try_get("name")?,
+        password_hash: r.try_get("password_hash")?,
+        verified: r.try_get::<Option<String>, _>("email_verified_at")?.is_some(),
+        max_tenants: r.try_get::<Option<i64>, _>("max_tenants")?.map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        suspended: r.try_get::<Option<String>, _>("suspended_at")?.is_some(),
+    })
+}
+
+async fn owned_tenants<'c>(
+    executor: impl sqlx::Executor<'c, Database = sqlx::Any>,
+    user_id: &str,
+) -> sqlx::Result<Vec<String>> {
+    sqlx::query_scalar("SELECT tenant FROM memberships WHERE user_id = $1 AND role = 'owner' ORDER BY tenant")
+        .bind(user_id)
+        .fetch_all(executor)
+        .await
 }
 
 async fn insert_user<'c>(executor: impl sqlx::Executor<'c, Database = sqlx::Any>, user: &User) -> sqlx::Result<()> {

@@ -14,10 +14,12 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod admin;
 mod auth;
 mod cluster;
 mod config;
 mod db;
+mod entitlements;
 mod error;
 mod json;
 mod limits;
@@ -28,6 +30,7 @@ pub use auth::TokenConfig;
 pub use cluster::Cluster;
 pub use config::ApiConfig;
 pub use db::Database;
+pub use entitlements::EntitlementsConfig;
 pub use error::{ApiError, FieldError};
 pub use limits::LimitsConfig;
 
@@ -47,6 +50,7 @@ pub struct AppState {
     cluster: Cluster,
     plans: Arc<PlanCatalog>,
     platform: Arc<Platform>,
+    entitlements: Arc<EntitlementsConfig>,
 }
 
 impl AppState {
@@ -87,6 +91,7 @@ impl Application {
             cluster,
             plans,
             platform: Arc::new(config.platform.clone()),
+            entitlements: Arc::new(config.entitlements.clone()),
         };
         // Limiter entries back to a full budget are dropped every minute, until the API goes.
         let limits = Arc::downgrade(&state.limits);

@@ -75,6 +75,7 @@ async fn app_with_limits(kind: &str, limits: LimitsConfig) -> (Router, String) {
         },
         public_url: "https://slipway.test".into(),
         limits,
+        entitlements: Default::default(),
     };
     required_env("KUBECONFIG");
     let cluster = Cluster::new(kube::Config::infer().await.unwrap()).unwrap();

@@ -58,6 +58,8 @@ struct RawCatalog {
 struct RawPlan {
     #[serde(default)]
     description: String,
+    #[serde(default, rename = "selfService")]
+    self_service: bool,
     limits: RawLimits,
     minimums: RawMinimums,
     defaults: RawDefaults,
@@ -162,6 +164,9 @@ pub struct Plan {
     pub name: String,
     /// One line for people choosing a plan.
     pub description: String,
+    /// Whether any account may choose it by itself (`selfService: true`); other plans need
+    /// a platform admin's grant. Off unless the catalogue says so.
+    pub self_service: bool,
     /// What the plan allows.
     pub limits: Limits,
     /// The least each amount may be.
@@ -276,7 +281,7 @@ impl PlanCatalog {
         ensure(defaults.memory_request >= minimums.memory, at("defaults.memoryRequest"), || {
             format!("{} is below minimums.memory {}", defaults.memory_request, minimums.memory)
         })?;
-        Ok(Plan { name, description: raw.description, limits, minimums, defaults })
+        Ok(Plan { name, description: raw.description, self_service: raw.self_service, limits, minimums, defaults })
     }
 
     /// Looks a plan up by name.
@@ -335,6 +340,8 @@ mod tests {
         let names: Vec<_> = catalog.plans().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["free", "pro", "standard"]);
         assert_eq!(catalog.plan("free").unwrap().limits.max_apps, 3);
+        let self_service: Vec<_> = catalog.plans().filter(|p| p.self_service).map(|p| p.name.as_str()).collect();
+        assert_eq!(self_service, ["free"], "only free is self-service; the others need an admin's grant");
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub struct Slipway {
     pub mail_api: String,
     /// The API's SQL database (sqlx URL), for tests that change accounts behind its back.
     pub database_url: String,
+    /// The address of this binary's platform admin (`SLIPWAY_ADMIN_EMAILS`); see [`admin`].
+    pub admin_email: String,
 }
 
 /// The only email domain whose users may request Workspaces in the tests.
@@ -162,7 +164,9 @@ pub fn slipway() -> &'static Slipway {
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let database_url = fresh_database(crate::DATABASE).await;
-                tx.send((listener.local_addr().unwrap(), database_url.clone())).unwrap();
+                // Unique per binary: the binaries share the mail catcher.
+                let admin_email = format!("{}@slipway.test", unique("admin"));
+                tx.send((listener.local_addr().unwrap(), database_url.clone(), admin_email.clone())).unwrap();
                 let (_trigger, shutdown) = Shutdown::manual();
                 let api = slipway_api::ApiConfig {
                     database_url: database_url.into(),
@@ -181,6 +185,10 @@ pub fn slipway() -> &'static Slipway {
                     limits: slipway_api::LimitsConfig {
                         per_client_per_minute: std::num::NonZeroU32::new(100_000).unwrap(),
                         login_per_account_per_minute: std::num::NonZeroU32::new(100_000).unwrap(),
+                    },
+                    entitlements: slipway_api::EntitlementsConfig {
+                        default_max_tenants: 1,
+                        admin_emails: vec![admin_email],
                     },
                     mail: slipway_controller::MailerConfig {
                         smtp_url: smtp_url.clone().into(),
@@ -233,8 +241,8 @@ pub fn slipway() -> &'static Slipway {
                 slipway::serve(config, plans, parts, shutdown).await.unwrap();
             });
         });
-        let (addr, database_url) = rx.recv().unwrap();
-        let slipway = Slipway { base_url: format!("http://{addr}/api/v1"), mail_api, database_url };
+        let (addr, database_url, admin_email) = rx.recv().unwrap();
+        let slipway = Slipway { base_url: format!("http://{addr}/api/v1"), mail_api, database_url, admin_email };
         // The API answers once CRDs are installed and migrations ran.
         let ready = format!("http://{addr}/readyz");
         for _ in 0..600 {
@@ -290,17 +298,32 @@ impl Client {
     /// address with the link mailed to it, which it then deletes from the catcher: the
     /// mailbox holds only what Slipway sends afterwards.
     pub async fn new_user_at(prefix: &str, domain: &str) -> (Self, String) {
-        let anon = Self::anonymous();
         let email = format!("{}@{domain}", unique(prefix));
+        (Self::registered(&email, prefix).await, email)
+    }
+
+    /// This binary's platform admin (registered and verified on first use).
+    pub async fn admin() -> Self {
+        static TOKEN: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+        let token = TOKEN
+            .get_or_init(|| async { Self::registered(&slipway().admin_email, "admin").await.token.unwrap() })
+            .await;
+        Self { token: Some(token.clone()), ..Self::anonymous() }
+    }
+
+    /// Registers `email`, logs in and confirms the address with the link mailed to it, which
+    /// it then deletes from the catcher.
+    async fn registered(email: &str, name: &str) -> Self {
+        let anon = Self::anonymous();
         let r = anon
-            .post("/auth/register", json!({"email": email, "password": "correct horse battery", "name": prefix}))
+            .post("/auth/register", json!({"email": email, "password": "correct horse battery", "name": name}))
             .await;
         assert_eq!(r.status, 202, "{}", r.body);
         let r = anon.post("/auth/login", json!({"email": email, "password": "correct horse battery"})).await;
         assert_eq!(r.status, 200, "{}", r.body);
         let user = Self { token: Some(r.body["access_token"].as_str().unwrap().to_string()), ..anon };
         let (id, body) = eventually(Duration::from_secs(60), "the verification email", || async {
-            let mails = mail_items(&email).await.into_iter();
+            let mails = mail_items(email).await.into_iter();
             mails
                 .filter(|(_, subject, _)| subject.starts_with("Confirm your email"))
                 .map(|(id, _, body)| (id, body))
@@ -313,7 +336,7 @@ impl Client {
         assert_eq!(r.status, 200, "{}", r.body);
         let delete = format!("{}/api/v1/messages/{id}", slipway().mail_api);
         reqwest::Client::new().delete(delete).send().await.unwrap().error_for_status().unwrap();
-        (user, email)
+        user
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
@@ -350,8 +373,27 @@ impl Client {
         r.body
     }
 
-    /// Creates a tenant on `plan`, asserting 201.
+    /// Has the platform admin grant this account `plan` and room for one more tenant, when it
+    /// lacks either (accounts choose only `free` by themselves, and own one tenant).
+    pub async fn entitle(&self, plan: &str) {
+        let me = self.get("/me").await.body;
+        let entitled = &me["entitlements"];
+        let owned = me["tenants"].as_array().unwrap().iter().filter(|t| t["role"] == "owner").count() as u64;
+        let max = entitled["max_tenants"].as_u64().unwrap();
+        let mut plans: Vec<Value> = entitled["plans"].as_array().unwrap().clone();
+        if plans.contains(&json!(plan)) && owned < max {
+            return;
+        }
+        plans.push(json!(plan));
+        let grant = json!({"max_tenants": max.max(owned + 1), "plans": plans});
+        let path = format!("/admin/users/{}/entitlements", me["id"].as_str().unwrap());
+        let r = Self::admin().await.put(&path, grant).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    /// Creates a tenant on `plan` (entitled by the platform admin if need be), asserting 201.
     pub async fn create_tenant(&self, prefix: &str, plan: &str) -> String {
+        self.entitle(plan).await;
         let name = unique(prefix);
         let r = self.post("/tenants", json!({"name": name, "plan": plan})).await;
         assert_eq!(r.status, 201, "{}", r.body);

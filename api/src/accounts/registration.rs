@@ -35,6 +35,8 @@ pub async fn register(state: &AppState, email: String, name: String, password: S
         name,
         password_hash: hash_password(password).await?,
         verified: false,
+        max_tenants: None,
+        suspended: false,
     };
     match state.db.user_by_email(&user.email).await? {
         None => match state.db.insert_user(&user).await {

@@ -32,7 +32,7 @@ fn refused(why: &str) -> ApiError {
 /// Starts a session for `user` (who just proved their password).
 ///
 /// # Errors
-/// The database does not answer.
+/// 403 for a suspended account; the database does not answer.
 pub async fn start(state: &AppState, user: &User) -> Result<TokenPair, ApiError> {
     let session = uuid::Uuid::new_v4().to_string();
     let (refresh_token, hash) = one_time_token::generate();
@@ -86,7 +86,12 @@ pub async fn end_all(state: &AppState, user_id: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The pair for `user`'s `session`; none for a suspended account (suspending it ended its
+/// sessions; this closes the race with a login or refresh under way).
 fn pair(state: &AppState, user: &User, session: &str, refresh_token: String) -> Result<TokenPair, ApiError> {
+    if user.suspended {
+        return Err(crate::auth::suspended());
+    }
     Ok(TokenPair {
         access_token: state.tokens.issue(&user.id, &user.email, session)?,
         expires_in: state.tokens.ttl_seconds(),

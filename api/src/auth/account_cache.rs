@@ -1,6 +1,6 @@
 //! What every authenticated request checks beyond the token's signature: that its account
-//! still exists, under which address, whether that address is verified, and that its session
-//! has not ended. Answers are cached for [`TTL`], so most requests cost no database round
+//! still exists, under which address, whether that address is verified, whether it is
+//! suspended, and that its session has not ended. Answers are cached for [`TTL`], so most requests cost no database round
 //! trip, and the tokens of a deleted account or an ended session stop working within [`TTL`]
 //! on every replica (at once on the one that made the change).
 
@@ -20,6 +20,8 @@ pub struct AccountState {
     pub email: String,
     /// Whether someone followed a verification link mailed to `email`.
     pub verified: bool,
+    /// Whether a platform admin suspended it.
+    pub suspended: bool,
 }
 
 /// The cache of [`AccountState`]s by user id (`None` records a deleted account), and of
@@ -48,12 +50,16 @@ impl AccountCache {
         if let Some(state) = self.cache.get(user_id).await {
             return Ok(state);
         }
-        let state = db.user_by_id(user_id).await?.map(|u| AccountState { email: u.email, verified: u.verified });
+        let state = db.user_by_id(user_id).await?.map(|u| AccountState {
+            email: u.email,
+            verified: u.verified,
+            suspended: u.suspended,
+        });
         self.cache.insert(user_id.to_string(), state.clone()).await;
         Ok(state)
     }
 
-    /// Drops what is known of an account that just changed (verified, deleted), so this
+    /// Drops what is known of an account that just changed (verified, suspended, deleted), so this
     /// replica sees the change at once.
     pub async fn forget(&self, user_id: &str) {
         self.cache.invalidate(user_id).await;

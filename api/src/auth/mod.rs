@@ -57,10 +57,35 @@ impl FromRequestParts<AppState> for Caller {
             .get(&state.db, &claims.sub)
             .await?
             .ok_or_else(|| ApiError::Unauthorized("the account of this access token no longer exists".into()))?;
+        if account.suspended {
+            return Err(suspended());
+        }
         if !state.accounts.session_active(&state.db, &claims.sid).await? {
             return Err(ApiError::Unauthorized("this session has ended (logged out); log in again".into()));
         }
         Ok(Caller { id: claims.sub, email: account.email, verified: account.verified, session: claims.sid })
+    }
+}
+
+/// 403 for a suspended account: what its tokens and its password get.
+pub fn suspended() -> ApiError {
+    ApiError::Forbidden("this account is suspended; contact the platform's operators".into())
+}
+
+/// An [`AuthUser`] who is a platform admin (see [`crate::entitlements::EntitlementsConfig`]):
+/// 403 otherwise.
+#[derive(Clone, Debug)]
+pub struct PlatformAdmin(pub AuthUser);
+
+impl FromRequestParts<AppState> for PlatformAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user = AuthUser::from_request_parts(parts, state).await?;
+        if !state.entitlements.is_admin(&user.email, true) {
+            return Err(ApiError::Forbidden("only platform admins may do this".into()));
+        }
+        Ok(Self(user))
     }
 }
 

@@ -105,6 +105,9 @@ pub struct MeView {
     #[serde(flatten)]
     user: UserView,
     tenants: Vec<TenantRef>,
+    /// How many tenants the account may own and which plans it may choose.
+    entitlements: crate::entitlements::Entitlements,
+    platform_admin: bool,
 }
 
 #[derive(Serialize)]
@@ -304,8 +307,10 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
 async fn me_view(state: &AppState, user: crate::db::User) -> Result<Json<MeView>, ApiError> {
     let tenants =
         state.db.memberships(&user.id).await?.into_iter().map(|m| TenantRef { name: m.tenant, role: m.role }).collect();
+    let entitlements = crate::entitlements::of(state, &user).await?;
+    let platform_admin = state.entitlements.is_admin(&user.email, user.verified);
     let user = UserView { id: user.id, email: user.email, name: user.name, email_verified: user.verified };
-    Ok(Json(MeView { user, tenants }))
+    Ok(Json(MeView { user, tenants, entitlements, platform_admin }))
 }
 
 /// `PATCH /api/v1/me` `{"name"?, "password"?, "current_password"?}` → 200, the caller as

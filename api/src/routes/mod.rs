@@ -1,6 +1,7 @@
 //! The router: `/api/v1/...` plus `/healthz` and `/readyz`.
 
 mod accounts;
+mod admin;
 mod apps;
 mod credentials;
 mod databases;
@@ -15,7 +16,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use slipway_crds::{App, Database, Workspace};
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
@@ -41,6 +42,13 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/auth/verify", post(accounts::verify).get(accounts::verify_link))
         .route("/auth/verify/resend", post(accounts::resend_verification))
         .route("/me", get(accounts::me).patch(accounts::update_me).delete(accounts::delete_me))
+        .route("/admin/users", get(admin::list_users))
+        .route("/admin/users/{user}", get(admin::get_user))
+        .route("/admin/users/{user}/entitlements", put(admin::set_entitlements))
+        .route("/admin/users/{user}/suspend", post(admin::suspend))
+        .route("/admin/users/{user}/reactivate", post(admin::reactivate))
+        .route("/admin/tenants", get(admin::list_tenants))
+        .route("/admin/tenants/{tenant}/plan", put(admin::change_plan))
         .route("/tenants", post(tenants::create).get(tenants::list))
         .route("/tenants/{tenant}", get(tenants::get).delete(tenants::delete))
         .route("/tenants/{tenant}/apps", post(apps::create).get(objects::list::<App>))

@@ -26,8 +26,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use slipway_crds::{Kind, TENANT_LABEL, tenant_namespace};
 use slipway_policies::Spec;
 
-/// Field manager of the API's writes.
-pub const MANAGER: &str = "slipway-api";
+pub use crate::cluster::FIELD_MANAGER as MANAGER;
 
 /// A Slipway kind that lives in a tenant's namespace: `App`, `Database` or `Workspace`.
 pub trait TenantObject:

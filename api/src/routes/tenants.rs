@@ -2,12 +2,7 @@
 //! their members.
 
 use crate::{
-    AppState,
-    auth::AuthUser,
-    db::{Membership, is_foreign_key_violation, is_unique_violation},
-    error::ApiError,
-    json::StrictJson,
-    paths::TenantName,
+    AppState, auth::AuthUser, db::Membership, entitlements, error::ApiError, json::StrictJson, paths::TenantName,
 };
 use axum::{
     Json,
@@ -77,25 +72,16 @@ pub async fn create(
     StrictJson(req): StrictJson<CreateTenant>,
 ) -> Result<(StatusCode, [(header::HeaderName, String); 1], Json<TenantView>), ApiError> {
     check_tenant_name(&req.name).map_err(|e| ApiError::invalid("name", e))?;
-    state.plans.plan(&req.plan).map_err(|e| ApiError::invalid("plan", e.to_string()))?;
+    // Recorded in SQL first (uncommitted), so a taken name or a used-up entitlement fails
+    // before touching the cluster; committed only once the Tenant exists, so SQL never lists
+    // a tenant Kubernetes lacks.
+    let tx = entitlements::claim_tenant(&state, &user.id, &req.name, &req.plan).await?;
     let taken = || ApiError::Conflict(format!("the tenant name {:?} is taken; choose another", req.name));
-    // Record in SQL first (uncommitted) so a taken name fails before touching the cluster, and
-    // commit only once the Tenant exists, so SQL never lists a tenant Kubernetes lacks.
-    let tx = state.db.begin_tenant(&req.name, &req.plan, &user.id).await.map_err(|e| {
-        if is_unique_violation(&e) {
-            taken()
-        } else if is_foreign_key_violation(&e) {
-            // The token is valid but its account was deleted since it was issued.
-            ApiError::Unauthorized("the account of this access token no longer exists".into())
-        } else {
-            e.into()
-        }
-    })?;
     let tenant = Tenant::new(
         &req.name,
         TenantSpec { owners: vec![TenantOwner { email: user.email.clone() }], plan: req.plan.clone(), limits: None },
     );
-    let params = PostParams { field_manager: Some("slipway-api".into()), ..Default::default() };
+    let params = PostParams { field_manager: Some(crate::cluster::FIELD_MANAGER.into()), ..Default::default() };
     let tenants = Api::<Tenant>::all(state.cluster.service());
     let created = match tenants.create(&params, &tenant).await {
         Ok(t) => t,
