@@ -373,8 +373,7 @@ async fn a_workspace_owner_must_be_an_owner_of_the_tenant() {
 
     let message = validation_denial(wss.create(&PostParams::default(), &workspace("box", &stranger, "1Gi")).await);
     assert!(
-        message
-            .ends_with(&format!(r#"spec.owner: "{stranger}" is not an owner of tenant "{tenant}" (owners: {email})"#)),
+        message.ends_with(&format!(r#"spec.owner: "{stranger}" is not in tenant "{tenant}" (its people: {email})"#)),
         "{message}"
     );
     let admitted = wss.create(&PostParams::default(), &workspace("box", &email, "1Gi")).await.expect("the owner's own");

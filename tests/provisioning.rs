@@ -17,7 +17,7 @@ use k8s_openapi::api::{
 use kube::{Api, ResourceExt, api::ListParams};
 use serde_json::json;
 use std::time::Duration;
-use support::{Client, eventually, kube_admin, mails_to, required_env, wait_ready};
+use support::{Client, eventually, kube_admin, mails_to, wait_ready};
 
 const ED25519: &str = include_str!("../policies/tests/ssh-keys/ed25519.pub");
 const ECDSA: &str = include_str!("../policies/tests/ssh-keys/ecdsa-p256.pub");
@@ -122,9 +122,7 @@ async fn a_database_is_provisioned_explained_and_cleaned_up_by_its_policy() {
     let theirs = mallory.create_tenant("snoop", "free").await;
     assert_eq!(mallory.get(&format!("{dbs}/orders/credentials")).await.status, 404);
     assert_eq!(mallory.get(&format!("{dbs}/orders")).await.status, 404);
-    required_env("KUBECONFIG");
-    let cluster = slipway_api::Cluster::new(support::kube_config().await).unwrap();
-    let as_mallory = cluster.as_member(&mallory_email, &theirs).unwrap();
+    let as_mallory = support::role_client(&mallory_email, &theirs, "owner").await;
     let stolen = Api::<Secret>::namespaced(as_mallory, &ns).get("orders-credentials").await;
     assert!(matches!(&stolen, Err(kube::Error::Api(s)) if s.code == 403), "RBAC must refuse: {stolen:?}");
 

@@ -62,9 +62,8 @@ async fn kubernetes_rbac_confines_members_to_their_tenant() {
     let (b, _) = Client::new_user("rbac-b").await;
     let tenant_a = a.create_tenant("rbac-a", "free").await;
     let tenant_b = b.create_tenant("rbac-b", "free").await;
-    required_env("KUBECONFIG");
-    let cluster = slipway_api::Cluster::new(support::kube_config().await).unwrap();
-    let as_a = cluster.as_member(&email, &tenant_a).unwrap();
+    // As its owner: the most a person of tenant A can be.
+    let as_a = support::role_client(&email, &tenant_a, "owner").await;
 
     let own: Api<App> = Api::namespaced(as_a.clone(), &format!("tenant-{tenant_a}"));
     assert!(own.list(&ListParams::default()).await.is_ok());

@@ -1,7 +1,7 @@
 //! The API's two ways of talking to Kubernetes: as itself, and as a tenant member.
 
 use kube::{Client, Config};
-use slipway_crds::tenant_group;
+use slipway_crds::{role_group, tenant_group};
 
 /// Field manager of the API's writes (server-side apply and managedFields).
 pub const FIELD_MANAGER: &str = "slipway-api";
@@ -28,16 +28,18 @@ impl Cluster {
         self.client.clone()
     }
 
-    /// A client that impersonates `email` as a member of `tenant` (groups
-    /// `slipway:tenant:<tenant>` and `system:authenticated`), so Kubernetes RBAC decides what the
-    /// call may do (<https://kubernetes.io/docs/reference/access-authn-authz/authentication/#user-impersonation>).
+    /// A client that impersonates `email` as someone of `tenant` with `role` (groups
+    /// `slipway:tenant:<tenant>`, `slipway:tenant:<tenant>:<role>` and `system:authenticated`),
+    /// so Kubernetes RBAC decides what the call may do
+    /// (<https://kubernetes.io/docs/reference/access-authn-authz/authentication/#user-impersonation>).
     ///
     /// # Errors
     /// As [`Cluster::new`].
-    pub fn as_member(&self, email: &str, tenant: &str) -> Result<Client, kube::Error> {
+    pub fn as_member(&self, email: &str, tenant: &str, role: &str) -> Result<Client, kube::Error> {
         let mut config = self.config.clone();
         config.auth_info.impersonate = Some(email.to_string());
-        config.auth_info.impersonate_groups = Some(vec![tenant_group(tenant), "system:authenticated".into()]);
+        let groups = vec![tenant_group(tenant), role_group(tenant, role), "system:authenticated".into()];
+        config.auth_info.impersonate_groups = Some(groups);
         Client::try_from(config)
     }
 }

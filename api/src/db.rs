@@ -48,6 +48,57 @@ pub struct TenantRecord {
     pub owners: Vec<String>,
 }
 
+/// A person of a tenant.
+#[derive(Clone, Debug)]
+pub struct Member {
+    /// Their account.
+    pub user_id: String,
+    /// Their address.
+    pub email: String,
+    /// Their name.
+    pub name: String,
+    /// `owner`, `admin` or `member`.
+    pub role: String,
+}
+
+/// What a change to someone's membership did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Done; their role before it.
+    Done {
+        /// The role they had.
+        previous: String,
+    },
+    /// They are not in the tenant.
+    NotMember,
+    /// They are its last owner, who cannot leave or stop being an owner.
+    LastOwner,
+}
+
+/// A stored invitation (the token itself is never stored).
+#[derive(Clone, Debug)]
+pub struct Invitation {
+    /// The tenant it invites to.
+    pub tenant: String,
+    /// The address it was mailed to.
+    pub email: String,
+    /// The role it gives.
+    pub role: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it was accepted.
+    pub accepted: bool,
+}
+
+/// Why an invitation could not be accepted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AcceptRefusal {
+    /// Accepted before (by a concurrent request).
+    Used,
+    /// The account is in the tenant already.
+    AlreadyMember,
+}
+
 /// Why a tenant could not be recorded (see [`Database::begin_tenant`]).
 #[derive(Debug)]
 pub enum TenantRefusal {
@@ -619,11 +670,145 @@ impl Database {
         .collect()
     }
 
-    /// Removes a tenant and its memberships.
+    /// The tenant's people: owners first, then admins, then members, each by email.
+    pub async fn members(&self, tenant: &str) -> sqlx::Result<Vec<Member>> {
+        sqlx::query(
+            "SELECT m.user_id, u.email, u.name, m.role FROM memberships m JOIN users u ON u.id = m.user_id \
+             WHERE m.tenant = $1 \
+             ORDER BY CASE m.role WHEN 'owner' THEN 0 WHEN 'admin' THEN 1 ELSE 2 END, u.email",
+        )
+        .bind(tenant)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Member {
+                user_id: r.try_get("user_id")?,
+                email: r.try_get("email")?,
+                name: r.try_get("name")?,
+                role: r.try_get("role")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Gives `user_id` the `role` in `tenant` (`None`: removes them), unless that leaves the
+    /// tenant without an owner. The tenant's row is written first, which locks it until the
+    /// transaction ends, so two owners demoting each other at once cannot both succeed.
+    pub async fn change_member(&self, tenant: &str, user_id: &str, role: Option<&str>) -> sqlx::Result<MemberChange> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE tenants SET plan = plan WHERE name = $1").bind(tenant).execute(&mut *tx).await?;
+        let previous: Option<String> =
+            sqlx::query_scalar("SELECT role FROM memberships WHERE tenant = $1 AND user_id = $2")
+                .bind(tenant)
+                .bind(user_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(previous) = previous else { return Ok(MemberChange::NotMember) };
+        if previous == "owner" && role != Some("owner") {
+            let owners: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE tenant = $1 AND role = 'owner'")
+                    .bind(tenant)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if owners <= 1 {
+                return Ok(MemberChange::LastOwner);
+            }
+        }
+        let query = match role {
+            Some(role) => sqlx::query("UPDATE memberships SET role = $1 WHERE tenant = $2 AND user_id = $3").bind(role),
+            None => sqlx::query("DELETE FROM memberships WHERE tenant = $1 AND user_id = $2"),
+        };
+        query.bind(tenant).bind(user_id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(MemberChange::Done { previous })
+    }
+
+    /// Stores an invitation to `tenant` with `role`, mailed to `email`.
+    pub async fn insert_invitation(
+        &self,
+        token_hash: &str,
+        tenant: &str,
+        email: &str,
+        role: &str,
+        invited_by: &str,
+        expires_at: DateTime<Utc>,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO invitations (token_hash, tenant, email, role, invited_by, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(token_hash)
+        .bind(tenant)
+        .bind(email)
+        .bind(role)
+        .bind(invited_by)
+        .bind(now())
+        .bind(timestamp(expires_at))
+        .execute(&self.pool)
+        .await
+        .map(drop)
+    }
+
+    /// The invitation with this token hash, accepted or not.
+    pub async fn invitation(&self, token_hash: &str) -> sqlx::Result<Option<Invitation>> {
+        let row =
+            sqlx::query("SELECT tenant, email, role, expires_at, accepted_at FROM invitations WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|r| {
+            Ok(Invitation {
+                tenant: r.try_get("tenant")?,
+                email: r.try_get("email")?,
+                role: r.try_get("role")?,
+                expires_at: parse_time("expires_at", &r.try_get::<String, _>("expires_at")?)?,
+                accepted: r.try_get::<Option<String>, _>("accepted_at")?.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    /// Accepts the invitation for `user_id`: marks it used and adds them to its tenant with
+    /// its role, in one transaction.
+    pub async fn accept_invitation(
+        &self,
+        token_hash: &str,
+        invitation: &Invitation,
+        user_id: &str,
+    ) -> sqlx::Result<Result<(), AcceptRefusal>> {
+        let mut tx = self.pool.begin().await?;
+        let used = sqlx::query("UPDATE invitations SET accepted_at = $1 WHERE token_hash = $2 AND accepted_at IS NULL")
+            .bind(now())
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if used != 1 {
+            return Ok(Err(AcceptRefusal::Used));
+        }
+        let inserted =
+            sqlx::query("INSERT INTO memberships (tenant, user_id, role, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&invitation.tenant)
+                .bind(user_id)
+                .bind(&invitation.role)
+                .bind(now())
+                .execute(&mut *tx)
+                .await;
+        match inserted {
+            Err(e) if is_unique_violation(&e) => return Ok(Err(AcceptRefusal::AlreadyMember)),
+            other => other?,
+        };
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Removes a tenant, its memberships and its invitations.
     pub async fn delete_tenant(&self, name: &str) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
         // Explicit, rather than relying on ON DELETE CASCADE, which SQLite only honours when
         // foreign keys are enabled on the connection.
+        sqlx::query("DELETE FROM invitations WHERE tenant = $1").bind(name).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM memberships WHERE tenant = $1").bind(name).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name).execute(&mut *tx).await?;
         tx.commit().await

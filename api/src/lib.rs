@@ -25,6 +25,8 @@ mod json;
 mod limits;
 mod paths;
 mod routes;
+mod teams;
+mod tenancy;
 
 pub use auth::TokenConfig;
 pub use cluster::Cluster;
@@ -51,6 +53,8 @@ pub struct AppState {
     plans: Arc<PlanCatalog>,
     platform: Arc<Platform>,
     entitlements: Arc<EntitlementsConfig>,
+    /// Taken while publishing a tenant's people to Kubernetes (see `teams::publish`).
+    people_publishing: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl AppState {
@@ -92,6 +96,7 @@ impl Application {
             plans,
             platform: Arc::new(config.platform.clone()),
             entitlements: Arc::new(config.entitlements.clone()),
+            people_publishing: Arc::default(),
         };
         // Limiter entries back to a full budget are dropped every minute, until the API goes.
         let limits = Arc::downgrade(&state.limits);

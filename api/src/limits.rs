@@ -69,6 +69,8 @@ pub enum AccountMail {
     Notice,
     /// A password reset link.
     Reset,
+    /// An invitation to a tenant.
+    Invitation,
 }
 
 /// An endpoint family with its own per-client budget.
@@ -184,7 +186,7 @@ impl Limits {
         }
     }
 
-    /// Whether registration may mail `address` an email of this kind now (at most once a
+    /// Whether Slipway may mail `address` an email of this kind now (at most once a
     /// [`MAIL_INTERVAL`]).
     pub fn may_mail(&self, kind: AccountMail, address: &str) -> bool {
         self.mail.check_key(&(kind, address.to_string())).is_ok()

@@ -29,6 +29,32 @@ pub struct ObjectName {
     pub name: String,
 }
 
+/// The tenant and the person of `/tenants/{tenant}/members/{user}`, named by account id or
+/// by address.
+pub struct MemberPath {
+    /// The tenant.
+    pub tenant: String,
+    /// An account id or an address, as the caller wrote it.
+    pub who: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for MemberPath {
+    type Rejection = ApiError;
+
+    /// # Errors
+    /// 400 when the tenant is not a name, or the person is empty, longer than an address can
+    /// be (254) or holds control characters.
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((tenant, who)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::BadRequest(e.body_text()))?;
+        if who.is_empty() || who.len() > 254 || who.chars().any(char::is_control) {
+            return Err(ApiError::BadRequest(format!("{who:?} is neither an account id nor an address")));
+        }
+        Ok(Self { tenant: checked(tenant)?, who })
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for TenantName {
     type Rejection = ApiError;
 

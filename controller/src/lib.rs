@@ -3,6 +3,8 @@
 //! ```text
 //!   Tenant ──▶ Namespace tenant-<name> (PSA restricted) + ResourceQuota + LimitRange
 //!              + RoleBinding(group slipway:tenant:<name> → ClusterRole slipway:tenant-member)
+//!              + RoleBinding(groups slipway:tenant:<name>:{owner,admin} → slipway:tenant-admin)
+//!              + ClusterRole(Binding) slipway:tenant:<name>:owner (get/delete this Tenant)
 //!              + NetworkPolicy default-deny (DNS and same-namespace traffic allowed)
 //!   App    ──▶ Deployment + Service (ClusterIP | NodePort) + Ingress (when a host is asked for)
 //!              + status (phase, conditions, nodePort, url) + one "ready" email to the owners
@@ -91,7 +93,7 @@ pub struct Context {
 
 /// Runs the Tenant, App, Database and Workspace controllers until `shutdown` resolves.
 ///
-/// Applies the shared ClusterRole `slipway:tenant-member` first. The CRDs must be installed
+/// Applies the shared ClusterRoles `slipway:tenant-member` and `slipway:tenant-admin` first. The CRDs must be installed
 /// (see [`slipway_crds::install`]).
 ///
 /// # Errors
@@ -102,7 +104,7 @@ pub async fn run(
     config: ControllerConfig,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<()> {
-    tenant::apply_member_role(&client).await?;
+    tenant::apply_shared_roles(&client).await?;
     let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("HOSTNAME").ok() };
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),

@@ -28,7 +28,7 @@ pub use database::{
     DeletionPolicy, ResourcePhase,
 };
 pub use kind::Kind;
-pub use tenant::{LimitOverrides, Tenant, TenantOwner, TenantSpec, TenantStatus};
+pub use tenant::{LimitOverrides, MemberRole, Tenant, TenantMember, TenantOwner, TenantSpec, TenantStatus};
 pub use workspace::{Workspace, WorkspaceSpec, WorkspaceStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -56,6 +56,13 @@ pub const WORKSPACE_LABEL: &str = "slipway.dev/workspace";
 /// The API impersonates users with this group, and the tenant's RoleBinding names it.
 pub fn tenant_group(tenant: &str) -> String {
     format!("slipway:tenant:{tenant}")
+}
+
+/// The Kubernetes group of the tenant's people with `role` (`owner`, `admin`, `member`):
+/// `slipway:tenant:<name>:<role>`. The API impersonates each person with it besides
+/// [`tenant_group`]; the tenant's RBAC binds each role's rights to it.
+pub fn role_group(tenant: &str, role: &str) -> String {
+    format!("slipway:tenant:{tenant}:{role}")
 }
 
 /// The namespace that holds a tenant's resources: `tenant-<name>`.
@@ -132,7 +139,8 @@ mod tests {
     #[test]
     fn a_namespace_belongs_to_the_tenant_its_controller_reference_names() {
         use k8s_openapi::{api::core::v1::Namespace, apimachinery::pkg::apis::meta::v1::OwnerReference};
-        let mut tenant = Tenant::new("acme", TenantSpec { owners: vec![], plan: "free".into(), limits: None });
+        let mut tenant =
+            Tenant::new("acme", TenantSpec { owners: vec![], members: vec![], plan: "free".into(), limits: None });
         let owner = |uid: &str, controller| OwnerReference { uid: uid.into(), controller, ..Default::default() };
         let mut ns = Namespace::default();
         assert!(!namespace_belongs_to(&ns, &tenant), "a Tenant without a UID owns nothing");

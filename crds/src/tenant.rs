@@ -25,6 +25,11 @@ pub struct TenantSpec {
     /// People who own the tenant; they receive its emails. At least one.
     #[schemars(length(min = 1, max = 20))]
     pub owners: Vec<TenantOwner>,
+    /// The other people of the tenant, with their role (owners are in `owners`). Each may
+    /// act in the tenant's namespace as its role allows, and own Workspaces there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200))]
+    pub members: Vec<TenantMember>,
     /// Name of a plan from the plan catalogue (`policies/plans.yaml`), e.g. `free`.
     #[schemars(length(min = 1, max = 63))]
     pub plan: String,
@@ -40,6 +45,28 @@ pub struct TenantOwner {
     /// Email address, also the Kubernetes user name the API impersonates for this person.
     #[schemars(length(min = 3, max = 254))]
     pub email: String,
+}
+
+/// Someone of the tenant besides its owners.
+#[derive(KubeSchema, Deserialize, Serialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantMember {
+    /// Email address, also the Kubernetes user name the API impersonates for this person.
+    #[schemars(length(min = 3, max = 254))]
+    pub email: String,
+    /// What they may do.
+    pub role: MemberRole,
+}
+
+/// The role of a [`TenantMember`]. Each role is a Kubernetes group,
+/// `slipway:tenant:<tenant>:<role>` (see [`crate::role_group`]), bound to what it may do.
+#[derive(schemars::JsonSchema, Deserialize, Serialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberRole {
+    /// Manages members and the tenant's volumes, besides what members do.
+    Admin,
+    /// Manages Apps, Databases and Workspaces, and reads what runs.
+    Member,
 }
 
 /// Overrides of a plan's limits for one tenant. Every field is optional.

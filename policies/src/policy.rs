@@ -322,6 +322,7 @@ mod tests {
             &Review {
                 tenant: "acme",
                 owners: &owners,
+                members: &[],
                 name,
                 spec: &spec,
                 previous,

@@ -2,7 +2,7 @@
 //! ([`Outcome`] of [`Violation`]s and warnings).
 
 use crate::Inventory;
-use slipway_crds::TenantOwner;
+use slipway_crds::{TenantMember, TenantOwner};
 use std::fmt;
 
 /// Who asks for a change, as the admission request's user info says.
@@ -62,6 +62,8 @@ pub struct Review<'a, S> {
     pub tenant: &'a str,
     /// The tenant's owners (`Tenant.spec.owners`).
     pub owners: &'a [TenantOwner],
+    /// The tenant's other people (`Tenant.spec.members`).
+    pub members: &'a [TenantMember],
     /// The object's name.
     pub name: &'a str,
     /// The spec to admit, with the plan's defaults filled in.

@@ -362,6 +362,10 @@ impl Client {
         self.send(self.http.put(format!("{}{path}", self.base)).json(&body)).await
     }
 
+    pub async fn patch(&self, path: &str, body: Value) -> Reply {
+        self.send(self.http.patch(format!("{}{path}", self.base)).json(&body)).await
+    }
+
     pub async fn delete(&self, path: &str) -> Reply {
         self.send(self.http.delete(format!("{}{path}", self.base))).await
     }
@@ -478,8 +482,14 @@ where
 
 /// A Kubernetes client that acts as `email`, a member of `tenant` (see [`member_api`]).
 pub async fn member_client(email: &str, tenant: &str) -> kube::Client {
+    role_client(email, tenant, "member").await
+}
+
+/// A Kubernetes client that acts as `email` with `role` (`owner`, `admin`, `member`) in
+/// `tenant`, exactly as the API impersonates them.
+pub async fn role_client(email: &str, tenant: &str, role: &str) -> kube::Client {
     let cluster = slipway_api::Cluster::new(kube_config().await).unwrap();
-    cluster.as_member(email, tenant).unwrap()
+    cluster.as_member(email, tenant, role).unwrap()
 }
 
 /// The message of a denied request, asserting it was refused with `code`.

@@ -206,6 +206,7 @@ impl Bench {
         };
         let spec = TenantSpec {
             owners: vec![TenantOwner { email: "bench@example.com".into() }],
+            members: vec![],
             plan: "pro".into(),
             limits: Some(limits),
         };

@@ -177,6 +177,7 @@ async fn validate<K: Admissible>(
             &Review {
                 tenant: &tenant_name,
                 owners: &tenant.spec.owners,
+                members: &tenant.spec.members,
                 name: &name,
                 spec,
                 previous: previous.as_ref(),

@@ -55,6 +55,23 @@ pub fn reset_password(name: &str, link: &str) -> Email {
     }
 }
 
+/// "You are invited": the link to join `tenant` as `role`, from `inviter` (their verified
+/// address). Everything in it is Slipway's words or checked names: a tenant name is a DNS
+/// label, an address was verified.
+pub fn invitation(tenant: &str, inviter: &str, role: &str, link: &str) -> Email {
+    Email {
+        subject: format!("You are invited to the Slipway tenant {tenant}"),
+        body: format!(
+            "Hello,\n\n{inviter} invited this address to the Slipway tenant \"{tenant}\" as {role}.\n\n\
+             To join, log in to Slipway with this address (sign up with it first if you have no account), then \
+             POST the token of this link to /api/v1/invitations/accept:\n\n    {link}\n\n\
+             The link works once, for {days} days. If you do not want to join, ignore this email.\n\n-- Slipway\n",
+            days = crate::teams::invitations::INVITATION_DAYS
+        ),
+        message_id: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -106,8 +106,8 @@ pub async fn update(
 pub async fn delete(state: &AppState, caller: &Caller, client: IpAddr, password: String) -> Result<(), ApiError> {
     let user = current_user(state, caller).await?;
     reauthenticate(state, &user, client, "password", password).await?;
-    let owned: Vec<String> =
-        state.db.memberships(&user.id).await?.into_iter().filter(|m| m.role == "owner").map(|m| m.tenant).collect();
+    let memberships = state.db.memberships(&user.id).await?;
+    let owned: Vec<&str> = memberships.iter().filter(|m| m.role == "owner").map(|m| m.tenant.as_str()).collect();
     if !owned.is_empty() || !state.db.delete_user(&user.id).await? {
         return Err(ApiError::Conflict(format!(
             "this account owns tenants ({}): delete them (DELETE /api/v1/tenants/NAME) first",
@@ -115,6 +115,10 @@ pub async fn delete(state: &AppState, caller: &Caller, client: IpAddr, password:
         )));
     }
     state.accounts.forget(&user.id).await;
+    // The tenants it was in no longer list it (their Workspace owners, their RBAC subjects).
+    for m in &memberships {
+        crate::teams::publish(state, &m.tenant).await?;
+    }
     tracing::info!(user = %user.id, "account deleted");
     Ok(())
 }

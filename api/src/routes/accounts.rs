@@ -2,7 +2,7 @@
 
 use crate::{
     AppState,
-    accounts::{password_policy, password_reset, profile, registration, sessions, verification},
+    accounts::{address, password_policy, password_reset, profile, registration, sessions, verification},
     auth::{Caller, verify_password},
     error::{ApiError, FieldError},
     json::StrictJson,
@@ -116,20 +116,6 @@ pub struct TenantRef {
     role: String,
 }
 
-/// Lowercased, trimmed email if it looks like `local@domain.tld` (RFC 5321 caps it at 254).
-fn normalize_email(email: &str) -> Option<String> {
-    let email = email.trim().to_ascii_lowercase();
-    let (local, domain) = email.split_once('@')?;
-    let ok = email.len() <= 254
-        && !local.is_empty()
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains('@')
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-    ok.then_some(email)
-}
-
 /// `POST /api/v1/auth/register` `{"email","password","name"}` → 202 `{"detail"}`, the same
 /// for a new address and one that has an account (see [`registration`]); the address gets a
 /// verification link or a notice.
@@ -140,7 +126,7 @@ pub async fn register(
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     state.limits.check_client(Endpoint::Register, client)?;
     let mut errors = Vec::new();
-    let email = normalize_email(&req.email);
+    let email = address::normalize(&req.email);
     if email.is_none() {
         errors
             .push(FieldError { field: "email".into(), message: "enter an email address like name@example.com".into() });
@@ -210,7 +196,7 @@ pub async fn login(
     StrictJson(req): StrictJson<LoginRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     state.limits.check_client(Endpoint::Login, client)?;
-    let email = normalize_email(&req.email);
+    let email = address::normalize(&req.email);
     let user = match &email {
         Some(email) => {
             // Per address attempted, whether or not it has an account: the limits reveal nothing.
@@ -264,7 +250,7 @@ pub async fn request_password_reset(
     StrictJson(req): StrictJson<ResetRequest>,
 ) -> Result<(StatusCode, Json<Accepted>), ApiError> {
     state.limits.check_client(Endpoint::Reset, client)?;
-    let email = normalize_email(&req.email)
+    let email = address::normalize(&req.email)
         .ok_or_else(|| ApiError::invalid("email", "enter an email address like name@example.com"))?;
     password_reset::request(&state, &email).await?;
     let detail = format!(
@@ -336,18 +322,4 @@ pub async fn delete_me(
 ) -> Result<StatusCode, ApiError> {
     profile::delete(&state, &caller, client, req.password).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email(" Ada@Example.COM ").as_deref(), Some("ada@example.com"));
-        for bad in ["", "ada", "ada@", "@example.com", "ada@example", "a b@example.com", "a@b@example.com", "ada@.com"]
-        {
-            assert_eq!(normalize_email(bad), None, "{bad}");
-        }
-    }
 }

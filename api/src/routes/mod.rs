@@ -6,6 +6,7 @@ mod apps;
 mod credentials;
 mod databases;
 mod health;
+mod members;
 mod objects;
 mod preview;
 mod tenants;
@@ -16,7 +17,7 @@ use axum::{
     Router,
     extract::DefaultBodyLimit,
     response::{IntoResponse, Response},
-    routing::{get, post, put},
+    routing::{get, patch, post, put},
 };
 use slipway_crds::{App, Database, Workspace};
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
@@ -51,6 +52,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/admin/tenants/{tenant}/plan", put(admin::change_plan))
         .route("/tenants", post(tenants::create).get(tenants::list))
         .route("/tenants/{tenant}", get(tenants::get).delete(tenants::delete))
+        .route("/tenants/{tenant}/members", get(members::list))
+        .route("/tenants/{tenant}/members/{user}", patch(members::change_role).delete(members::remove))
+        .route("/tenants/{tenant}/invitations", post(members::invite))
+        .route("/invitations/accept", post(members::accept).get(members::accept_link))
         .route("/tenants/{tenant}/apps", post(apps::create).get(objects::list::<App>))
         .route(
             "/tenants/{tenant}/apps/{app}",

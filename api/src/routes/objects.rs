@@ -2,7 +2,6 @@
 //! impersonated client, the view `{"name","tenant","spec","status"}`, Kubernetes' answers turned
 //! into the API's errors, and the list, get and delete handlers, generic over the kind.
 
-use super::tenants::membership;
 use crate::{
     AppState,
     auth::AuthUser,
@@ -83,13 +82,14 @@ impl<K: TenantObject> View<K> {
 pub type Created<K> = (StatusCode, [(header::HeaderName, String); 1], Json<View<K>>);
 
 /// The caller's Kubernetes client for `tenant`, after the membership check: it impersonates
-/// them with the tenant's group, so Kubernetes RBAC decides what each call may do.
+/// them with the tenant's groups (the tenant's and their role's), so Kubernetes RBAC decides
+/// what each call may do.
 ///
 /// # Errors
 /// 404 for non-members; 502 if no client can be built (bad TLS material).
 pub async fn member_client(state: &AppState, user: &AuthUser, tenant: &str) -> Result<Client, ApiError> {
-    membership(state, user, tenant).await?;
-    Ok(state.cluster.as_member(&user.email, tenant)?)
+    let m = crate::teams::membership(state, user, tenant).await?;
+    Ok(state.cluster.as_member(&user.email, tenant, &m.role)?)
 }
 
 /// Objects of kind `K` in `tenant`'s namespace, through [`member_client`].

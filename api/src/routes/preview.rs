@@ -4,7 +4,7 @@
 //! with precise field errors before Kubernetes is asked; the webhook stays the enforcement
 //! point (it alone sees reservations and other tenants' Ingress hosts).
 
-use super::{objects, tenants};
+use super::objects;
 use crate::{
     AppState,
     auth::AuthUser,
@@ -67,7 +67,7 @@ pub async fn preview<S: Spec>(
     spec: &S,
     previous: Option<&S>,
 ) -> Result<(), ApiError> {
-    let (owners, policy) = tenants::policy(state, tenant).await?;
+    let (people, policy) = crate::tenancy::policy(state, tenant).await?;
     let mut others = inventory(client, tenant, &policy).await?;
     if previous.is_none() && others.contains(S::KIND, name) {
         // Said first: on a full tenant, the count would otherwise answer before the name clash.
@@ -79,7 +79,8 @@ pub async fn preview<S: Spec>(
         &policy,
         &Review {
             tenant,
-            owners: &owners,
+            owners: &people.owners,
+            members: &people.members,
             name,
             spec: &spec,
             previous,

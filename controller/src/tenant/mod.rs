@@ -13,7 +13,7 @@ use crate::{
 use k8s_openapi::api::{
     core::v1::{LimitRange, Namespace, ResourceQuota},
     networking::v1::NetworkPolicy,
-    rbac::v1::{ClusterRole, RoleBinding},
+    rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding},
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
@@ -40,9 +40,11 @@ const TERMINATING_POLL: Duration = Duration::from_secs(2);
 /// has to act, and a namespace without our owner reference sends us no events.
 const CONFLICT_POLL: Duration = Duration::from_secs(30);
 
-/// Applies the ClusterRole that every tenant's RoleBinding refers to.
-pub async fn apply_member_role(client: &Client) -> Result<ClusterRole> {
-    apply(&Api::all(client.clone()), &resources::member_role()).await
+/// Applies the ClusterRoles that every tenant's RoleBindings refer to.
+pub async fn apply_shared_roles(client: &Client) -> Result<()> {
+    apply(&Api::<ClusterRole>::all(client.clone()), &resources::member_role()).await?;
+    apply(&Api::<ClusterRole>::all(client.clone()), &resources::admin_role()).await?;
+    Ok(())
 }
 
 /// Brings the tenant's namespace and guard rails to the state its spec and plan describe, or,
@@ -149,8 +151,11 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
     let quota = apply(&quota_api, &resources::quota(&name, &policy, owner.clone())).await?;
     apply(&Api::<LimitRange>::namespaced(client.clone(), &ns), &resources::limit_range(&name, &policy, owner.clone()))
         .await?;
-    apply(&Api::<RoleBinding>::namespaced(client.clone(), &ns), &resources::member_binding(&name, owner.clone()))
-        .await?;
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), &ns);
+    apply(&bindings, &resources::member_binding(&name, owner.clone())).await?;
+    apply(&bindings, &resources::admin_binding(&name, owner.clone())).await?;
+    apply(&Api::<ClusterRole>::all(client.clone()), &resources::owner_role(&name, owner.clone())).await?;
+    apply(&Api::<ClusterRoleBinding>::all(client.clone()), &resources::owner_binding(&name, owner.clone())).await?;
     apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &ns), &resources::default_deny(&name, owner)).await?;
 
     let quota_observed = resources::quota_observed(&quota);

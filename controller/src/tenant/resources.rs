@@ -7,7 +7,7 @@ use k8s_openapi::{
             NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
             NetworkPolicySpec,
         },
-        rbac::v1::{ClusterRole, PolicyRule, RoleBinding, RoleRef, Subject},
+        rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, RoleBinding, RoleRef, Subject},
     },
     apimachinery::pkg::{
         api::resource::Quantity,
@@ -15,12 +15,16 @@ use k8s_openapi::{
         util::intstr::IntOrString,
     },
 };
-use slipway_crds::{Kind, TENANT_LABEL, tenant_group, tenant_namespace};
+use slipway_crds::{Kind, TENANT_LABEL, role_group, tenant_group, tenant_namespace};
 use slipway_policies::TenantPolicy;
 use std::collections::BTreeMap;
 
-/// The ClusterRole bound in every tenant namespace to the tenant's group.
+/// The ClusterRole bound in every tenant namespace to the tenant's group (everyone in it).
 pub const MEMBER_ROLE: &str = "slipway:tenant-member";
+
+/// The ClusterRole bound in every tenant namespace to the tenant's owners and admins, on top
+/// of [`MEMBER_ROLE`].
+pub const ADMIN_ROLE: &str = "slipway:tenant-admin";
 
 fn labels(tenant: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
@@ -124,23 +128,13 @@ pub fn limit_range(tenant: &str, policy: &TenantPolicy, owner: OwnerReference) -
 /// Secrets one by one (its own Database credentials) and volume claims. Nothing else: the
 /// Deployments and Services are the controller's to write.
 pub fn member_role() -> ClusterRole {
-    let rule = |groups: &[&str], resources: &[&str], verbs: &[&str]| PolicyRule {
-        api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
-        resources: Some(resources.iter().map(|s| s.to_string()).collect()),
-        verbs: verbs.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    };
     let read = ["get", "list", "watch"];
     let kinds: Vec<String> = Kind::ALL.iter().map(|k| k.plural().into_owned()).collect();
     let statuses: Vec<String> = kinds.iter().map(|k| format!("{k}/status")).collect();
     let kinds: Vec<&str> = kinds.iter().map(String::as_str).collect();
     let statuses: Vec<&str> = statuses.iter().map(String::as_str).collect();
     ClusterRole {
-        metadata: ObjectMeta {
-            name: Some(MEMBER_ROLE.into()),
-            labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".into(), "slipway".into())])),
-            ..Default::default()
-        },
+        metadata: shared_meta(MEMBER_ROLE),
         rules: Some(vec![
             rule(&[slipway_crds::GROUP], &kinds, &["get", "list", "watch", "create", "update", "patch", "delete"]),
             rule(&[slipway_crds::GROUP], &statuses, &read),
@@ -161,22 +155,89 @@ pub fn member_role() -> ClusterRole {
     }
 }
 
+fn rule(groups: &[&str], resources: &[&str], verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(groups.iter().map(|s| s.to_string()).collect()),
+        resources: Some(resources.iter().map(|s| s.to_string()).collect()),
+        verbs: verbs.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn shared_meta(name: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.into()),
+        labels: Some(BTreeMap::from([("app.kubernetes.io/managed-by".into(), "slipway".into())])),
+        ..Default::default()
+    }
+}
+
+fn group(name: String) -> Subject {
+    Subject { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Group".into(), name, ..Default::default() }
+}
+
+fn cluster_role_ref(name: &str) -> RoleRef {
+    RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "ClusterRole".into(), name: name.into() }
+}
+
+/// What owners and admins may do in the tenant namespace beyond members: restart pods (delete
+/// one; its Deployment or StatefulSet makes another) and delete volume claims (those a
+/// Database with `deletionPolicy: Retain` left behind). Managing people happens in the API.
+pub fn admin_role() -> ClusterRole {
+    ClusterRole {
+        metadata: shared_meta(ADMIN_ROLE),
+        rules: Some(vec![rule(&[""], &["pods", "persistentvolumeclaims"], &["delete"])]),
+        ..Default::default()
+    }
+}
+
+/// Binds [`ADMIN_ROLE`] in the tenant namespace to the groups of its owners and admins.
+pub fn admin_binding(tenant: &str, owner: OwnerReference) -> RoleBinding {
+    RoleBinding {
+        metadata: meta("slipway-tenant-admins", tenant, owner),
+        role_ref: cluster_role_ref(ADMIN_ROLE),
+        subjects: Some(vec![group(role_group(tenant, "owner")), group(role_group(tenant, "admin"))]),
+    }
+}
+
+/// The name of the tenant's own ClusterRole and ClusterRoleBinding: `slipway:tenant:<name>:owner`.
+pub fn owner_role_name(tenant: &str) -> String {
+    role_group(tenant, "owner")
+}
+
+fn cluster_meta(tenant: &str, owner: OwnerReference) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(owner_role_name(tenant)),
+        labels: Some(labels(tenant)),
+        owner_references: Some(vec![owner]),
+        ..Default::default()
+    }
+}
+
+/// What only owners may do: read and delete their Tenant (a cluster-scoped object, so a
+/// ClusterRole limited to its name). Owned by the Tenant, so it goes with it.
+pub fn owner_role(tenant: &str, owner: OwnerReference) -> ClusterRole {
+    let mut delete = rule(&[slipway_crds::GROUP], &["tenants"], &["get", "delete"]);
+    delete.resource_names = Some(vec![tenant.to_string()]);
+    ClusterRole { metadata: cluster_meta(tenant, owner), rules: Some(vec![delete]), ..Default::default() }
+}
+
+/// Binds [`owner_role`] to the group of the tenant's owners.
+pub fn owner_binding(tenant: &str, owner: OwnerReference) -> ClusterRoleBinding {
+    ClusterRoleBinding {
+        metadata: cluster_meta(tenant, owner),
+        role_ref: cluster_role_ref(&owner_role_name(tenant)),
+        subjects: Some(vec![group(role_group(tenant, "owner"))]),
+    }
+}
+
 /// Binds [`MEMBER_ROLE`] in the tenant namespace to the group `slipway:tenant:<name>`, the
 /// group the API impersonates for the tenant's members.
 pub fn member_binding(tenant: &str, owner: OwnerReference) -> RoleBinding {
     RoleBinding {
         metadata: meta("slipway-tenant-members", tenant, owner),
-        role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "ClusterRole".into(),
-            name: MEMBER_ROLE.into(),
-        },
-        subjects: Some(vec![Subject {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "Group".into(),
-            name: tenant_group(tenant),
-            ..Default::default()
-        }]),
+        role_ref: cluster_role_ref(MEMBER_ROLE),
+        subjects: Some(vec![group(tenant_group(tenant))]),
     }
 }
 
@@ -271,6 +332,22 @@ mod tests {
         let rb = member_binding("acme", owner());
         assert_eq!(rb.subjects.unwrap()[0].name, "slipway:tenant:acme");
         assert_eq!(rb.role_ref.name, MEMBER_ROLE);
+    }
+
+    #[test]
+    fn owners_and_admins_get_more_and_only_owners_reach_their_tenant() {
+        let admins = admin_binding("acme", owner());
+        let groups: Vec<_> = admins.subjects.unwrap().into_iter().map(|s| s.name).collect();
+        assert_eq!(groups, ["slipway:tenant:acme:owner", "slipway:tenant:acme:admin"]);
+        assert_eq!(admins.role_ref.name, ADMIN_ROLE);
+        let role = owner_role("acme", owner());
+        assert_eq!(role.metadata.name.as_deref(), Some("slipway:tenant:acme:owner"));
+        let rule = &role.rules.unwrap()[0];
+        assert_eq!(rule.resource_names.as_deref(), Some(&["acme".to_string()][..]));
+        assert_eq!(rule.verbs, ["get", "delete"]);
+        let binding = owner_binding("acme", owner());
+        assert_eq!(binding.subjects.unwrap()[0].name, "slipway:tenant:acme:owner");
+        assert_eq!(binding.metadata.owner_references.unwrap()[0].name, "acme");
     }
 
     #[test]

@@ -96,6 +96,7 @@ mod tests {
         let review = Review {
             tenant: "acme",
             owners: &[],
+            members: &[],
             name: "web",
             spec: &spec,
             previous: None,

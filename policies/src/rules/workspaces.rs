@@ -1,5 +1,6 @@
 //! Workspace ownership and keys. A Workspace's keys open its owner's home directory and its
-//! access instructions are mailed to its owner, so: the owner is one of the tenant's owners,
+//! access instructions are mailed to its owner, so: the owner is one of the tenant's people
+//! (an owner, admin or member),
 //! at an email domain the platform allows; a member creates Workspaces only for themself and
 //! changes nothing in another member's Workspace (an operator may); and every key is one
 //! Slipway accepts (see [`check_ssh_public_key`]).
@@ -48,11 +49,12 @@ pub(crate) fn review_ownership(review: &Review<'_, WorkspaceSpec>, out: &mut Out
             out.deny(Violation::forbidden("spec.owner", message));
         }
     }
-    if !review.owners.iter().any(|o| same(&o.email, owner)) {
-        let list: Vec<_> = review.owners.iter().map(|o| o.email.as_str()).collect();
+    let people: Vec<&str> =
+        review.owners.iter().map(|o| o.email.as_str()).chain(review.members.iter().map(|m| m.email.as_str())).collect();
+    if !people.iter().any(|p| same(p, owner)) {
         out.deny(Violation::invalid(
             "spec.owner",
-            format!("{owner:?} is not an owner of tenant {:?} (owners: {})", review.tenant, list.join(", ")),
+            format!("{owner:?} is not in tenant {:?} (its people: {})", review.tenant, people.join(", ")),
         ));
     }
     let domains = &review.platform.workspace_email_domains;
@@ -75,7 +77,7 @@ mod tests {
     use super::*;
     use crate::{Inventory, Platform};
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-    use slipway_crds::TenantOwner;
+    use slipway_crds::{MemberRole, TenantMember, TenantOwner};
 
     const ED25519: &str = include_str!("../../tests/ssh-keys/ed25519.pub");
 
@@ -96,11 +98,13 @@ mod tests {
         requester: Requester<'_>,
         domains: &[&str],
     ) -> Outcome {
-        let owners = [TenantOwner { email: "ada@uni.example".into() }, TenantOwner { email: "bob@uni.example".into() }];
+        let owners = [TenantOwner { email: "ada@uni.example".into() }];
+        let members = [TenantMember { email: "bob@uni.example".into(), role: MemberRole::Member }];
         let platform = Platform::new("apps.example.com", domains);
         let review = Review {
             tenant: "lab",
             owners: &owners,
+            members: &members,
             name: "box",
             spec,
             previous,
@@ -147,7 +151,7 @@ mod tests {
         let o = judge(&spec("eve@uni.example"), None, Requester::Operator, &[]);
         assert_eq!(
             o.message(),
-            r#"spec.owner: "eve@uni.example" is not an owner of tenant "lab" (owners: ada@uni.example, bob@uni.example)"#
+            r#"spec.owner: "eve@uni.example" is not in tenant "lab" (its people: ada@uni.example, bob@uni.example)"#
         );
         assert_eq!(o.status_code(), 422);
         assert!(judge(&spec("ada@uni.example"), None, Requester::Operator, &["UNI.example"]).allowed());
