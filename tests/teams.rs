@@ -175,3 +175,64 @@ async fn admins_manage_admins_and_members_and_the_last_owner_stays() {
     assert!(can(&carol_email, &tenant, "owner", "delete", "tenants", Some(&tenant)).await);
     assert_eq!(carol.delete(&format!("/tenants/{tenant}")).await.status, 204, "the new owner may delete it");
 }
+
+#[tokio::test]
+async fn the_audit_trail_says_who_did_what_and_only_owners_and_admins_read_it() {
+    let (owner, owner_email) = Client::new_user("audit-owner").await;
+    let tenant = owner.create_tenant("audit", "free").await;
+    let (bob, bob_email) = Client::new_user("audit-bob").await;
+    join(&owner, &tenant, &bob, &bob_email, "member").await;
+    let app = json!({"name": "web", "spec": {"image": "nginxinc/nginx-unprivileged:1.27", "port": 8080}});
+    bob.created(&format!("/tenants/{tenant}/apps"), app).await;
+    let refused =
+        bob.post(&format!("/tenants/{tenant}/invitations"), json!({"email": "z@example.com", "role": "member"})).await;
+    assert_eq!(refused.status, 403);
+
+    let audit = format!("/tenants/{tenant}/audit");
+    assert_eq!(bob.get(&audit).await.status, 403, "members do not read the trail");
+    let (eve, _) = Client::new_user("audit-eve").await;
+    eve.create_tenant("audit-eve", "free").await;
+    assert_eq!(eve.get(&audit).await.status, 404, "another tenant's owner does not even see it exists");
+
+    let items = owner.get(&audit).await.body["items"].as_array().unwrap().clone();
+    let seen: Vec<(&str, &str, &str, &str)> = items
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["object"].as_str().unwrap(),
+                e["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let invitations = format!("/api/v1/tenants/{tenant}/invitations");
+    let web = format!("/api/v1/tenants/{tenant}/apps/web");
+    assert_eq!(
+        seen,
+        [
+            (bob_email.as_str(), "POST /api/v1/tenants/{tenant}/invitations", invitations.as_str(), "failure"),
+            (bob_email.as_str(), "POST /api/v1/tenants/{tenant}/apps", web.as_str(), "success"),
+            (owner_email.as_str(), "POST /api/v1/tenants/{tenant}/invitations", invitations.as_str(), "success"),
+        ],
+        "newest first; the accept and the tenant's creation name no tenant in their path"
+    );
+    assert_eq!(items[0]["status"], 403);
+    assert_eq!(items[0]["client"], "127.0.0.1");
+
+    let bobs = owner.get(&format!("{audit}?actor={bob_email}")).await.body;
+    assert_eq!(bobs["items"].as_array().unwrap().len(), 2);
+    let first = owner.get(&format!("{audit}?limit=1")).await.body;
+    let next = first["next"].as_str().expect("more than one page");
+    let second = owner.get(&format!("{audit}?limit=1&cursor={next}")).await.body;
+    assert_eq!(second["items"][0]["action"], "POST /api/v1/tenants/{tenant}/apps");
+    let future = owner.get(&format!("{audit}?since=2999-01-01T00:00:00Z")).await.body;
+    assert_eq!(future["items"], json!([]));
+    assert_eq!(owner.get(&format!("{audit}?since=yesterday")).await.status, 400);
+
+    // Platform admins see every event, the tenant's creation included.
+    let all = Client::admin().await.get(&format!("/admin/audit?actor={owner_email}&limit=500")).await.body;
+    let actions: Vec<&str> = all["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert!(actions.contains(&"POST /api/v1/tenants"), "{actions:?}");
+    assert_eq!(owner.get("/admin/audit").await.status, 403);
+}

@@ -99,6 +99,29 @@ pub enum AcceptRefusal {
     AlreadyMember,
 }
 
+/// One audit event, as stored (see `crate::audit`).
+#[derive(Clone, Debug)]
+pub struct AuditRecord {
+    /// UUID.
+    pub id: String,
+    /// RFC 3339 UTC with microseconds.
+    pub time: String,
+    /// The caller's address, or `anonymous`.
+    pub actor: String,
+    /// The caller's account id, when authenticated.
+    pub actor_id: Option<String>,
+    /// `METHOD route`.
+    pub action: String,
+    /// The tenant the call named, if any.
+    pub tenant: Option<String>,
+    /// The path acted on.
+    pub object: String,
+    /// HTTP status of the answer.
+    pub status: u16,
+    /// The client's IP address.
+    pub client: String,
+}
+
 /// Why a tenant could not be recorded (see [`Database::begin_tenant`]).
 #[derive(Debug)]
 pub enum TenantRefusal {
@@ -801,6 +824,83 @@ impl Database {
         };
         tx.commit().await?;
         Ok(Ok(()))
+    }
+
+    /// Appends an audit event.
+    pub async fn append_audit(&self, r: &AuditRecord) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO audit_events (id, time, actor, actor_id, action, tenant, object, status, client) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(&r.id)
+        .bind(&r.time)
+        .bind(&r.actor)
+        .bind(&r.actor_id)
+        .bind(&r.action)
+        .bind(&r.tenant)
+        .bind(&r.object)
+        .bind(i64::from(r.status))
+        .bind(&r.client)
+        .execute(&self.pool)
+        .await
+        .map(drop)
+    }
+
+    /// Up to `limit` audit events, newest first: of `tenant` (all for `None`), at or after
+    /// `since`, by `actor`, older than the `(time, id)` of `before`.
+    pub async fn audit_events(
+        &self,
+        tenant: Option<&str>,
+        since: Option<&str>,
+        actor: Option<&str>,
+        before: Option<&(String, String)>,
+        limit: u32,
+    ) -> sqlx::Result<Vec<AuditRecord>> {
+        let mut sql = String::from(
+            "SELECT id, time, actor, actor_id, action, tenant, object, status, client FROM audit_events WHERE 1 = 1",
+        );
+        let mut binds: Vec<String> = Vec::new();
+        let mut condition = |sql: &mut String, template: &str, value: &str| {
+            binds.push(value.to_string());
+            sql.push_str(&template.replace('#', &format!("${}", binds.len())));
+        };
+        if let Some(tenant) = tenant {
+            condition(&mut sql, " AND tenant = #", tenant);
+        }
+        if let Some(since) = since {
+            condition(&mut sql, " AND time >= #", since);
+        }
+        if let Some(actor) = actor {
+            condition(&mut sql, " AND actor = #", actor);
+        }
+        if let Some((time, id)) = before {
+            condition(&mut sql, " AND (time < #", time);
+            condition(&mut sql, " OR (time = #", time);
+            condition(&mut sql, " AND id < #))", id);
+        }
+        sql.push_str(&format!(" ORDER BY time DESC, id DESC LIMIT {limit}"));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for value in binds {
+            query = query.bind(value);
+        }
+        query
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    id: r.try_get("id")?,
+                    time: r.try_get("time")?,
+                    actor: r.try_get("actor")?,
+                    actor_id: r.try_get("actor_id")?,
+                    action: r.try_get("action")?,
+                    tenant: r.try_get("tenant")?,
+                    object: r.try_get("object")?,
+                    status: u16::try_from(r.try_get::<i64, _>("status")?).unwrap_or_default(),
+                    client: r.try_get("client")?,
+                })
+            })
+            .collect()
     }
 
     /// Removes a tenant, its memberships and its invitations.

@@ -15,6 +15,7 @@
 
 mod accounts;
 mod admin;
+mod audit;
 mod auth;
 mod cluster;
 mod config;

@@ -63,6 +63,9 @@ impl FromRequestParts<AppState> for Caller {
         if !state.accounts.session_active(&state.db, &claims.sid).await? {
             return Err(ApiError::Unauthorized("this session has ended (logged out); log in again".into()));
         }
+        if let Some(slot) = parts.extensions.get::<crate::audit::ActorSlot>() {
+            slot.set(&claims.sub, &account.email);
+        }
         Ok(Caller { id: claims.sub, email: account.email, verified: account.verified, session: claims.sid })
     }
 }

@@ -3,6 +3,7 @@
 mod accounts;
 mod admin;
 mod apps;
+mod audit;
 mod credentials;
 mod databases;
 mod health;
@@ -49,6 +50,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/admin/users/{user}/suspend", post(admin::suspend))
         .route("/admin/users/{user}/reactivate", post(admin::reactivate))
         .route("/admin/tenants", get(admin::list_tenants))
+        .route("/admin/audit", get(audit::everything))
+        .route("/tenants/{tenant}/audit", get(audit::tenant))
         .route("/admin/tenants/{tenant}/plan", put(admin::change_plan))
         .route("/tenants", post(tenants::create).get(tenants::list))
         .route("/tenants/{tenant}", get(tenants::get).delete(tenants::delete))
@@ -68,7 +71,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route(
             "/tenants/{tenant}/workspaces/{ws}",
             get(objects::get::<Workspace>).put(workspaces::update).delete(objects::delete::<Workspace>),
-        );
+        )
+        // Every matched call that changes state leaves an audit event.
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::audit::record));
     Router::new()
         .nest("/api/v1", v1)
         .route("/healthz", get(health::healthz))
