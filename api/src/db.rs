@@ -173,6 +173,9 @@ pub enum RefreshOutcome {
 pub const VERIFY_EMAIL: &str = "verify-email";
 /// What a single-use token is for (the `purpose` column): choosing a new password.
 pub const RESET_PASSWORD: &str = "reset-password";
+/// What a single-use token is for (the `purpose` column): moving the account to the address
+/// the token was mailed to.
+pub const CHANGE_EMAIL: &str = "change-email";
 
 /// A tenant as the caller sees it in SQL: its plan and the caller's role.
 #[derive(Clone, Debug)]
@@ -591,6 +594,30 @@ impl Database {
         if !use_email_token(&mut tx, token_hash, token).await? {
             return Ok(false);
         }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Uses an address-change token: marks it used and gives the account the address it was
+    /// mailed to, verified. Returns `Ok(false)` when the token was used meanwhile, and a
+    /// unique violation when another account has taken the address since.
+    pub async fn change_email(&self, token_hash: &str, token: &EmailToken) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let used = sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+            .bind(now())
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if used != 1 {
+            return Ok(false);
+        }
+        sqlx::query("UPDATE users SET email = $1, email_verified_at = $2 WHERE id = $3")
+            .bind(&token.email)
+            .bind(now())
+            .bind(&token.user_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -646,7 +646,50 @@ async fn profile(kind: &str) {
     assert_problem(&gone, 401, "invalid email or password");
 }
 
+/// Changing the address: the current password, a link to the new address that the account
+/// confirms while logged in, a notice to the old one; then the account is the new address.
+async fn email_change(kind: &str) {
+    let app = app(kind).await;
+    let (ada, new) = (unique_email("ada"), unique_email("ada-new"));
+    register_and_login(&app, &ada).await;
+    let (mine, _) = login(&app, &ada).await;
+    let patch = |body: Value| {
+        let (app, mine) = (app.clone(), mine.clone());
+        async move {
+            call(&app, "PATCH", "/api/v1/me", Some(&mine), Some(("application/json", body.to_string().into_bytes())))
+                .await
+        }
+    };
+    assert_problem(&patch(json!({"email": new})).await, 422, "current_password: give");
+    assert_problem(&patch(json!({"email": "nope"})).await, 422, "email: enter an email address");
+    let asked = patch(json!({"email": new, "current_password": "correct horse battery"})).await;
+    assert_eq!(asked.status, StatusCode::OK, "{:?}", asked.body);
+    assert_eq!(asked.body["email"], ada.as_str(), "nothing changes before the new address confirms");
+
+    let notice = wait_for_mails(&ada, 2).await;
+    let (_, body) = notice.iter().find(|(s, _)| s == "Your Slipway address is being changed").expect("a notice");
+    assert!(body.contains(&new), "{body}");
+    let token = link_token(&new, 1, "Confirm your email address for Slipway", "/api/v1/me/email/confirm").await;
+    let eve = unique_email("eve");
+    register_and_login(&app, &eve).await;
+    let (eves, _) = login(&app, &eve).await;
+    let stolen = post(&app, "/api/v1/me/email/confirm", Some(&eves), json!({"token": token})).await;
+    assert_problem(&stolen, 400, "invalid, used or expired");
+    let moved = post(&app, "/api/v1/me/email/confirm", Some(&mine), json!({"token": token})).await;
+    assert_eq!(moved.status, StatusCode::OK, "{:?}", moved.body);
+    assert_eq!(
+        (moved.body["email"].as_str(), moved.body["email_verified"].as_bool()),
+        (Some(new.as_str()), Some(true))
+    );
+    let again = post(&app, "/api/v1/me/email/confirm", Some(&mine), json!({"token": token})).await;
+    assert_problem(&again, 400, "invalid, used or expired");
+    let old = post(&app, "/api/v1/auth/login", None, json!({"email": ada, "password": "correct horse battery"})).await;
+    assert_problem(&old, 401, "invalid email or password");
+    login(&app, &new).await;
+}
+
 on_both_databases!(
+    email_change,
     profile,
     password_reset,
     sessions,

@@ -55,6 +55,20 @@ pub fn reset_password(name: &str, link: &str) -> Email {
     }
 }
 
+/// "Your address is being changed": to the old address, when someone logged in to the
+/// account (with its password) asked to move it to `new_email`.
+pub fn address_change_notice(name: &str, new_email: &str) -> Email {
+    Email {
+        subject: "Your Slipway address is being changed".into(),
+        body: format!(
+            "Hello {name},\n\nSomeone logged in to your Slipway account asked to change its address to \
+             {new_email}. The change happens only once that address confirms it.\n\nIf it was not you, reset \
+             your password now (POST /api/v1/auth/password-reset): that ends every session.\n\n-- Slipway\n"
+        ),
+        message_id: None,
+    }
+}
+
 /// "You are invited": the link to join `tenant` as `role`, from `inviter` (their verified
 /// address). Everything in it is Slipway's words or checked names: a tenant name is a DNS
 /// label, an address was verified.

@@ -26,7 +26,7 @@ pub struct ProfileChange {
 ///
 /// # Errors
 /// 422 naming `field` when it is wrong; 429 from the login limits.
-async fn reauthenticate(
+pub(crate) async fn reauthenticate(
     state: &AppState,
     user: &User,
     client: IpAddr,

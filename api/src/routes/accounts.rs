@@ -2,7 +2,7 @@
 
 use crate::{
     AppState,
-    accounts::{address, password_policy, password_reset, profile, registration, sessions, verification},
+    accounts::{address, email_change, password_policy, password_reset, profile, registration, sessions, verification},
     auth::{Caller, verify_password},
     error::{ApiError, FieldError},
     json::StrictJson,
@@ -77,6 +77,7 @@ pub struct ProfilePatch {
     name: Option<String>,
     password: Option<String>,
     current_password: Option<String>,
+    email: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -307,10 +308,48 @@ pub async fn update_me(
     caller: Caller,
     StrictJson(req): StrictJson<ProfilePatch>,
 ) -> Result<Json<MeView>, ApiError> {
-    let change =
-        profile::ProfileChange { name: req.name, password: req.password, current_password: req.current_password };
+    let email = req
+        .email
+        .map(|e| {
+            address::normalize(&e)
+                .ok_or_else(|| ApiError::invalid("email", "enter an email address like name@example.com"))
+        })
+        .transpose()?;
+    let change = profile::ProfileChange {
+        name: req.name,
+        password: req.password,
+        current_password: req.current_password.clone(),
+    };
     let user = profile::update(&state, &caller, client, change).await?;
+    if let Some(email) = email {
+        email_change::request(&state, &caller, client, &email, req.current_password).await?;
+    }
     me_view(&state, user).await
+}
+
+/// `POST /api/v1/me/email/confirm` `{"token"}` → 200, the caller as `GET /me` shows it, now
+/// at the address the token's link was mailed to.
+pub async fn confirm_email_change(
+    State(state): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    caller: Caller,
+    StrictJson(req): StrictJson<TokenRequest>,
+) -> Result<Json<MeView>, ApiError> {
+    state.limits.check_client(Endpoint::Verify, client)?;
+    email_change::confirm(&state, &caller, &req.token).await?;
+    me_view(&state, profile::current_user(&state, &caller).await?).await
+}
+
+/// `GET /api/v1/me/email/confirm?token=T`, where the emailed link points: says how to use the
+/// token, and uses nothing.
+pub async fn email_change_link(Query(link): Query<TokenRequest>) -> Json<Accepted> {
+    Json(Accepted {
+        detail: format!(
+            "to move your account to this address, log in (POST /api/v1/auth/login), then POST {{\"token\": \"{}\"}} \
+             to /api/v1/me/email/confirm with your access token",
+            link.token.trim()
+        ),
+    })
 }
 
 /// `DELETE /api/v1/me` `{"password"}` → 204; 409 while the account owns tenants.

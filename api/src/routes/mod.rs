@@ -44,6 +44,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/auth/verify", post(accounts::verify).get(accounts::verify_link))
         .route("/auth/verify/resend", post(accounts::resend_verification))
         .route("/me", get(accounts::me).patch(accounts::update_me).delete(accounts::delete_me))
+        .route("/me/email/confirm", post(accounts::confirm_email_change).get(accounts::email_change_link))
         .route("/admin/users", get(admin::list_users))
         .route("/admin/users/{user}", get(admin::get_user))
         .route("/admin/users/{user}/entitlements", put(admin::set_entitlements))
