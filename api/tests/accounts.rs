@@ -688,7 +688,79 @@ async fn email_change(kind: &str) {
     login(&app, &new).await;
 }
 
+/// The median of `samples`, in milliseconds.
+fn median_ms(mut samples: Vec<std::time::Duration>) -> f64 {
+    samples.sort();
+    samples[samples.len() / 2].as_secs_f64() * 1000.0
+}
+
+/// Asserts that two medians are within noise: half the larger one plus 25 ms (a skipped
+/// argon2 hash, about 50 ms here and far more on a loaded machine, stands out of both).
+fn assert_same_time(what: &str, known: f64, unknown: f64) {
+    let noise = known.max(unknown) / 2.0 + 25.0;
+    assert!((known - unknown).abs() <= noise, "{what}: {known:.1} ms for an account, {unknown:.1} ms for none");
+}
+
+/// Register, login and reset answer an address with an account and one without with the
+/// same status, the same body (but for the address) and in the same time, within noise.
+/// Every sample comes from its own client address and, for login, from at most three failures
+/// per account, so neither the rate limits nor the login delay take part.
+async fn enumeration_timing(kind: &str) {
+    let (app, database_url) = app_and_database(kind).await;
+    let accounts: Vec<String> = (0..4).map(|i| unique_email(&format!("known{i}"))).collect();
+    for email in &accounts {
+        register_unverified(&app, email).await;
+    }
+    sqlx::any::install_default_drivers();
+    let mut db = <sqlx::AnyConnection as sqlx::Connection>::connect(&database_url).await.unwrap();
+    sqlx::query("UPDATE users SET email_verified_at = '2026-01-01T00:00:00Z'").execute(&mut db).await.unwrap();
+
+    let mut client = 0u32;
+    let mut timed = |path: &'static str, body: Value| {
+        client += 1;
+        let (app, from) = (app.clone(), format!("198.18.{}.{}:4000", client / 250, client % 250 + 1));
+        async move {
+            let started = std::time::Instant::now();
+            let reply = post_from(&app, &from, path, None, body).await;
+            (started.elapsed(), reply)
+        }
+    };
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for round in 0..12 {
+        let (account, nobody) = (&accounts[round % 4], unique_email("nobody"));
+        let wrong = |email: &str| json!({"email": email, "password": "not the password at all"});
+        let (t1, a) = timed("/api/v1/auth/login", wrong(account)).await;
+        let (t2, b) = timed("/api/v1/auth/login", wrong(&nobody)).await;
+        assert_eq!((a.status, &a.body), (b.status, &b.body), "login");
+        known.push(t1);
+        unknown.push(t2);
+    }
+    assert_same_time("login", median_ms(known), median_ms(unknown));
+
+    for (path, body) in [
+        ("/api/v1/auth/register", json!({"email": "X", "password": "violet kettle marathon", "name": "Eve"})),
+        ("/api/v1/auth/password-reset", json!({"email": "X"})),
+    ] {
+        let (mut known, mut unknown) = (Vec::new(), Vec::new());
+        for round in 0..12 {
+            let (account, nobody) = (&accounts[round % 4], unique_email("nobody"));
+            let with = |email: &str| {
+                serde_json::from_str::<Value>(&body.to_string().replace("\"X\"", &format!("{email:?}"))).unwrap()
+            };
+            let (t1, a) = timed(path, with(account)).await;
+            let (t2, b) = timed(path, with(&nobody)).await;
+            assert_eq!(a.status, b.status, "{path}");
+            let detail = |r: &Reply, email: &str| r.body["detail"].as_str().unwrap().replace(email, "X");
+            assert_eq!(detail(&a, account), detail(&b, &nobody), "{path}");
+            known.push(t1);
+            unknown.push(t2);
+        }
+        assert_same_time(path, median_ms(known), median_ms(unknown));
+    }
+}
+
 on_both_databases!(
+    enumeration_timing,
     email_change,
     profile,
     password_reset,
