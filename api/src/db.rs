@@ -603,13 +603,7 @@ impl Database {
     /// unique violation when another account has taken the address since.
     pub async fn change_email(&self, token_hash: &str, token: &EmailToken) -> sqlx::Result<bool> {
         let mut tx = self.pool.begin().await?;
-        let used = sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-            .bind(now())
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if used != 1 {
+        if !spend_email_token(&mut tx, token_hash).await? {
             return Ok(false);
         }
         sqlx::query("UPDATE users SET email = $1, email_verified_at = $2 WHERE id = $3")
@@ -986,12 +980,7 @@ async fn use_email_token(
     token_hash: &str,
     token: &EmailToken,
 ) -> sqlx::Result<bool> {
-    let used = sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
-        .bind(now())
-        .bind(token_hash)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let used = spend_email_token(tx, token_hash).await?;
     let verified = sqlx::query(
         "UPDATE users SET email_verified_at = COALESCE(email_verified_at, $1) WHERE id = $2 AND email = $3",
     )
@@ -1001,7 +990,18 @@ async fn use_email_token(
     .execute(&mut **tx)
     .await?
     .rows_affected();
-    Ok(used == 1 && verified == 1)
+    Ok(used && verified == 1)
+}
+
+/// Marks the email token used, in `tx`: false when it was used already (a concurrent use won).
+async fn spend_email_token(tx: &mut sqlx::Transaction<'static, sqlx::Any>, token_hash: &str) -> sqlx::Result<bool> {
+    let used = sqlx::query("UPDATE email_tokens SET used_at = $1 WHERE token_hash = $2 AND used_at IS NULL")
+        .bind(now())
+        .bind(token_hash)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(used == 1)
 }
 
 async fn insert_refresh_token(

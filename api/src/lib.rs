@@ -8,9 +8,12 @@
 //! ```
 //!
 //! Isolation is enforced twice: a user only sees tenants they are a member of (others answer
-//! 404), and calls on a tenant's objects impersonate the user with the group
-//! `slipway:tenant:<name>`, so Kubernetes RBAC refuses anything outside the tenant's namespace
-//! even if the API erred.
+//! 404), and calls on a tenant's objects impersonate the user with the groups
+//! `slipway:tenant:<name>` and `slipway:tenant:<name>:<role>`, so Kubernetes RBAC refuses
+//! anything outside the tenant's namespace, or beyond the user's role, even if the API erred.
+//!
+//! Domain modules hold the rules and flows (`accounts`, `entitlements`, `admin`, `teams`,
+//! `tenancy`, `audit`); `routes` only decode, call them and encode.
 #![forbid(unsafe_code)]
 
 mod accounts;
