@@ -6,6 +6,8 @@ mod credentials;
 mod databases;
 mod health;
 mod objects;
+#[path = "../openapi.rs"]
+mod openapi;
 mod preview;
 mod tenants;
 mod workspaces;
@@ -31,6 +33,7 @@ fn panicked(cause: Box<dyn std::any::Any + Send>) -> Response {
 /// Builds the whole router over `state`; bodies over `max_body_bytes` answer 413.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let v1 = Router::new()
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/auth/register", post(accounts::register))
         .route("/auth/login", post(accounts::login))
         .route("/auth/refresh", post(accounts::refresh))

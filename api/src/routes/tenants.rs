@@ -1,6 +1,7 @@
 //! Tenants: created by the API's own identity (Tenants are cluster-scoped), visible only to
 //! their members.
 
+use super::openapi::Problem;
 use crate::{
     AppState,
     auth::AuthUser,
@@ -21,22 +22,44 @@ use kube::{
 use serde::{Deserialize, Serialize};
 use slipway_crds::{Tenant, TenantOwner, TenantSpec, TenantStatus, tenant_namespace};
 use slipway_policies::rules::names::check_tenant_name;
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// A new tenant: `{"name","plan"}`.
+#[derive(Deserialize, ToSchema)]
 pub struct CreateTenant {
+    /// A DNS label of at most 56 characters (its namespace is `tenant-<name>`), unique across
+    /// Slipway.
+    #[schema(example = "acme", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 56)]
     name: String,
+    /// A plan of the catalogue (`policies/plans.yaml`), e.g. `free`.
+    #[schema(example = "free")]
     plan: String,
 }
 
 /// A tenant as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Tenant)]
 pub struct TenantView {
+    /// The tenant's name.
     name: String,
+    /// Its plan.
     plan: String,
+    /// Its namespace, `tenant-<name>`.
     namespace: String,
+    /// Its owners' addresses.
     owners: Vec<String>,
+    /// The caller's role in it.
     role: String,
+    /// The Tenant resource's status (empty until the controller writes one).
+    #[schema(schema_with = super::openapi::crd::<TenantStatus>)]
     status: TenantStatus,
+}
+
+/// The caller's tenants: `{"items": [...]}`.
+#[derive(Serialize, ToSchema)]
+pub struct TenantList {
+    /// Each tenant the caller belongs to.
+    items: Vec<TenantView>,
 }
 
 impl TenantView {
@@ -71,6 +94,21 @@ async fn fetch(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
 }
 
 /// `POST /api/v1/tenants` `{"name","plan"}` → 201 with the tenant and its namespace.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    operation_id = "create_tenant",
+    request_body = CreateTenant,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The tenant, Ready unless that took over 20 s", body = TenantView,
+         headers(("Location" = String, description = "`/api/v1/tenants/{name}`"))),
+        (status = 403, description = "The caller's address is not verified yet", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken, or still being released after a deletion", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a valid tenant name, an unknown plan, or a wrong field", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -144,17 +182,41 @@ async fn wait_until_ready(state: &AppState, created: Tenant) -> Tenant {
 }
 
 /// `GET /api/v1/tenants` → `{"items": [...]}`, the caller's tenants only.
-pub async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<serde_json::Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants",
+    tag = "tenants",
+    operation_id = "list_tenants",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller's tenants", body = TenantList),
+        (status = 403, description = "The caller's address is not verified yet", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn list(State(state): State<AppState>, user: AuthUser) -> Result<Json<TenantList>, ApiError> {
     let mut items = Vec::new();
     for m in state.db.memberships(&user.id).await? {
         if let Some(t) = Api::<Tenant>::all(state.cluster.service()).get_opt(&m.tenant).await? {
             items.push(TenantView::new(t, &m.role));
         }
     }
-    Ok(Json(serde_json::json!({ "items": items })))
+    Ok(Json(TenantList { items }))
 }
 
 /// `GET /api/v1/tenants/{tenant}` → the tenant, or 404 for non-members.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}",
+    tag = "tenants",
+    operation_id = "get_tenant",
+    params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tenant", body = TenantView),
+        (status = 403, description = "The caller's address is not verified yet", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant, or the caller is not a member", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     user: AuthUser,
@@ -167,6 +229,19 @@ pub async fn get(
 /// `DELETE /api/v1/tenants/{tenant}` → 204; owners only. The controller deletes the namespace
 /// and everything in it (volumes and Secrets of retained Databases included); the name stays
 /// taken until they are gone.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tenants/{tenant}",
+    tag = "tenants",
+    operation_id = "delete_tenant",
+    params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63)),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "The tenant is being deleted with everything in it"),
+        (status = 403, description = "The caller is not an owner, or their address is not verified yet", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant, or the caller is not a member", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     user: AuthUser,
