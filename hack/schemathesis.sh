@@ -28,7 +28,7 @@ install() {
   fi
   need_cmd python3 python3
   if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
-    need_cmd apt-get apt
+    command -v apt-get >/dev/null 2>&1 || die "python3 has no venv/ensurepip and apt-get is missing: install python3-venv"
     log "installing python3-venv (for python3 -m venv)"
     local sudo=""
     [[ "$(id -u)" == 0 ]] || sudo="sudo"
