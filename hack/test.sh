@@ -4,12 +4,13 @@
 #   hack/test.sh [cargo test args...]
 #
 # Builds what is missing (Kubernetes, etcd, kwok, MailHog, CoreDNS: hack/tools.sh; the
-# node's images: hack/images.sh), starts a private control plane with kwok nodes, mail
-# catcher and PostgreSQL on free loopback ports (named test-<pid>, so it never collides with
-# `hack/up.sh`'s dev instances or a parallel run), and a second control plane real-<pid>
-# with the machine's real node (tests/workloads.rs; the env file SLIPWAY_REAL_ENV names),
-# runs `cargo test --workspace`, and tears them down again. The tests read the components
-# from the environment; a missing one fails the suite, it is never skipped.
+# node's images: hack/images.sh; schemathesis: hack/schemathesis.sh), starts a private
+# control plane with kwok nodes, mail catcher and PostgreSQL on free loopback ports (named
+# test-<pid>, so it never collides with `hack/up.sh`'s dev instances or a parallel run), and
+# a second control plane real-<pid> with the machine's real node (tests/workloads.rs; the env
+# file SLIPWAY_REAL_ENV names), runs `cargo test --workspace`, and tears them down again.
+# The tests read the components from the environment; a missing one fails the suite, it is
+# never skipped.
 #
 # The real node is one per machine (hack/node.sh): stop a dev cluster that holds it
 # (`hack/cluster.sh down dev`) before running the suite.
@@ -29,6 +30,9 @@ cleanup() {
 trap cleanup EXIT
 
 hack/tools.sh
+# tests/openapi.rs runs schemathesis against the API's document.
+SLIPWAY_SCHEMATHESIS="$(hack/schemathesis.sh path)"
+export SLIPWAY_SCHEMATHESIS
 eval "$(hack/stack.sh up "$name")"
 hack/cluster.sh up "$real" --real-node >/dev/null
 export SLIPWAY_REAL_ENV="$SLIPWAY_STATE/clusters/$real/env"

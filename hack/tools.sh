@@ -2,7 +2,8 @@
 # Build the pinned third-party binaries used by the hack/ scripts from upstream
 # Go modules, and cache them outside the repo.
 #
-#   hack/tools.sh                  build every tool that is not cached yet
+#   hack/tools.sh                  build every tool that is not cached yet, and install
+#                                  schemathesis (PyPI) with hack/schemathesis.sh
 #   hack/tools.sh build TOOL...    build only these tools (kubernetes etcd kwok mailhog coredns
 #                                  local-path-provisioner traefik)
 #   hack/tools.sh path BINARY      print the cached path of BINARY (building it if needed)
@@ -193,8 +194,8 @@ build_tool() {
 }
 
 cmd_build() {
-  local start=$SECONDS t
-  (($# > 0)) || set -- "${ALL_TOOLS[@]}"
+  local start=$SECONDS t all=false
+  (($# > 0)) || { all=true; set -- "${ALL_TOOLS[@]}"; }
   for t in "$@"; do
     tool_version "$t" >/dev/null
     if tool_cached "$t"; then
@@ -203,6 +204,10 @@ cmd_build() {
       build_tool "$t"
     fi
   done
+  # The one tool from PyPI rather than a Go module: a venv of its own (hack/schemathesis.sh).
+  if $all; then
+    "$HACK_DIR/schemathesis.sh" install
+  fi
   log "tools ready in $((SECONDS - start))s"
 }
 
@@ -230,6 +235,6 @@ case "${1:-build}" in
   build) shift || true; cmd_build "$@" ;;
   path) shift; cmd_path "$@" ;;
   list) cmd_list ;;
-  -h|--help|help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (use: build [TOOL...] | path BINARY | list)" ;;
 esac

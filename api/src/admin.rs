@@ -18,6 +18,10 @@ use kube::{
 use serde::Serialize;
 use slipway_crds::Tenant;
 
+/// The most tenants an admin may let one account own (a typo's guard: 10000 tenants are
+/// 10000 namespaces).
+pub const MAX_TENANTS_GRANT: u32 = 1000;
+
 /// Items per page unless the caller asks for fewer.
 pub const DEFAULT_PAGE: u32 = 50;
 /// Items per page at most.
@@ -25,7 +29,7 @@ pub const MAX_PAGE: u32 = 500;
 
 /// One page of a listing: `{"items": [...], "next": CURSOR|null}`; `next` fetches the page
 /// after this one (`?cursor=`), and is null on the last page.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// This page's items.
     pub items: Vec<T>,
@@ -63,7 +67,7 @@ fn page<T>(items: Vec<T>, limit: u32, key: impl Fn(&T) -> &str) -> Page<T> {
 }
 
 /// An account as platform admins see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AccountView {
     id: String,
     email: String,
@@ -130,7 +134,8 @@ fn no_account(user_id: &str) -> ApiError {
 /// already stay, even beyond a lowered limit.
 ///
 /// # Errors
-/// 422 naming a plan the catalogue lacks; 404 when there is no such account.
+/// 422 naming a plan the catalogue lacks or a count over [`MAX_TENANTS_GRANT`]; 404 when
+/// there is no such account.
 pub async fn grant(
     state: &AppState,
     admin: &AuthUser,
@@ -138,6 +143,9 @@ pub async fn grant(
     max_tenants: Option<u32>,
     mut plans: Vec<String>,
 ) -> Result<AccountView, ApiError> {
+    if max_tenants.is_some_and(|n| n > MAX_TENANTS_GRANT) {
+        return Err(ApiError::invalid("max_tenants", format!("grant at most {MAX_TENANTS_GRANT} tenants")));
+    }
     for (i, plan) in plans.iter().enumerate() {
         state.plans.plan(plan).map_err(|e| ApiError::invalid(format!("plans[{i}]"), e.to_string()))?;
     }
@@ -176,7 +184,7 @@ pub async fn set_suspended(
 }
 
 /// A tenant as platform admins see it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TenantAdminView {
     name: String,
     plan: String,

@@ -92,7 +92,7 @@ fn tenant_of(path: &str) -> Option<String> {
 }
 
 /// One event as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct EventView {
     /// When the call ended (RFC 3339, microseconds).
     pub time: String,

@@ -36,7 +36,7 @@ impl EntitlementsConfig {
 }
 
 /// What one account may have, as `GET /me` and the admin endpoints show it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Entitlements {
     /// Tenants it may own.
     pub max_tenants: u32,

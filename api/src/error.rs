@@ -7,7 +7,7 @@ use axum::{
 use serde::Serialize;
 
 /// One field-level problem, e.g. `{"field": "spec.replicas", "message": "12 exceeds ..."}`.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct FieldError {
     /// JSON path of the field at fault.
     pub field: String,
@@ -51,10 +51,8 @@ pub enum ApiError {
         /// Each offending field.
         errors: Vec<FieldError>,
     },
-    /// 429: the Kubernetes API asked us to slow down.
-    #[error("{0}")]
-    TooManyRequests(String),
-    /// 429 with `Retry-After` (RFC 9110 §10.2.3): the caller asked too often.
+    /// 429 with `Retry-After` (RFC 9110 §10.2.3): the caller asked too often, or the
+    /// Kubernetes API asked the API to slow down.
     #[error("{detail}")]
     RateLimited {
         /// What was asked too often.
@@ -70,14 +68,25 @@ pub enum ApiError {
     Internal(#[from] anyhow::Error),
 }
 
-#[derive(Serialize)]
-struct Problem<'a> {
+/// The body of every error answer: an RFC 9457 problem details object, sent as
+/// `application/problem+json`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Problem)]
+pub(crate) struct Problem<'a> {
+    /// Always `about:blank`: the status says what kind of problem it is.
     #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
     type_: &'a str,
+    /// The status's reason phrase, e.g. `Unprocessable Entity`.
     title: &'a str,
+    /// The HTTP status code.
+    #[schema(minimum = 400, maximum = 599)]
     status: u16,
+    /// What went wrong and how to fix it.
     detail: String,
+    /// Each invalid field (422 only; absent when empty).
     #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    #[schema(required = false)]
     errors: &'a [FieldError],
 }
 
@@ -105,7 +114,7 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::TooManyRequests(_) | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -125,7 +134,10 @@ impl From<kube::Error> for ApiError {
                     404 => Self::NotFound(message),
                     409 => Self::Conflict(message),
                     422 => Self::Unprocessable { detail: message, errors: vec![] },
-                    429 => Self::TooManyRequests(message),
+                    429 => Self::RateLimited {
+                        detail: message,
+                        retry_after_seconds: s.details.as_ref().map_or(1, |d| u64::from(d.retry_after_seconds)),
+                    },
                     _ => {
                         tracing::error!(code = s.code, %message, "kubernetes API error");
                         Self::BadGateway("the Kubernetes API failed; try again later".into())

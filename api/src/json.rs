@@ -1,5 +1,8 @@
-//! A strict JSON body extractor: exact media type, size limit, unknown fields refused, and
-//! type errors reported with the path of the field (`spec.replicas: invalid type ...`).
+//! A strict JSON body extractor: exact media type, size limit, unknown fields refused, objects
+//! where structs are expected (never arrays), and type errors reported with the path of the
+//! field (`spec.replicas: invalid type ...`).
+
+mod objects;
 
 use crate::error::{ApiError, FieldError};
 use axum::{
@@ -38,7 +41,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for StrictJson<T> {
     }
 }
 
-/// Parses `bytes` as `T`, refusing unknown fields anywhere in the document.
+/// Parses `bytes` as `T`, refusing unknown fields anywhere in the document, and arrays where
+/// structs are expected ([`objects::Objects`]).
 ///
 /// # Errors
 /// 400 for malformed JSON; 422 for a wrong type, a missing field or unknown fields.
@@ -46,7 +50,8 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut unknown = Vec::new();
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-    let parsed: Result<T, _> = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&mut de, &mut record));
+    let parsed: Result<T, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(objects::Objects(&mut de), &mut record));
     let value = match parsed {
         Ok(v) => v,
         Err(e) => {
@@ -120,6 +125,18 @@ mod tests {
         assert_eq!(status(parse(br#"{"name":"a","#)).0, 400);
         assert_eq!(status(parse(br#"{"name":"a","inner":{"replicas":2}} x"#)).0, 400);
         assert_eq!(status(parse(b"")).0, 400);
+    }
+
+    #[test]
+    fn structs_are_objects_never_arrays() {
+        let (code, msg) = status(parse(br#"{"name":"a","inner":[2]}"#));
+        assert_eq!(code, 422);
+        assert!(msg.starts_with("inner: invalid type: sequence, expected struct Inner"), "{msg}");
+        let (code, msg) = status(parse(br#"["a",{"replicas":2}]"#));
+        assert_eq!(code, 422);
+        assert!(msg.contains("invalid type: sequence, expected struct Outer"), "{msg}");
+        // Sequences stay sequences, options and nested objects still work.
+        assert!(parse::<Vec<Option<Inner>>>(br#"[{"replicas":1},null]"#).is_ok());
     }
 
     #[test]

@@ -165,7 +165,7 @@ pub fn slipway() -> &'static Slipway {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 let database_url = fresh_database(crate::DATABASE).await;
                 // Unique per binary: the binaries share the mail catcher.
-                let admin_email = format!("{}@slipway.test", unique("admin"));
+                let admin_email = format!("{}@{WORKSPACE_DOMAIN}", unique("admin"));
                 tx.send((listener.local_addr().unwrap(), database_url.clone(), admin_email.clone())).unwrap();
                 let (_trigger, shutdown) = Shutdown::manual();
                 let api = slipway_api::ApiConfig {

@@ -1,6 +1,7 @@
 //! Creating and updating Apps as the caller (impersonated, with the tenant's group), after the
 //! preview of the webhook's rules; listing, reading and deleting are in `objects`.
 
+use super::openapi::Problem;
 use super::{
     objects::{self, Created, View},
     preview::preview,
@@ -15,19 +16,45 @@ use crate::{
 use axum::{Json, extract::State};
 use serde::Deserialize;
 use slipway_crds::{App, AppSpec};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// A new App: `{"name","spec"}`.
+#[derive(Deserialize, ToSchema)]
 pub struct CreateApp {
+    /// A DNS label, unique among the tenant's Apps.
+    #[schema(example = "web", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63)]
     name: String,
+    /// The App's spec (the custom resource's).
+    #[schema(schema_with = super::openapi::crd::<AppSpec>)]
     spec: AppSpec,
 }
 
-#[derive(Deserialize)]
+/// An App's new spec: `{"spec"}`.
+#[derive(Deserialize, ToSchema)]
 pub struct UpdateApp {
+    /// The whole spec, replacing the current one.
+    #[schema(schema_with = super::openapi::crd::<AppSpec>)]
     spec: AppSpec,
 }
 
 /// `POST /api/v1/tenants/{tenant}/apps` `{"name","spec"}` → 201 `{"name","tenant","spec","status"}`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/apps",
+    tag = "apps",
+    operation_id = "create_app",
+    params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63)),
+    request_body = CreateApp,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The App, with the plan's defaults filled in", body = super::openapi::AppView,
+         headers(("Location" = String, description = "`/api/v1/tenants/{tenant}/apps/{name}`"))),
+        (status = 403, description = "The caller's address is not verified yet, or Kubernetes RBAC refuses", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant, or the caller is not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken, or the tenant is not Ready yet", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A wrong field, or one over the plan's limits; `errors` lists each", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -41,6 +68,22 @@ pub async fn create(
 
 /// `PUT /api/v1/tenants/{tenant}/apps/{app}` `{"spec"}` → 200; replaces the whole spec
 /// (scale by changing `replicas`).
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{tenant}/apps/{app}",
+    tag = "apps",
+    operation_id = "update_app",
+    params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63), ("app" = String, Path, description = "The App's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63)),
+    request_body = UpdateApp,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The App with its new spec", body = super::openapi::AppView),
+        (status = 403, description = "The caller's address is not verified yet, or Kubernetes RBAC refuses", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant or App, or the caller is not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant is not Ready yet, or a concurrent change", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A wrong field, or one over the plan's limits; `errors` lists each", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     user: AuthUser,

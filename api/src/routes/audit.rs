@@ -1,5 +1,6 @@
 //! `/tenants/{tenant}/audit` and `/admin/audit` (see [`crate::audit`]).
 
+use super::openapi::Problem;
 use crate::{
     AppState,
     admin::Page,
@@ -14,14 +15,22 @@ use axum::{
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa::IntoParams;
 
 /// `?since=&actor=&limit=&cursor=`.
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    /// Only events at or after this time (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<DateTime<Utc>>,
+    /// Only events of this actor (an address, or `anonymous`).
     actor: Option<String>,
+    /// Items per page, 1 to 500 (50 unless given).
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u32>,
+    /// The `next` of the previous page.
     cursor: Option<String>,
 }
 
@@ -40,6 +49,13 @@ fn filter(query: Result<Query<AuditQuery>, QueryRejection>) -> Result<Filter, Ap
 /// `GET /api/v1/tenants/{tenant}/audit?since=&actor=&limit=&cursor=` →
 /// `{"items":[{"time","actor","action","object","result",...}],"next"}`, newest first; owners
 /// and admins only.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/audit", tag = "audit", params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63), AuditQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of the tenant's events, newest first", body = Page<EventView>),
+        (status = 400, description = "A bad time, cursor or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is a member, not an owner or admin", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant, or the caller is not in it", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn tenant(
     State(state): State<AppState>,
     user: AuthUser,
@@ -50,6 +66,12 @@ pub async fn tenant(
 }
 
 /// `GET /api/v1/admin/audit?since=&actor=&limit=&cursor=` → every event; platform admins only.
+#[utoipa::path(get, path = "/api/v1/admin/audit", tag = "audit", params(AuditQuery), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of every event, newest first", body = Page<EventView>),
+        (status = 400, description = "A bad time, cursor or limit", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The caller is not a platform admin", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn everything(
     State(state): State<AppState>,
     _: PlatformAdmin,

@@ -2,6 +2,7 @@
 //! writes, so Kubernetes RBAC (the member role's `get` on Secrets) decides who sees them.
 
 use super::objects;
+use super::openapi::Problem;
 use crate::{AppState, auth::AuthUser, error::ApiError, paths::ObjectName};
 use anyhow::Context;
 use axum::{Json, extract::State, http::header};
@@ -10,16 +11,23 @@ use kube::Api;
 use serde::Serialize;
 use slipway_crds::{Database, tenant_namespace};
 use slipway_policies::rules::names::credentials_secret;
+use utoipa::ToSchema;
 
 /// How to connect to a Database: `{"username","password","host","port","dbname","uri"}`, with
 /// `port` a number. No `Debug`, so the password cannot end up in a log by accident.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct Credentials {
+    /// The database user.
     username: String,
+    /// Its password.
     password: String,
+    /// The in-cluster host name.
     host: String,
+    /// The in-cluster port.
     port: u16,
+    /// The database to use.
     dbname: String,
+    /// All of the above as one connection URI.
     uri: String,
 }
 
@@ -63,6 +71,21 @@ fn from_secret(secret: &Secret) -> anyhow::Result<Credentials> {
 /// # Errors
 /// 404 when the Database does not exist; 409 until the controller has written the Secret;
 /// 403 when Kubernetes RBAC refuses the caller the Secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/tenants/{tenant}/databases/{db}/credentials",
+    tag = "databases",
+    operation_id = "get_database_credentials",
+    params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63), ("db" = String, Path, description = "The Database's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63)),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "How to connect", body = Credentials,
+         headers(("Cache-Control" = String, description = "`no-store`"))),
+        (status = 403, description = "The caller's address is not verified yet, or Kubernetes RBAC refuses the Secret", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant or Database, or the caller is not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The credentials are not provisioned yet", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     user: AuthUser,

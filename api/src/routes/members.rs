@@ -1,6 +1,7 @@
 //! `/tenants/{tenant}/members`, `/tenants/{tenant}/invitations` and `/invitations/accept`
 //! (see [`crate::teams`]).
 
+use super::openapi::{Problem, TooManyRequests};
 use crate::{
     AppState,
     accounts::address,
@@ -20,46 +21,80 @@ use axum::{
     http::StatusCode,
 };
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Deserialize)]
+/// An invitation to send: `{"email","role"}`.
+#[derive(Deserialize, ToSchema)]
 pub struct InvitationRequest {
+    /// The address to invite.
+    #[schema(example = "bob@example.com")]
     email: String,
+    /// The role it gives.
     role: Role,
 }
 
-#[derive(Deserialize)]
+/// A new role: `{"role"}`.
+#[derive(Deserialize, ToSchema)]
 pub struct RoleChange {
+    /// The role.
     role: Role,
 }
 
-#[derive(Deserialize)]
+/// The token of an invitation's link.
+#[derive(Deserialize, ToSchema, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AcceptRequest {
+    /// The `token` query parameter of the mailed link.
     token: String,
 }
 
-#[derive(Serialize)]
+/// The tenant joined and the role in it.
+#[derive(Serialize, ToSchema)]
 pub struct Joined {
+    /// The tenant.
     tenant: String,
+    /// The role.
     role: Role,
 }
 
-#[derive(Serialize)]
+/// How to use a link.
+#[derive(Serialize, ToSchema)]
 pub struct Explained {
+    /// What to do.
     detail: String,
+}
+
+/// The tenant's people: `{"items": [...]}`.
+#[derive(Serialize, ToSchema)]
+pub struct MemberList {
+    /// Owners first, then admins, then members.
+    items: Vec<MemberView>,
 }
 
 /// `GET /api/v1/tenants/{tenant}/members` → `{"items":[{"id","email","name","role"}]}`,
 /// owners first.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/members", tag = "members", params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63)), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The tenant's people, owners first", body = MemberList),
+        (status = 404, description = "No such tenant, or the caller is not in it", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     user: AuthUser,
     TenantName(tenant): TenantName,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let items = members::list(&state, &user, &tenant).await?;
-    Ok(Json(serde_json::json!({ "items": items })))
+) -> Result<Json<MemberList>, ApiError> {
+    Ok(Json(MemberList { items: members::list(&state, &user, &tenant).await? }))
 }
 
 /// `PATCH /api/v1/tenants/{tenant}/members/{user}` `{"role"}` → 200, the member.
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}/members/{user}", tag = "members", params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63), ("user" = String, Path, description = "An account id or an address of someone of the tenant", max_length = 254)),
+    request_body = RoleChange, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The person with the new role", body = MemberView),
+        (status = 403, description = "The caller may not manage that person or give that role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant or person", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "It would leave the tenant without an owner", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn change_role(
     State(state): State<AppState>,
     user: AuthUser,
@@ -70,6 +105,14 @@ pub async fn change_role(
 }
 
 /// `DELETE /api/v1/tenants/{tenant}/members/{user}` → 204: removes them (yourself: leaves).
+#[utoipa::path(delete, path = "/api/v1/tenants/{tenant}/members/{user}", tag = "members", params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63), ("user" = String, Path, description = "An account id or an address of someone of the tenant", max_length = 254)),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Removed (or, for the caller, left)"),
+        (status = 403, description = "The caller may not manage that person", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant or person", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant's last owner", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn remove(
     State(state): State<AppState>,
     user: AuthUser,
@@ -81,6 +124,15 @@ pub async fn remove(
 
 /// `POST /api/v1/tenants/{tenant}/invitations` `{"email","role"}` → 201, the invitation; the
 /// address gets the link.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/invitations", tag = "members", params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63)),
+    request_body = InvitationRequest, security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The invitation; the address gets the link", body = InvitationView),
+        (status = 403, description = "The caller may not give that role", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant, or the caller is not in it", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The address is in the tenant already", body = Problem, content_type = "application/problem+json"),
+        (status = 429, response = TooManyRequests),
+    ))]
 pub async fn invite(
     State(state): State<AppState>,
     user: AuthUser,
@@ -93,6 +145,13 @@ pub async fn invite(
 }
 
 /// `POST /api/v1/invitations/accept` `{"token"}` → 200 `{"tenant","role"}`: the caller joins.
+#[utoipa::path(post, path = "/api/v1/invitations/accept", tag = "members", request_body = AcceptRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller joined", body = Joined),
+        (status = 400, description = "The token is unknown, used or expired", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "The invitation was sent to another address", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The caller is in the tenant already", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn accept(
     State(state): State<AppState>,
     user: AuthUser,
@@ -104,6 +163,11 @@ pub async fn accept(
 
 /// `GET /api/v1/invitations/accept?token=T`, where the emailed link points: says how to use
 /// it, and uses nothing (mail scanners fetch links).
+#[utoipa::path(get, path = "/api/v1/invitations/accept", tag = "members", params(AcceptRequest),
+    responses(
+        (status = 200, description = "How to use the link's token; nothing changes", body = Explained),
+        (status = 400, description = "No `token` query parameter", body = Problem, content_type = "application/problem+json"),
+    ))]
 pub async fn accept_link(query: Result<Query<AcceptRequest>, QueryRejection>) -> Result<Json<Explained>, ApiError> {
     let Query(link) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     Ok(Json(Explained {

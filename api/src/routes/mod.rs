@@ -9,6 +9,8 @@ mod databases;
 mod health;
 mod members;
 mod objects;
+#[path = "../openapi.rs"]
+mod openapi;
 mod preview;
 mod tenants;
 mod workspaces;
@@ -34,6 +36,7 @@ fn panicked(cause: Box<dyn std::any::Any + Send>) -> Response {
 /// Builds the whole router over `state`; bodies over `max_body_bytes` answer 413.
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let v1 = Router::new()
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/auth/register", post(accounts::register))
         .route("/auth/login", post(accounts::login))
         .route("/auth/refresh", post(accounts::refresh))

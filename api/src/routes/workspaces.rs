@@ -3,6 +3,7 @@
 //! preview of the webhook's rules answers first with per-key errors (422), and 403 outside the
 //! platform's Workspace email domains or on another member's Workspace.
 
+use super::openapi::Problem;
 use super::{
     objects::{self, Created, View},
     preview::preview,
@@ -18,6 +19,7 @@ use axum::{Json, extract::State};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::Deserialize;
 use slipway_crds::{DEFAULT_STORAGE, Workspace, WorkspaceSpec};
+use utoipa::ToSchema;
 
 /// A Workspace spec as clients send it: `{"cpu"?,"memory"?,"storage"?,"sshKeys","image"?}`,
 /// the CRD's fields without `owner`, which the API sets.
@@ -45,20 +47,45 @@ impl WorkspaceRequest {
     }
 }
 
-#[derive(Deserialize)]
+/// A new Workspace: `{"name","spec"}`.
+#[derive(Deserialize, ToSchema)]
 pub struct CreateWorkspace {
+    /// A DNS label of at most 52 characters, unique among the tenant's Workspaces.
+    #[schema(example = "box", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 52)]
     name: String,
+    /// The Workspace's spec, without `owner` (the caller).
+    #[schema(schema_with = super::openapi::workspace_request)]
     spec: WorkspaceRequest,
 }
 
-#[derive(Deserialize)]
+/// A Workspace's new spec: `{"spec"}`.
+#[derive(Deserialize, ToSchema)]
 pub struct UpdateWorkspace {
+    /// The whole spec, replacing the current one (`storage` cannot change).
+    #[schema(schema_with = super::openapi::workspace_request)]
     spec: WorkspaceRequest,
 }
 
 /// `POST /api/v1/tenants/{tenant}/workspaces` `{"name","spec"}` → 201
 /// `{"name","tenant","spec","status"}` with `spec.owner` the caller's email; 403 outside the
 /// allowed email domains, 409 when the name is taken, 422 for bad keys or a plan denial.
+#[utoipa::path(
+    post,
+    path = "/api/v1/tenants/{tenant}/workspaces",
+    tag = "workspaces",
+    operation_id = "create_workspace",
+    params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63)),
+    request_body = CreateWorkspace,
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "The Workspace, owned by the caller", body = super::openapi::WorkspaceView,
+         headers(("Location" = String, description = "`/api/v1/tenants/{tenant}/workspaces/{name}`"))),
+        (status = 403, description = "The caller's address is not verified yet or outside the Workspace email domains, or Kubernetes RBAC refuses", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant, or the caller is not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken, or the tenant is not Ready yet", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A wrong field or SSH key, or over the plan's limits; `errors` lists each", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     user: AuthUser,
@@ -74,6 +101,22 @@ pub async fn create(
 /// `PUT /api/v1/tenants/{tenant}/workspaces/{ws}` `{"spec"}` → 200; replaces `cpu`, `memory`,
 /// `sshKeys` and `image` (rotate keys this way), keeping the owner; only the owner may (403).
 /// `storage` cannot change: omitted, it stays; a different one is refused by Kubernetes with 422.
+#[utoipa::path(
+    put,
+    path = "/api/v1/tenants/{tenant}/workspaces/{ws}",
+    tag = "workspaces",
+    operation_id = "update_workspace",
+    params(("tenant" = String, Path, description = "The tenant's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63), ("ws" = String, Path, description = "The Workspace's name", pattern = "^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length = 63)),
+    request_body = UpdateWorkspace,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The Workspace with its new spec", body = super::openapi::WorkspaceView),
+        (status = 403, description = "The caller is not its owner, their address is not verified yet, or Kubernetes RBAC refuses", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant or Workspace, or the caller is not a member", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The tenant is not Ready yet, or a concurrent change", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A wrong field or SSH key, a changed `storage`, or over the plan's limits; `errors` lists each", body = Problem, content_type = "application/problem+json"),
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     user: AuthUser,

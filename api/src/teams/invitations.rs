@@ -19,7 +19,7 @@ use serde::Serialize;
 pub const INVITATION_DAYS: i64 = 7;
 
 /// An invitation as the API shows it (never its token, which only the invited mailbox gets).
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct InvitationView {
     /// The tenant.
     pub tenant: String,
@@ -28,6 +28,7 @@ pub struct InvitationView {
     /// The role it gives.
     pub role: Role,
     /// When it stops working (RFC 3339).
+    #[schema(value_type = String, format = DateTime)]
     pub expires_at: DateTime<Utc>,
 }
 

@@ -10,7 +10,7 @@ use crate::{
 use serde::Serialize;
 
 /// Someone of a tenant, as the API shows them: `{"id","email","name","role"}`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct MemberView {
     /// Their account's id.
     pub id: String,
