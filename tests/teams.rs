@@ -229,6 +229,10 @@ async fn the_audit_trail_says_who_did_what_and_only_owners_and_admins_read_it() 
     let future = owner.get(&format!("{audit}?since=2999-01-01T00:00:00Z")).await.body;
     assert_eq!(future["items"], json!([]));
     assert_eq!(owner.get(&format!("{audit}?since=yesterday")).await.status, 400);
+    // A NUL cannot reach SQL (PostgreSQL's text refuses it): 400, not 500.
+    assert_eq!(owner.get(&format!("{audit}?actor=%00")).await.status, 400);
+    let nul_cursor = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, "\0 x");
+    assert_eq!(owner.get(&format!("{audit}?cursor={nul_cursor}")).await.status, 400);
 
     // Platform admins see every event, the tenant's creation included.
     let all = Client::admin().await.get(&format!("/admin/audit?actor={owner_email}&limit=500")).await.body;

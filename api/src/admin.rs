@@ -47,6 +47,7 @@ pub fn page_start(cursor: Option<&str>) -> Result<String, ApiError> {
         .decode(cursor)
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
+        .filter(|key| !key.chars().any(char::is_control))
         .ok_or_else(|| ApiError::BadRequest("cursor: use the `next` value of the previous page".into()))
 }
 

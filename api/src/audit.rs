@@ -151,6 +151,7 @@ async fn page(state: &AppState, tenant: Option<&str>, filter: Filter) -> Result<
                 .decode(c)
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
+                .filter(|key| !key.chars().any(char::is_control))
                 .and_then(|s| s.split_once(' ').map(|(t, i)| (t.to_string(), i.to_string())))
                 .ok_or_else(|| ApiError::BadRequest("cursor: use the `next` value of the previous page".into()))
         })

@@ -292,6 +292,13 @@ async fn bad_input_is_4xx(kind: &str) {
     assert_problem(&call(&app, "POST", reg, None, Some(("text/plain", b"{}".to_vec()))).await, 415, "application/json");
     let huge = json!({"email": "a@example.com", "password": "x".repeat(10_000), "name": "A"}).to_string().into_bytes();
     assert_problem(&call(&app, "POST", reg, None, Some(("application/json", huge))).await, 413, "too large");
+    // schemathesis sent this: a NUL in the name once reached PostgreSQL and answered 500.
+    let nul = json!({"email": "bob@example.com", "password": "correct horse battery", "name": "\u{97}U\u{0}\u{bb}"});
+    assert_problem(
+        &post(&app, reg, None, nul).await,
+        422,
+        "name: enter a name of 1 to 100 characters, without control",
+    );
     let unknown = post(
         &app,
         reg,

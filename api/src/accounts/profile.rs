@@ -12,6 +12,21 @@ use crate::{
 };
 use std::net::IpAddr;
 
+/// Checks a display name (already trimmed): 1 to 100 characters, none of them a control
+/// character (a NUL cannot even be stored in PostgreSQL's text; schemathesis sent one).
+///
+/// # Errors
+/// The field error that says what to fix.
+pub fn check_name(name: &str) -> Result<(), FieldError> {
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(FieldError {
+            field: "name".into(),
+            message: "enter a name of 1 to 100 characters, without control characters".into(),
+        });
+    }
+    Ok(())
+}
+
 /// A change to the caller's profile; absent fields stay as they are.
 pub struct ProfileChange {
     /// New display name, 1 to 100 characters.
@@ -66,8 +81,8 @@ pub async fn update(
     let mut errors = Vec::new();
     if let Some(name) = &change.name {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 {
-            errors.push(FieldError { field: "name".into(), message: "enter a name of 1 to 100 characters".into() });
+        if let Err(e) = check_name(name) {
+            errors.push(e);
         }
         user.name = name.to_string();
     }

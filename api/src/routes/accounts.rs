@@ -196,8 +196,8 @@ pub async fn register(
     if let Err(e) = password_policy::check("password", &req.password, own_email, &name) {
         errors.push(e);
     }
-    if name.is_empty() || name.chars().count() > 100 {
-        errors.push(FieldError { field: "name".into(), message: "enter a name of 1 to 100 characters".into() });
+    if let Err(e) = profile::check_name(&name) {
+        errors.push(e);
     }
     let Some(email) = email.filter(|_| errors.is_empty()) else {
         return Err(ApiError::fields(errors));

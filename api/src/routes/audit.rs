@@ -38,6 +38,9 @@ fn filter(query: Result<Query<AuditQuery>, QueryRejection>) -> Result<Filter, Ap
     let Query(q) = query.map_err(|e| {
         ApiError::BadRequest(format!("{} (since: an RFC 3339 time like 2026-11-22T09:00:00Z)", e.body_text()))
     })?;
+    if q.actor.as_deref().is_some_and(|a| a.chars().any(char::is_control)) {
+        return Err(ApiError::BadRequest("actor: an address, or `anonymous`".into()));
+    }
     Ok(Filter {
         since: q.since,
         actor: q.actor.map(|a| a.trim().to_ascii_lowercase()),
