@@ -9,8 +9,8 @@ use crate::{
     db::{TenantRecord, UserSummary},
     entitlements::{self, Entitlements},
     error::ApiError,
+    pagination::{self, Page},
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use kube::{
     Api,
     api::{Patch, PatchParams},
@@ -21,51 +21,6 @@ use slipway_crds::Tenant;
 /// The most tenants an admin may let one account own (a typo's guard: 10000 tenants are
 /// 10000 namespaces).
 pub const MAX_TENANTS_GRANT: u32 = 1000;
-
-/// Items per page unless the caller asks for fewer.
-pub const DEFAULT_PAGE: u32 = 50;
-/// Items per page at most.
-pub const MAX_PAGE: u32 = 500;
-
-/// One page of a listing: `{"items": [...], "next": CURSOR|null}`; `next` fetches the page
-/// after this one (`?cursor=`), and is null on the last page.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Page<T> {
-    /// This page's items.
-    pub items: Vec<T>,
-    /// Cursor of the next page, if there is one.
-    pub next: Option<String>,
-}
-
-/// Where a page starts: after the key an opaque cursor (base64url of the last key) names.
-///
-/// # Errors
-/// 400 for a cursor this API did not hand out.
-pub fn page_start(cursor: Option<&str>) -> Result<String, ApiError> {
-    let Some(cursor) = cursor else { return Ok(String::new()) };
-    URL_SAFE_NO_PAD
-        .decode(cursor)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .filter(|key| !key.chars().any(char::is_control))
-        .ok_or_else(|| ApiError::BadRequest("cursor: use the `next` value of the previous page".into()))
-}
-
-/// The page size asked for, checked.
-///
-/// # Errors
-/// 400 outside 1 to [`MAX_PAGE`].
-pub fn page_size(limit: Option<u32>) -> Result<u32, ApiError> {
-    match limit.unwrap_or(DEFAULT_PAGE) {
-        n @ 1..=MAX_PAGE => Ok(n),
-        n => Err(ApiError::BadRequest(format!("limit: {n} is not between 1 and {MAX_PAGE}"))),
-    }
-}
-
-fn page<T>(items: Vec<T>, limit: u32, key: impl Fn(&T) -> &str) -> Page<T> {
-    let next = (items.len() == limit as usize).then(|| items.last().map(|i| URL_SAFE_NO_PAD.encode(key(i)))).flatten();
-    Page { items, next }
-}
 
 /// An account as platform admins see it.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -106,10 +61,10 @@ pub async fn accounts(
     cursor: Option<&str>,
     limit: Option<u32>,
 ) -> Result<Page<AccountView>, ApiError> {
-    let (after, limit) = (page_start(cursor)?, page_size(limit)?);
+    let (after, limit) = (pagination::after(cursor)?.unwrap_or_default(), pagination::size(limit)?);
     let users = state.db.list_users(&after, limit).await?;
     let views = users.into_iter().map(|u| account_view(state, u)).collect();
-    Ok(page(views, limit, |v: &AccountView| &v.email))
+    Ok(Page::new(views, limit, |v: &AccountView| v.email.clone()))
 }
 
 /// One account.
@@ -208,9 +163,9 @@ pub async fn tenants(
     cursor: Option<&str>,
     limit: Option<u32>,
 ) -> Result<Page<TenantAdminView>, ApiError> {
-    let (after, limit) = (page_start(cursor)?, page_size(limit)?);
+    let (after, limit) = (pagination::after(cursor)?.unwrap_or_default(), pagination::size(limit)?);
     let views = state.db.list_tenants(&after, limit).await?.into_iter().map(TenantAdminView::from).collect();
-    Ok(page(views, limit, |v: &TenantAdminView| &v.name))
+    Ok(Page::new(views, limit, |v: &TenantAdminView| v.name.clone()))
 }
 
 /// Moves `tenant` to `plan`: the Tenant's `spec.plan` (the controller applies the plan's

@@ -8,10 +8,10 @@
 
 use crate::{
     AppState,
-    admin::{Page, page_size},
     auth::AuthUser,
     db::AuditRecord,
     error::ApiError,
+    pagination::{self, Page},
     teams::{self, Role},
 };
 use axum::{
@@ -20,7 +20,6 @@ use axum::{
     middleware::Next,
     response::Response,
 };
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use std::{
@@ -134,7 +133,7 @@ pub struct Filter {
     pub since: Option<DateTime<Utc>>,
     /// Only events of this actor (an address, or `anonymous`).
     pub actor: Option<String>,
-    /// Page size (see [`page_size`]).
+    /// Page size (see [`pagination::size`]).
     pub limit: Option<u32>,
     /// The `next` of the previous page.
     pub cursor: Option<String>,
@@ -142,27 +141,20 @@ pub struct Filter {
 
 /// Events of `tenant` (or of everything, for `None`), newest first.
 async fn page(state: &AppState, tenant: Option<&str>, filter: Filter) -> Result<Page<EventView>, ApiError> {
-    let limit = page_size(filter.limit)?;
-    let before = filter
-        .cursor
-        .as_deref()
-        .map(|c| {
-            URL_SAFE_NO_PAD
-                .decode(c)
-                .ok()
-                .and_then(|b| String::from_utf8(b).ok())
-                .filter(|key| !key.chars().any(char::is_control))
-                .and_then(|s| s.split_once(' ').map(|(t, i)| (t.to_string(), i.to_string())))
+    let limit = pagination::size(filter.limit)?;
+    // The cursor is `time id` of the last event shown.
+    let before = pagination::after(filter.cursor.as_deref())?
+        .map(|key| {
+            key.split_once(' ')
+                .map(|(t, i)| (t.to_string(), i.to_string()))
                 .ok_or_else(|| ApiError::BadRequest("cursor: use the `next` value of the previous page".into()))
         })
         .transpose()?;
     let since = filter.since.map(stored_time);
     let records =
         state.db.audit_events(tenant, since.as_deref(), filter.actor.as_deref(), before.as_ref(), limit).await?;
-    let next = (records.len() == limit as usize)
-        .then(|| records.last().map(|r| URL_SAFE_NO_PAD.encode(format!("{} {}", r.time, r.id))))
-        .flatten();
-    Ok(Page { items: records.into_iter().map(EventView::from).collect(), next })
+    let page = Page::new(records, limit, |r| format!("{} {}", r.time, r.id));
+    Ok(Page { items: page.items.into_iter().map(EventView::from).collect(), next: page.next })
 }
 
 /// The tenant's events, for its owners and admins.

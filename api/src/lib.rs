@@ -27,6 +27,7 @@ mod entitlements;
 mod error;
 mod json;
 mod limits;
+mod pagination;
 mod paths;
 mod routes;
 mod teams;

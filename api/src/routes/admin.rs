@@ -3,10 +3,11 @@
 use super::openapi::Problem;
 use crate::{
     AppState,
-    admin::{self, AccountView, Page, TenantAdminView},
+    admin::{self, AccountView, TenantAdminView},
     auth::PlatformAdmin,
     error::ApiError,
     json::StrictJson,
+    pagination::Page,
     paths::TenantName,
 };
 use axum::{

@@ -3,10 +3,10 @@
 use super::openapi::Problem;
 use crate::{
     AppState,
-    admin::Page,
     audit::{self, EventView, Filter},
     auth::{AuthUser, PlatformAdmin},
     error::ApiError,
+    pagination::Page,
     paths::TenantName,
 };
 use axum::{
