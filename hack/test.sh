@@ -21,8 +21,25 @@ source hack/lib.sh
 name="test-$$"
 real="real-$$"
 started=$SECONDS
+# On failure, what the real node looked like (CI keeps only the output): its pods, their
+# containers' states, the cluster's recent events, and the tail of the node's logs.
+real_node_report() {
+  local dir="$SLIPWAY_STATE/clusters/$real"
+  [[ -f "$dir/kubeconfig" ]] || return 0
+  log "the suite failed: the real node as it is now"
+  local kubectl
+  kubectl="$(tool_path kubectl)" || return 0
+  "$kubectl" --kubeconfig "$dir/kubeconfig" get nodes,pods -A -o wide 2>&1 | head -80 || true
+  "$kubectl" --kubeconfig "$dir/kubeconfig" get events -A --sort-by=.lastTimestamp 2>&1 | tail -60 || true
+  local f
+  for f in "$SLIPWAY_STATE"/node/logs/{kubelet,containerd}.log; do
+    [[ -f "$f" ]] && { log "tail of $f"; tail -n 40 "$f"; }
+  done
+  return 0
+}
 cleanup() {
   local rc=$?
+  ((rc == 0)) || real_node_report
   hack/cluster.sh down "$real" >/dev/null 2>&1 || true
   hack/stack.sh down "$name" >/dev/null 2>&1 || true
   log "test-suite finished in $((SECONDS - started))s (exit $rc)"

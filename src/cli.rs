@@ -67,6 +67,10 @@ pub enum Command {
         /// PEM CA certificate that signed --tls-cert (the registration's caBundle).
         #[arg(long, env = "SLIPWAY_WEBHOOK_CA_CERT")]
         ca_cert: Option<PathBuf>,
+        /// The API's database, where changes made through Kubernetes (kubectl) to Slipway's
+        /// kinds join the audit trail. Unset: they are not audited.
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+        database_url: Option<SecretString>,
     },
     /// Print the CustomResourceDefinitions as YAML (the content of crds/slipway.dev.yaml).
     Crds,

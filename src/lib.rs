@@ -8,9 +8,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod audit;
 pub mod cli;
 mod shutdown;
 
+pub use audit::SqlAudit;
 pub use shutdown::Shutdown;
 
 use anyhow::Context;
@@ -40,6 +42,8 @@ pub struct WebhookRun {
     /// Register the webhook configurations at this target, trusting this CA (PEM), once the
     /// server can answer.
     pub register: Option<(slipway_webhook::WebhookTarget, String)>,
+    /// Where changes made through Kubernetes are audited (see [`SqlAudit`]).
+    pub audit: Option<Arc<dyn slipway_webhook::AuditSink>>,
 }
 
 /// Runs the components until `shutdown` fires. The binary and the end-to-end tests boot
@@ -63,7 +67,7 @@ pub async fn serve(
     }
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(run) = parts.webhook {
-        let server = slipway_webhook::Server::start(client.clone(), plans.clone(), &run.config).await?;
+        let server = slipway_webhook::Server::start(client.clone(), plans.clone(), &run.config, run.audit).await?;
         let signal = shutdown.clone();
         tasks.spawn(async move { Ok(server.serve(run.listener, signal.wait()).await?) });
         if let Some((target, ca_pem)) = &run.register {

@@ -2,8 +2,9 @@
 
 use anyhow::Context;
 use clap::Parser;
+use secrecy::ExposeSecret;
 use slipway::{
-    Components, Shutdown, WebhookRun,
+    Components, Shutdown, SqlAudit, WebhookRun,
     cli::{Cli, Command, WebhookAction},
 };
 use slipway_webhook::{WebhookTarget, certs};
@@ -37,7 +38,7 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", certs::ca_bundle(&generated.ca_pem));
             return Ok(());
         }
-        Command::Webhook { action: None, webhook, tls_cert, tls_key, register_url, ca_cert } => {
+        Command::Webhook { action: None, webhook, tls_cert, tls_key, register_url, ca_cert, database_url } => {
             let register = match (register_url, ca_cert) {
                 (Some(url), Some(ca)) => {
                     let pem = std::fs::read_to_string(ca).with_context(|| format!("reading {}", ca.display()))?;
@@ -46,7 +47,14 @@ async fn main() -> anyhow::Result<()> {
                 _ => None,
             };
             let config = webhook.config(tls_cert.clone(), tls_key.clone(), cli.common.platform());
-            parts.webhook = Some(WebhookRun { config, listener: bind(webhook.webhook_listen).await?, register });
+            let audit = match database_url {
+                Some(url) => Some(SqlAudit::connect(url.expose_secret()).await?),
+                None => {
+                    tracing::warn!("no --database-url: changes made through Kubernetes are not audited");
+                    None
+                }
+            };
+            parts.webhook = Some(WebhookRun { config, listener: bind(webhook.webhook_listen).await?, register, audit });
         }
         Command::Api(api) => {
             parts.api = Some((api.config(cli.common.platform(), cli.common.mail()), bind(api.listen).await?));
@@ -66,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
                 config: webhook.config(dir.join("tls.crt"), dir.join("tls.key"), cli.common.platform()),
                 listener: bind(webhook.webhook_listen).await?,
                 register: Some((target, generated.ca_pem)),
+                audit: Some(SqlAudit::connect(api.database_url.expose_secret()).await?),
             });
             parts.api = Some((api.config(cli.common.platform(), cli.common.mail()), bind(api.listen).await?));
             parts.controller = Some(controller.config(cli.common.mail()));

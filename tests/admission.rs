@@ -205,7 +205,7 @@ async fn malformed_reviews_get_clear_errors() {
         reservation_ttl: support::RESERVATION_TTL,
     };
     let plans = std::sync::Arc::new(slipway_policies::PlanCatalog::embedded());
-    let router = slipway_webhook::Webhook::start(client, plans, &config).await.unwrap().router();
+    let router = slipway_webhook::Webhook::start(client, plans, &config, None).await.unwrap().router();
     let call = |body: Vec<u8>| {
         let router = router.clone();
         async move {

@@ -12,7 +12,7 @@ const CLUSTER: support::Cluster = support::Cluster::Kwok;
 use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use kube::{Api, api::PostParams};
 use serde_json::{Value, json};
-use slipway_crds::{MemberRole, Tenant, TenantMember};
+use slipway_crds::{App, AppSpec, MemberRole, Tenant, TenantMember};
 use std::time::Duration;
 use support::{Client, eventually, kube_admin, mails_to, role_client};
 
@@ -239,4 +239,65 @@ async fn the_audit_trail_says_who_did_what_and_only_owners_and_admins_read_it() 
     let actions: Vec<&str> = all["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert!(actions.contains(&"POST /api/v1/tenants"), "{actions:?}");
     assert_eq!(owner.get("/admin/audit").await.status, 403);
+}
+
+#[tokio::test]
+async fn changes_made_with_kubectl_join_the_audit_trail_and_the_apis_own_are_not_doubled() {
+    let (owner, owner_email) = Client::new_user("kaudit-owner").await;
+    let tenant = owner.create_tenant("kaudit", "free").await;
+    let (bob, bob_email) = Client::new_user("kaudit-bob").await;
+    join(&owner, &tenant, &bob, &bob_email, "member").await;
+    // Through the API: recorded by the API (with the client's address), not again by the webhook.
+    let api_app = json!({"name": "api-web", "spec": {"image": "nginxinc/nginx-unprivileged:1.27", "port": 8080}});
+    owner.created(&format!("/tenants/{tenant}/apps"), api_app).await;
+
+    // Through kubectl as Bob: a create, one the plan refuses (4 replicas, free allows 3), a delete.
+    let apps: Api<App> = Api::namespaced(role_client(&bob_email, &tenant, "member").await, &format!("tenant-{tenant}"));
+    let app = |name: &str, replicas| {
+        App::new(
+            name,
+            AppSpec { image: "nginx".into(), port: 8080, replicas, env: vec![], resources: None, expose: None },
+        )
+    };
+    apps.create(&PostParams::default(), &app("cli-web", None)).await.unwrap();
+    support::denial(apps.create(&PostParams::default(), &app("cli-big", Some(4))).await);
+    apps.delete("cli-web", &Default::default()).await.unwrap();
+    // A dry run changes nothing and is not recorded.
+    let dry = PostParams { dry_run: true, ..Default::default() };
+    apps.create(&dry, &app("cli-dry", None)).await.unwrap();
+
+    let audit = format!("/tenants/{tenant}/audit?limit=100");
+    let through_kubernetes = eventually(Duration::from_secs(60), "kubectl's three changes in the trail", || async {
+        let items = owner.get(&audit).await.body["items"].as_array().cloned().unwrap_or_default();
+        let cluster: Vec<Value> =
+            items.into_iter().filter(|e| e["action"].as_str().is_some_and(|a| a.ends_with(".slipway.dev"))).collect();
+        (cluster.len() >= 3).then_some(cluster)
+    })
+    .await;
+    let seen: Vec<(&str, &str, &str, u64)> = through_kubernetes
+        .iter()
+        .map(|e| {
+            (
+                e["actor"].as_str().unwrap(),
+                e["action"].as_str().unwrap(),
+                e["object"].as_str().unwrap(),
+                e["status"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let object = |name: &str| format!("/apis/slipway.dev/v1alpha1/namespaces/tenant-{tenant}/apps/{name}");
+    assert_eq!(
+        seen,
+        [
+            (bob_email.as_str(), "DELETE apps.slipway.dev", object("cli-web").as_str(), 200),
+            (bob_email.as_str(), "CREATE apps.slipway.dev", object("cli-big").as_str(), 422),
+            (bob_email.as_str(), "CREATE apps.slipway.dev", object("cli-web").as_str(), 200),
+        ],
+        "newest first; no dry run and nothing of the API's own create of api-web"
+    );
+    assert_eq!(through_kubernetes[1]["result"], "failure");
+    let owners = owner.get(&format!("/tenants/{tenant}/audit?actor={owner_email}")).await.body;
+    let actions: Vec<&str> =
+        owners["items"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, ["POST /api/v1/tenants/{tenant}/apps", "POST /api/v1/tenants/{tenant}/invitations"]);
 }

@@ -4,12 +4,15 @@
 //! [`ActorSlot`] the authentication extractor fills. Bodies are never recorded (they hold
 //! passwords and tokens).
 //!
+//! Changes to Slipway's kinds made through Kubernetes (kubectl) arrive from the admission
+//! webhook as [`ClusterChange`]s ([`append_cluster_change`]).
+//!
 //! Owners and admins of a tenant read its events; platform admins read all.
 
 use crate::{
     AppState,
     auth::AuthUser,
-    db::AuditRecord,
+    db::{AuditRecord, Database},
     error::ApiError,
     pagination::{self, Page},
     teams::{self, Role},
@@ -83,6 +86,46 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     response
 }
 
+/// A change made through Kubernetes (kubectl, say) to one of Slipway's kinds, as the
+/// admission webhook saw it (`slipway_webhook::audit`).
+#[derive(Clone, Debug)]
+pub struct ClusterChange {
+    /// The change's identity: a change already on record under this id is not added again.
+    pub id: String,
+    /// When admission decided.
+    pub time: DateTime<Utc>,
+    /// The Kubernetes user name.
+    pub actor: String,
+    /// `OPERATION resource.group`, e.g. `DELETE apps.slipway.dev`.
+    pub action: String,
+    /// The tenant owning the namespace.
+    pub tenant: Option<String>,
+    /// The object's Kubernetes API path.
+    pub object: String,
+    /// 200 when admitted, else the admission's denial code.
+    pub status: u16,
+}
+
+/// Appends `change` unless its id is on record already, with no account id (the actor is a Kubernetes user name) and
+/// no client address (admission does not see it).
+///
+/// # Errors
+/// Database errors.
+pub async fn append_cluster_change(db: &Database, change: ClusterChange) -> sqlx::Result<()> {
+    let record = AuditRecord {
+        id: change.id,
+        time: stored_time(change.time),
+        actor: change.actor,
+        actor_id: None,
+        action: change.action,
+        tenant: change.tenant,
+        object: change.object,
+        status: change.status,
+        client: String::new(),
+    };
+    db.append_audit(&record).await
+}
+
 /// The tenant a path under `/api/v1/tenants/{tenant}` or `/api/v1/admin/tenants/{tenant}` names.
 fn tenant_of(path: &str) -> Option<String> {
     let rest = path.strip_prefix("/api/v1/tenants/").or_else(|| path.strip_prefix("/api/v1/admin/tenants/"))?;
@@ -97,9 +140,11 @@ pub struct EventView {
     pub time: String,
     /// The caller's address, or `anonymous`.
     pub actor: String,
-    /// `METHOD route`, e.g. `POST /api/v1/tenants/{tenant}/apps`.
+    /// `METHOD route`, e.g. `POST /api/v1/tenants/{tenant}/apps`; for changes made through
+    /// Kubernetes, `OPERATION resource.group`, e.g. `CREATE apps.slipway.dev`.
     pub action: String,
-    /// The path acted on (a created object's own path).
+    /// The path acted on (a created object's own path; a Kubernetes API path for changes made
+    /// through Kubernetes).
     pub object: String,
     /// `success` (2xx) or `failure`.
     pub result: &'static str,
@@ -107,7 +152,8 @@ pub struct EventView {
     pub status: u16,
     /// The tenant, when the call named one.
     pub tenant: Option<String>,
-    /// The client's IP address.
+    /// The client's IP address; empty for changes made through Kubernetes (admission does not
+    /// see it; the API server's own audit log has it).
     pub client: String,
 }
 

@@ -847,11 +847,11 @@ impl Database {
         Ok(Ok(()))
     }
 
-    /// Appends an audit event.
+    /// Appends an audit event, unless one with its id is on record (see `ClusterChange::id`).
     pub async fn append_audit(&self, r: &AuditRecord) -> sqlx::Result<()> {
         sqlx::query(
             "INSERT INTO audit_events (id, time, actor, actor_id, action, tenant, object, status, client) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
         )
         .bind(&r.id)
         .bind(&r.time)

@@ -33,6 +33,7 @@ mod routes;
 mod teams;
 mod tenancy;
 
+pub use audit::{ClusterChange, append_cluster_change};
 pub use auth::TokenConfig;
 pub use cluster::Cluster;
 pub use config::ApiConfig;

@@ -52,6 +52,15 @@ pub const DATABASE_LABEL: &str = "slipway.dev/database";
 /// Label put on the objects of a Workspace; its value is the Workspace's name.
 pub const WORKSPACE_LABEL: &str = "slipway.dev/workspace";
 
+/// The user extra the API sets (by impersonation) on the requests it makes for its users, so
+/// the admission webhook can tell them from kubectl's: the API audits its own calls. Only a
+/// holder of the `impersonate` verb on `userextras/slipway.dev/via` can set it
+/// (<https://kubernetes.io/docs/reference/access-authn-authz/authentication/#user-impersonation>).
+pub const VIA_EXTRA: &str = "slipway.dev/via";
+
+/// The value of [`VIA_EXTRA`] on the API's requests.
+pub const VIA_API: &str = "api";
+
 /// The Kubernetes group whose members may act in a tenant's namespace: `slipway:tenant:<name>`.
 /// The API impersonates users with this group, and the tenant's RoleBinding names it.
 pub fn tenant_group(tenant: &str) -> String {

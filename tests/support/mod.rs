@@ -103,8 +103,13 @@ async fn round_robin(listener: tokio::net::TcpListener, backends: Vec<std::net::
     }
 }
 
-/// Two webhook replicas behind a round-robin proxy, registered with the API server.
-async fn start_webhooks(client: &kube::Client, plans: &std::sync::Arc<slipway_policies::PlanCatalog>) {
+/// Two webhook replicas behind a round-robin proxy, registered with the API server, auditing
+/// into the API's database at `database_url`.
+async fn start_webhooks(
+    client: &kube::Client,
+    plans: &std::sync::Arc<slipway_policies::PlanCatalog>,
+    database_url: &str,
+) {
     let certs = slipway_webhook::certs::generate(&["127.0.0.1".into()]).unwrap();
     let dir = std::env::temp_dir().join(format!("slipway-it-webhook-{}", uuid::Uuid::new_v4().simple()));
     slipway_webhook::certs::write(&dir, &certs).unwrap();
@@ -119,7 +124,8 @@ async fn start_webhooks(client: &kube::Client, plans: &std::sync::Arc<slipway_po
     for _ in 0..2 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         backends.push(listener.local_addr().unwrap());
-        let server = slipway_webhook::Server::start(client.clone(), plans.clone(), &config).await.unwrap();
+        let audit = slipway::SqlAudit::connect(database_url).await.unwrap();
+        let server = slipway_webhook::Server::start(client.clone(), plans.clone(), &config, Some(audit)).await.unwrap();
         tokio::spawn(server.serve(listener, std::future::pending()));
     }
     let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -169,7 +175,7 @@ pub fn slipway() -> &'static Slipway {
                 tx.send((listener.local_addr().unwrap(), database_url.clone(), admin_email.clone())).unwrap();
                 let (_trigger, shutdown) = Shutdown::manual();
                 let api = slipway_api::ApiConfig {
-                    database_url: database_url.into(),
+                    database_url: database_url.clone().into(),
                     tokens: slipway_api::TokenConfig {
                         key: vec![9; 32],
                         previous_keys: vec![],
@@ -231,7 +237,7 @@ pub fn slipway() -> &'static Slipway {
                 let config = kube_config().await;
                 let client = kube::Client::try_from(config.clone()).unwrap();
                 slipway_crds::install(&client).await.unwrap();
-                start_webhooks(&client, &plans).await;
+                start_webhooks(&client, &plans, &database_url).await;
                 let parts = slipway::Components {
                     api: Some((api, listener)),
                     controller: Some(controller),
@@ -486,10 +492,17 @@ pub async fn member_client(email: &str, tenant: &str) -> kube::Client {
 }
 
 /// A Kubernetes client that acts as `email` with `role` (`owner`, `admin`, `member`) in
-/// `tenant`, exactly as the API impersonates them.
+/// `tenant`: their kubectl, with the groups the API impersonates them with.
 pub async fn role_client(email: &str, tenant: &str, role: &str) -> kube::Client {
-    let cluster = slipway_api::Cluster::new(kube_config().await).unwrap();
-    cluster.as_member(email, tenant, role).unwrap()
+    // As kubectl would: the groups of the role, without the API's `slipway.dev/via` extra.
+    let mut config = kube_config().await;
+    config.auth_info.impersonate = Some(email.to_string());
+    config.auth_info.impersonate_groups = Some(vec![
+        slipway_crds::tenant_group(tenant),
+        slipway_crds::role_group(tenant, role),
+        "system:authenticated".into(),
+    ]);
+    kube::Client::try_from(config).unwrap()
 }
 
 /// The message of a denied request, asserting it was refused with `code`.

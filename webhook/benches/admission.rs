@@ -244,7 +244,7 @@ impl Bench {
             reservation_ttl: RESERVATION_TTL,
         };
         let plans = Arc::new(PlanCatalog::embedded());
-        let server = slipway_webhook::Server::start(self.client.clone(), plans, &config).await?;
+        let server = slipway_webhook::Server::start(self.client.clone(), plans, &config, None).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         tokio::spawn(server.serve(listener, std::future::pending()));

@@ -72,7 +72,7 @@ fn parse<K: DeserializeOwned>(object: &DynamicObject) -> Result<K, serde_json::E
 /// The tenant owning `ns`, from the cache; on a miss (a namespace created a moment ago) from
 /// the API server, so a fresh tenant is never refused for the cache's lag. Either way, only a
 /// namespace that really is the Tenant's own counts (see [`namespace_belongs_to`]).
-async fn tenant_of(webhook: &Webhook, ns: &str) -> Result<Option<Arc<Tenant>>, kube::Error> {
+pub async fn tenant_of(webhook: &Webhook, ns: &str) -> Result<Option<Arc<Tenant>>, kube::Error> {
     if let Some(t) = webhook.index.tenant_of(ns) {
         return Ok(Some(t));
     }

@@ -14,6 +14,7 @@
 
 mod admit;
 mod answer;
+pub mod audit;
 pub mod certs;
 mod index;
 mod register;
@@ -23,6 +24,7 @@ mod review;
 pub mod tls;
 
 pub use answer::Phase;
+pub use audit::{AdmissionEvent, AuditSink};
 pub use index::Index;
 pub use register::{WebhookTarget, register};
 pub use reservations::Ledger;
@@ -60,18 +62,25 @@ pub struct Webhook {
     ledger: Ledger,
     plans: Arc<PlanCatalog>,
     platform: Platform,
+    audit: Option<Arc<dyn AuditSink>>,
 }
 
 impl Webhook {
     /// Starts the caches (waiting for their first list) and ensures the ledger namespace.
+    /// Changes made through Kubernetes go to `audit`, when given (see [`audit`]).
     ///
     /// # Errors
     /// Kubernetes API errors.
-    pub async fn start(client: Client, plans: Arc<PlanCatalog>, config: &WebhookConfig) -> anyhow::Result<Arc<Self>> {
+    pub async fn start(
+        client: Client,
+        plans: Arc<PlanCatalog>,
+        config: &WebhookConfig,
+        audit: Option<Arc<dyn AuditSink>>,
+    ) -> anyhow::Result<Arc<Self>> {
         register::ensure_namespace(&client, &config.namespace).await?;
         let index = Index::start(client.clone(), config.reservation_ttl).await?;
         let ledger = Ledger::new(client.clone(), &config.namespace, config.reservation_ttl);
-        Ok(Arc::new(Self { client, index, ledger, plans, platform: config.platform.clone() }))
+        Ok(Arc::new(Self { client, index, ledger, plans, platform: config.platform.clone(), audit }))
     }
 
     /// The webhook's routes: `POST /mutate`, `POST /validate`, `GET /healthz`.
@@ -95,15 +104,21 @@ pub struct Server {
 impl Server {
     /// Loads the certificate and key, starts reloading them on change (every 2 s), fills the
     /// caches. Register the webhook with the API server only after this returns, so it never
-    /// points at a webhook that cannot answer (its failurePolicy is Fail).
+    /// points at a webhook that cannot answer (its failurePolicy is Fail). `audit`: as for
+    /// [`Webhook::start`].
     ///
     /// # Errors
     /// Unreadable certificate or key, Kubernetes errors.
-    pub async fn start(client: Client, plans: Arc<PlanCatalog>, config: &WebhookConfig) -> anyhow::Result<Self> {
+    pub async fn start(
+        client: Client,
+        plans: Arc<PlanCatalog>,
+        config: &WebhookConfig,
+        audit: Option<Arc<dyn AuditSink>>,
+    ) -> anyhow::Result<Self> {
         let cert = tls::ReloadingCert::load(config.tls_cert.clone(), config.tls_key.clone())?;
         let reload = cert.watch(Duration::from_secs(2));
         let tls = tls::server_config(cert)?;
-        let webhook = Webhook::start(client, plans, config).await?;
+        let webhook = Webhook::start(client, plans, config, audit).await?;
         Ok(Self { webhook, tls, _reload: reload })
     }
 

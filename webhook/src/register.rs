@@ -58,13 +58,13 @@ impl WebhookTarget {
     }
 }
 
-/// CREATE and UPDATE of Slipway's namespaced kinds. Kinds whose CRD is not installed yet are
+/// `operations` of Slipway's namespaced kinds. Kinds whose CRD is not installed yet are
 /// harmless here and covered as soon as it is.
-fn rules() -> Vec<RuleWithOperations> {
+fn rules(operations: &[&str]) -> Vec<RuleWithOperations> {
     vec![RuleWithOperations {
         api_groups: Some(vec![slipway_crds::GROUP.into()]),
         api_versions: Some(vec!["v1alpha1".into()]),
-        operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+        operations: Some(operations.iter().map(|o| o.to_string()).collect()),
         resources: Some(slipway_crds::Kind::ALL.iter().map(|k| k.plural().into_owned()).collect()),
         scope: Some("Namespaced".into()),
     }]
@@ -89,6 +89,8 @@ const TIMEOUT_SECONDS: i32 = 5;
 /// Applies the Mutating- and ValidatingWebhookConfiguration `slipway` pointing at `target`
 /// and trusting `ca_pem`: failurePolicy Fail, admissionReviewVersions [v1], tenant namespaces only.
 ///
+/// A second validating webhook, `audit.slipway.dev`, sees DELETEs for the audit trail only.
+///
 /// The mutating webhook has `sideEffects: None`. The validating one declares `NoneOnDryRun`:
 /// on a real CREATE, or an UPDATE that grows a footprint, it records a reservation (see
 /// [`crate::Ledger`]), a side effect that it skips for dry runs, which is exactly what that
@@ -103,7 +105,7 @@ pub async fn register(client: &Client, target: &WebhookTarget, ca_pem: &str) -> 
         webhooks: Some(vec![MutatingWebhook {
             name: "mutate.slipway.dev".into(),
             client_config: target.client_config("/mutate", ca_pem),
-            rules: Some(rules()),
+            rules: Some(rules(&["CREATE", "UPDATE"])),
             namespace_selector: Some(tenant_namespaces()),
             failure_policy: Some("Fail".into()),
             side_effects: "None".into(),
@@ -116,18 +118,35 @@ pub async fn register(client: &Client, target: &WebhookTarget, ca_pem: &str) -> 
     };
     let validating = ValidatingWebhookConfiguration {
         metadata: meta,
-        webhooks: Some(vec![ValidatingWebhook {
-            name: "validate.slipway.dev".into(),
-            client_config: target.client_config("/validate", ca_pem),
-            rules: Some(rules()),
-            namespace_selector: Some(tenant_namespaces()),
-            failure_policy: Some("Fail".into()),
-            side_effects: "NoneOnDryRun".into(),
-            timeout_seconds: Some(TIMEOUT_SECONDS),
-            admission_review_versions: vec!["v1".into()],
-            match_policy: Some("Equivalent".into()),
-            ..Default::default()
-        }]),
+        webhooks: Some(vec![
+            ValidatingWebhook {
+                name: "validate.slipway.dev".into(),
+                client_config: target.client_config("/validate", ca_pem),
+                rules: Some(rules(&["CREATE", "UPDATE"])),
+                namespace_selector: Some(tenant_namespaces()),
+                failure_policy: Some("Fail".into()),
+                side_effects: "NoneOnDryRun".into(),
+                timeout_seconds: Some(TIMEOUT_SECONDS),
+                admission_review_versions: vec!["v1".into()],
+                match_policy: Some("Equivalent".into()),
+                ..Default::default()
+            },
+            // Deletions only for the audit trail (see `crate::audit`): always allowed, and
+            // failurePolicy Ignore, so a webhook outage never blocks a deletion (a tenant's
+            // namespace being emptied, say); such deletions then go unrecorded.
+            ValidatingWebhook {
+                name: "audit.slipway.dev".into(),
+                client_config: target.client_config("/validate", ca_pem),
+                rules: Some(rules(&["DELETE"])),
+                namespace_selector: Some(tenant_namespaces()),
+                failure_policy: Some("Ignore".into()),
+                side_effects: "NoneOnDryRun".into(),
+                timeout_seconds: Some(TIMEOUT_SECONDS),
+                admission_review_versions: vec!["v1".into()],
+                match_policy: Some("Equivalent".into()),
+                ..Default::default()
+            },
+        ]),
     };
     let params = PatchParams::apply(CONFIGURATION).force();
     Api::<MutatingWebhookConfiguration>::all(client.clone())

@@ -6,8 +6,9 @@
 
 use crate::{
     Webhook,
-    admit::admit,
+    admit::{self, admit},
     answer::{Phase, deny},
+    audit,
 };
 use axum::{
     body::Bytes,
@@ -15,9 +16,12 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use kube::core::{
-    DynamicObject,
-    admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
+use kube::{
+    ResourceExt,
+    core::{
+        DynamicObject,
+        admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
+    },
 };
 use slipway_crds::{App, Database, GROUP, Kind, Workspace};
 use std::sync::Arc;
@@ -71,6 +75,7 @@ async fn handle(webhook: Arc<Webhook>, body: Bytes, phase: Phase) -> Response {
         }
     };
     let response = respond(&webhook, &request, phase).await;
+    record(&webhook, &request, &response, phase).await;
     let (namespace, kind) = (request.namespace.as_deref().unwrap_or_default(), &request.kind.kind);
     if response.allowed {
         tracing::debug!(?phase, %kind, namespace, name = %request.name, operation = ?request.operation, "admitted");
@@ -81,7 +86,28 @@ async fn handle(webhook: Arc<Webhook>, body: Bytes, phase: Phase) -> Response {
     axum::Json(response.into_review()).into_response()
 }
 
-/// The answer to one decoded request.
+/// Hands the decision to the audit sink, if there is one and the request is one to record.
+async fn record(
+    webhook: &Webhook,
+    request: &AdmissionRequest<DynamicObject>,
+    response: &AdmissionResponse,
+    phase: Phase,
+) {
+    let Some(sink) = &webhook.audit else { return };
+    if !audit::is_recorded(request, phase) {
+        return;
+    }
+    let tenant = match request.namespace.as_deref() {
+        Some(ns) => admit::tenant_of(webhook, ns).await.ok().flatten().map(|t| t.name_any()),
+        None => None,
+    };
+    if let Some(event) = audit::event(request, response, tenant) {
+        sink.record(event);
+    }
+}
+
+/// The answer to one decoded request. DELETEs (validation only, for the audit trail) and
+/// CONNECTs are always allowed.
 pub async fn respond(webhook: &Webhook, request: &AdmissionRequest<DynamicObject>, phase: Phase) -> AdmissionResponse {
     let base = AdmissionResponse::from(request);
     if !matches!(request.operation, Operation::Create | Operation::Update) {
