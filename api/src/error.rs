@@ -152,6 +152,14 @@ impl From<kube::Error> for ApiError {
     }
 }
 
+/// A query string that does not fit its handler: 400 in problem details saying which
+/// parameter is wrong (axum's own rejection is plain text).
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::BadRequest(e.body_text())
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         Self::Internal(e.into())

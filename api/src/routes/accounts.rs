@@ -248,7 +248,7 @@ pub async fn verify(
     )
 )]
 pub async fn verify_link(link: Result<Query<TokenRequest>, QueryRejection>) -> Result<Json<Accepted>, ApiError> {
-    let link = link_token(link)?;
+    let Query(link) = link?;
     Ok(Json(Accepted {
         detail: format!(
             "to confirm your address, log in (POST /api/v1/auth/login), then POST {{\"token\": \"{}\"}} to \
@@ -256,12 +256,6 @@ pub async fn verify_link(link: Result<Query<TokenRequest>, QueryRejection>) -> R
             link.token.trim()
         ),
     }))
-}
-
-/// The `token` of a link's query string; 400 in problem details when it has none (axum's own
-/// rejection is plain text).
-fn link_token(link: Result<Query<TokenRequest>, QueryRejection>) -> Result<TokenRequest, ApiError> {
-    link.map(|Query(link)| link).map_err(|e| ApiError::BadRequest(e.body_text()))
 }
 
 /// `POST /api/v1/auth/verify/resend` → 202: a new link, at most one a minute (429 with
@@ -426,7 +420,7 @@ pub async fn request_password_reset(
 pub async fn password_reset_link(
     link: Result<Query<TokenRequest>, QueryRejection>,
 ) -> Result<Json<Accepted>, ApiError> {
-    let link = link_token(link)?;
+    let Query(link) = link?;
     Ok(Json(Accepted {
         detail: format!(
             "to choose a new password, POST {{\"token\": \"{}\", \"password\": \"...\"}} to \
@@ -549,7 +543,7 @@ pub async fn confirm_email_change(
         (status = 400, description = "No `token` query parameter", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn email_change_link(link: Result<Query<TokenRequest>, QueryRejection>) -> Result<Json<Accepted>, ApiError> {
-    let link = link_token(link)?;
+    let Query(link) = link?;
     Ok(Json(Accepted {
         detail: format!(
             "to move your account to this address, log in (POST /api/v1/auth/login), then POST {{\"token\": \"{}\"}} \

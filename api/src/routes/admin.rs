@@ -30,11 +30,6 @@ pub struct PageQuery {
     cursor: Option<String>,
 }
 
-/// The query of a listing, or 400 saying what is wrong with it.
-fn page_query(query: Result<Query<PageQuery>, QueryRejection>) -> Result<PageQuery, ApiError> {
-    query.map(|Query(q)| q).map_err(|e| ApiError::BadRequest(e.body_text()))
-}
-
 /// The account of `/admin/users/{user}`: a UUID.
 pub struct UserId(String);
 
@@ -79,7 +74,7 @@ pub async fn list_users(
     _: PlatformAdmin,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Page<AccountView>>, ApiError> {
-    let q = page_query(q)?;
+    let Query(q) = q?;
     Ok(Json(admin::accounts(&state, q.cursor.as_deref(), q.limit).await?))
 }
 
@@ -161,7 +156,7 @@ pub async fn list_tenants(
     _: PlatformAdmin,
     q: Result<Query<PageQuery>, QueryRejection>,
 ) -> Result<Json<Page<TenantAdminView>>, ApiError> {
-    let q = page_query(q)?;
+    let Query(q) = q?;
     Ok(Json(admin::tenants(&state, q.cursor.as_deref(), q.limit).await?))
 }
 

@@ -169,7 +169,7 @@ pub async fn accept(
         (status = 400, description = "No `token` query parameter", body = Problem, content_type = "application/problem+json"),
     ))]
 pub async fn accept_link(query: Result<Query<AcceptRequest>, QueryRejection>) -> Result<Json<Explained>, ApiError> {
-    let Query(link) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let Query(link) = query?;
     Ok(Json(Explained {
         detail: format!(
             "to join, log in (POST /api/v1/auth/login) with the invited address, then POST {{\"token\": \"{}\"}} to \
