@@ -22,6 +22,12 @@ fn detail(body: &Value) -> &str {
     body["detail"].as_str().unwrap_or_default()
 }
 
+/// An audit event's actor, action and object.
+fn who_did_what(event: &Value) -> (&str, &str, &str) {
+    let field = |name: &str| event[name].as_str().unwrap();
+    (field("actor"), field("action"), field("object"))
+}
+
 /// The token of the newest invitation mailed to `email`.
 async fn invitation_token(email: &str) -> String {
     eventually(Duration::from_secs(60), "the invitation email", || async {
@@ -195,25 +201,15 @@ async fn the_audit_trail_says_who_did_what_and_only_owners_and_admins_read_it() 
     assert_eq!(eve.get(&audit).await.status, 404, "another tenant's owner does not even see it exists");
 
     let items = owner.get(&audit).await.body["items"].as_array().unwrap().clone();
-    let seen: Vec<(&str, &str, &str, &str)> = items
-        .iter()
-        .map(|e| {
-            (
-                e["actor"].as_str().unwrap(),
-                e["action"].as_str().unwrap(),
-                e["object"].as_str().unwrap(),
-                e["result"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let seen: Vec<_> = items.iter().map(|e| (who_did_what(e), e["result"].as_str().unwrap())).collect();
     let invitations = format!("/api/v1/tenants/{tenant}/invitations");
     let web = format!("/api/v1/tenants/{tenant}/apps/web");
     assert_eq!(
         seen,
         [
-            (bob_email.as_str(), "POST /api/v1/tenants/{tenant}/invitations", invitations.as_str(), "failure"),
-            (bob_email.as_str(), "POST /api/v1/tenants/{tenant}/apps", web.as_str(), "success"),
-            (owner_email.as_str(), "POST /api/v1/tenants/{tenant}/invitations", invitations.as_str(), "success"),
+            ((bob_email.as_str(), "POST /api/v1/tenants/{tenant}/invitations", invitations.as_str()), "failure"),
+            ((bob_email.as_str(), "POST /api/v1/tenants/{tenant}/apps", web.as_str()), "success"),
+            ((owner_email.as_str(), "POST /api/v1/tenants/{tenant}/invitations", invitations.as_str()), "success"),
         ],
         "newest first; the accept and the tenant's creation name no tenant in their path"
     );
@@ -274,24 +270,14 @@ async fn changes_made_with_kubectl_join_the_audit_trail_and_the_apis_own_are_not
         (cluster.len() >= 3).then_some(cluster)
     })
     .await;
-    let seen: Vec<(&str, &str, &str, u64)> = through_kubernetes
-        .iter()
-        .map(|e| {
-            (
-                e["actor"].as_str().unwrap(),
-                e["action"].as_str().unwrap(),
-                e["object"].as_str().unwrap(),
-                e["status"].as_u64().unwrap(),
-            )
-        })
-        .collect();
+    let seen: Vec<_> = through_kubernetes.iter().map(|e| (who_did_what(e), e["status"].as_u64().unwrap())).collect();
     let object = |name: &str| format!("/apis/slipway.dev/v1alpha1/namespaces/tenant-{tenant}/apps/{name}");
     assert_eq!(
         seen,
         [
-            (bob_email.as_str(), "DELETE apps.slipway.dev", object("cli-web").as_str(), 200),
-            (bob_email.as_str(), "CREATE apps.slipway.dev", object("cli-big").as_str(), 422),
-            (bob_email.as_str(), "CREATE apps.slipway.dev", object("cli-web").as_str(), 200),
+            ((bob_email.as_str(), "DELETE apps.slipway.dev", object("cli-web").as_str()), 200),
+            ((bob_email.as_str(), "CREATE apps.slipway.dev", object("cli-big").as_str()), 422),
+            ((bob_email.as_str(), "CREATE apps.slipway.dev", object("cli-web").as_str()), 200),
         ],
         "newest first; no dry run and nothing of the API's own create of api-web"
     );

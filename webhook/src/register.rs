@@ -116,36 +116,26 @@ pub async fn register(client: &Client, target: &WebhookTarget, ca_pem: &str) -> 
             ..Default::default()
         }]),
     };
+    let webhook = |name: &str, operations: &[&str], failure_policy: &str| ValidatingWebhook {
+        name: name.into(),
+        client_config: target.client_config("/validate", ca_pem),
+        rules: Some(rules(operations)),
+        namespace_selector: Some(tenant_namespaces()),
+        failure_policy: Some(failure_policy.into()),
+        side_effects: "NoneOnDryRun".into(),
+        timeout_seconds: Some(TIMEOUT_SECONDS),
+        admission_review_versions: vec!["v1".into()],
+        match_policy: Some("Equivalent".into()),
+        ..Default::default()
+    };
     let validating = ValidatingWebhookConfiguration {
         metadata: meta,
         webhooks: Some(vec![
-            ValidatingWebhook {
-                name: "validate.slipway.dev".into(),
-                client_config: target.client_config("/validate", ca_pem),
-                rules: Some(rules(&["CREATE", "UPDATE"])),
-                namespace_selector: Some(tenant_namespaces()),
-                failure_policy: Some("Fail".into()),
-                side_effects: "NoneOnDryRun".into(),
-                timeout_seconds: Some(TIMEOUT_SECONDS),
-                admission_review_versions: vec!["v1".into()],
-                match_policy: Some("Equivalent".into()),
-                ..Default::default()
-            },
+            webhook("validate.slipway.dev", &["CREATE", "UPDATE"], "Fail"),
             // Deletions only for the audit trail (see `crate::audit`): always allowed, and
             // failurePolicy Ignore, so a webhook outage never blocks a deletion (a tenant's
             // namespace being emptied, say); such deletions then go unrecorded.
-            ValidatingWebhook {
-                name: "audit.slipway.dev".into(),
-                client_config: target.client_config("/validate", ca_pem),
-                rules: Some(rules(&["DELETE"])),
-                namespace_selector: Some(tenant_namespaces()),
-                failure_policy: Some("Ignore".into()),
-                side_effects: "NoneOnDryRun".into(),
-                timeout_seconds: Some(TIMEOUT_SECONDS),
-                admission_review_versions: vec!["v1".into()],
-                match_policy: Some("Equivalent".into()),
-                ..Default::default()
-            },
+            webhook("audit.slipway.dev", &["DELETE"], "Ignore"),
         ]),
     };
     let params = PatchParams::apply(CONFIGURATION).force();
