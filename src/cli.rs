@@ -36,6 +36,8 @@ pub enum Command {
         /// Address of /healthz and /readyz.
         #[arg(long, env = "SLIPWAY_HEALTH_LISTEN", default_value = "127.0.0.1:8081")]
         health_listen: SocketAddr,
+        #[command(flatten)]
+        election: ElectionArgs,
     },
     /// API, controllers and admission webhook in one process, CRDs installed and the webhook
     /// registered (with a development certificate) first: Slipway on a single machine.
@@ -200,6 +202,40 @@ pub struct ApiArgs {
     /// list accounts and tenants, grant plans and tenants, suspend accounts and change plans.
     #[arg(long, env = "SLIPWAY_ADMIN_EMAILS", value_delimiter = ',')]
     pub admin_emails: Vec<String>,
+}
+
+/// Leader election of `slipway controller` (kube-controller-manager's flag names).
+#[derive(Args, Debug)]
+pub struct ElectionArgs {
+    /// Reconcile only while holding the Lease, so replicas never both write: on by default;
+    /// `--leader-elect=false` for a single replica that should not wait for a Lease.
+    #[arg(long, env = "SLIPWAY_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Namespace of the Lease (created if missing).
+    #[arg(long, env = "SLIPWAY_LEADER_ELECT_RESOURCE_NAMESPACE", default_value = "slipway-system")]
+    pub leader_elect_resource_namespace: String,
+    /// Name of the Lease.
+    #[arg(long, env = "SLIPWAY_LEADER_ELECT_RESOURCE_NAME", default_value = "slipway-controller")]
+    pub leader_elect_resource_name: String,
+    /// Seconds the Lease holds without renewal: the longest the controllers go without a leader
+    /// after the leader's pod is killed.
+    #[arg(long, env = "SLIPWAY_LEADER_ELECT_LEASE_DURATION", default_value_t = 15)]
+    pub leader_elect_lease_duration: u64,
+}
+
+impl ElectionArgs {
+    /// The election these flags ask for, with this replica's identity: `HOSTNAME` (the pod's
+    /// name) and the process id, or `None` with `--leader-elect=false`.
+    pub fn election(&self) -> Option<slipway_controller::LeaderElection> {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "slipway".into());
+        self.leader_elect.then(|| slipway_controller::LeaderElection {
+            namespace: self.leader_elect_resource_namespace.clone(),
+            lease: self.leader_elect_resource_name.clone(),
+            identity: format!("{host}_{}", std::process::id()),
+            duration_seconds: self.leader_elect_lease_duration,
+            grace_seconds: (self.leader_elect_lease_duration / 3).max(1),
+        })
+    }
 }
 
 /// Flags of the controllers.

@@ -25,8 +25,8 @@ use std::sync::Arc;
 pub struct Components {
     /// The REST API and its listener.
     pub api: Option<(slipway_api::ApiConfig, tokio::net::TcpListener)>,
-    /// The Tenant and App controllers.
-    pub controller: Option<ControllerConfig>,
+    /// The Tenant and App controllers, and their leader election (none: they reconcile at once).
+    pub controller: Option<(ControllerConfig, Option<slipway_controller::LeaderElection>)>,
     /// The admission webhook.
     pub webhook: Option<WebhookRun>,
     /// Apply the CRDs first.
@@ -75,9 +75,17 @@ pub async fn serve(
             tracing::info!(?target, "webhook registered");
         }
     }
-    if let Some(config) = parts.controller {
+    if let Some((config, election)) = parts.controller {
         let (client, plans, signal) = (client.clone(), plans.clone(), shutdown.clone());
-        tasks.spawn(async move { Ok(slipway_controller::run(client, plans, config, signal.wait()).await?) });
+        tasks.spawn(async move {
+            match election {
+                Some(election) => {
+                    slipway_controller::run_as_leader(client, plans, config, &election, signal.wait()).await?;
+                }
+                None => slipway_controller::run(client, plans, config, signal.wait()).await?,
+            }
+            Ok(())
+        });
     }
     if let Some((config, listener)) = parts.api {
         let cluster = Cluster::new(kube_config).context("building the Kubernetes client")?;

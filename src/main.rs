@@ -59,8 +59,8 @@ async fn main() -> anyhow::Result<()> {
         Command::Api(api) => {
             parts.api = Some((api.config(cli.common.platform(), cli.common.mail()), bind(api.listen).await?));
         }
-        Command::Controller { controller, install_crds, .. } => {
-            parts.controller = Some(controller.config(cli.common.mail()));
+        Command::Controller { controller, install_crds, election, .. } => {
+            parts.controller = Some((controller.config(cli.common.mail()), election.election()));
             parts.install_crds = *install_crds;
         }
         Command::All { api, controller, webhook } => {
@@ -77,7 +77,8 @@ async fn main() -> anyhow::Result<()> {
                 audit: Some(SqlAudit::connect(api.database_url.expose_secret()).await?),
             });
             parts.api = Some((api.config(cli.common.platform(), cli.common.mail()), bind(api.listen).await?));
-            parts.controller = Some(controller.config(cli.common.mail()));
+            // One process on one machine: nobody to compete with.
+            parts.controller = Some((controller.config(cli.common.mail()), None));
             parts.install_crds = true;
         }
     }

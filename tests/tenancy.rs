@@ -211,3 +211,75 @@ async fn deleting_a_tenant_removes_its_namespace_then_the_tenant() {
     })
     .await;
 }
+
+/// A leader's work, as [`slipway_controller::lead`] runs it: marks `leading` while it runs.
+async fn lead_while(
+    election: slipway_controller::LeaderElection,
+    leading: Arc<std::sync::atomic::AtomicBool>,
+    shutdown: slipway::Shutdown,
+) -> slipway_controller::Result<()> {
+    use std::sync::atomic::Ordering::SeqCst;
+    slipway_controller::lead(kube_admin().await, &election, shutdown.wait(), |stop| async move {
+        leading.store(true, SeqCst);
+        stop.await;
+        leading.store(false, SeqCst);
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn one_replica_leads_and_stops_when_it_loses_the_lease_and_another_takes_over() {
+    use k8s_openapi::api::coordination::v1::Lease;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let lease = support::unique("lease");
+    let election = |identity: &str| slipway_controller::LeaderElection {
+        namespace: "slipway-system".into(),
+        lease: lease.clone(),
+        identity: identity.into(),
+        duration_seconds: 6,
+        grace_seconds: 2,
+    };
+    let leases: Api<Lease> = Api::namespaced(kube_admin().await, "slipway-system");
+    let (a_leads, b_leads) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let (_a_trigger, a_shutdown) = slipway::Shutdown::manual();
+    let a = tokio::spawn(lead_while(election("a"), a_leads.clone(), a_shutdown));
+    eventually(Duration::from_secs(60), "a to lead", || async { a_leads.load(SeqCst).then_some(()) }).await;
+    let (b_trigger, b_shutdown) = slipway::Shutdown::manual();
+    let b = tokio::spawn(lead_while(election("b"), b_leads.clone(), b_shutdown));
+
+    // While a renews the Lease (twice, so b has had time to try), b waits.
+    let renewed = |l: &Lease| l.spec.as_ref().and_then(|s| s.renew_time.clone()).map(|t| t.0);
+    // (the last renewal seen, how many since b started)
+    let seen = std::sync::Mutex::new((renewed(&leases.get(&lease).await.unwrap()), 0));
+    eventually(Duration::from_secs(60), "a to renew the Lease twice", || async {
+        assert!(!b_leads.load(SeqCst), "b leads while a holds the Lease");
+        let now = renewed(&leases.get(&lease).await.unwrap());
+        let mut seen = seen.lock().unwrap();
+        if now != seen.0 {
+            *seen = (now, seen.1 + 1);
+        }
+        (seen.1 >= 2).then_some(())
+    })
+    .await;
+    assert!(a_leads.load(SeqCst) && !b_leads.load(SeqCst));
+
+    // Someone else takes the Lease (as a replica whose renewals a missed would): a stops at
+    // once and says so; b keeps waiting.
+    let stolen = json!({"spec": {"holderIdentity": "intruder", "leaseDurationSeconds": 6,
+        "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(k8s_openapi::jiff::Timestamp::now())}});
+    leases.patch(&lease, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&stolen)).await.unwrap();
+    let lost = tokio::time::timeout(Duration::from_secs(60), a).await.expect("a to notice it lost the Lease").unwrap();
+    assert!(matches!(lost, Err(slipway_controller::Error::LostLeadership)), "{lost:?}");
+    assert!(!a_leads.load(SeqCst), "a's work stopped");
+
+    // The intruder dies (it never renews): once its Lease expires, b takes over.
+    eventually(Duration::from_secs(60), "b to take over", || async { b_leads.load(SeqCst).then_some(()) }).await;
+    let held = leases.get(&lease).await.unwrap();
+    assert_eq!(held.spec.and_then(|s| s.holder_identity).as_deref(), Some("b"));
+    b_trigger.fire();
+    tokio::time::timeout(Duration::from_secs(60), b).await.expect("b to stop on shutdown").unwrap().unwrap();
+    assert!(!b_leads.load(SeqCst));
+    let released = leases.get(&lease).await.unwrap();
+    assert_ne!(released.spec.and_then(|s| s.holder_identity).as_deref(), Some("b"), "b released the Lease on shutdown");
+}

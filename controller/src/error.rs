@@ -15,6 +15,12 @@ pub enum Error {
     /// Configuration is unusable (e.g. the SMTP URL).
     #[error("configuration: {0}")]
     Config(String),
+    /// The leader election's Lease could not be used.
+    #[error("leader election: {0}")]
+    Leadership(String),
+    /// This replica lost the Lease while leading and stopped reconciling.
+    #[error("leader election: lost the lease while leading; restart to compete again")]
+    LostLeadership,
 }
 
 impl From<slipway_mail::MailError> for Error {
@@ -34,6 +40,7 @@ impl Error {
             Error::Plan(_) => "InvalidPlan",
             Error::Mail(_) => "EmailFailed",
             Error::Config(_) => "InvalidConfiguration",
+            Error::Leadership(_) | Error::LostLeadership => "LeaderElection",
         }
     }
 }

@@ -26,6 +26,7 @@ mod database;
 mod error;
 mod identity;
 mod instance;
+mod leader;
 mod lookup;
 mod notify;
 mod outcome;
@@ -35,6 +36,7 @@ mod workspace;
 
 pub use database::{DatabaseImages, RepositoryOverride};
 pub use error::{Error, Result};
+pub use leader::{LeaderElection, Stop, lead};
 pub use notify::{Mailer, MailerConfig};
 
 use backoff::Backoff;
@@ -151,6 +153,20 @@ pub async fn run(
     futures::join!(tenants, apps, databases, workspaces);
     tracing::info!("controllers stopped");
     Ok(())
+}
+
+/// [`run`] on the replica that holds `election`'s Lease only (see [`lead`]).
+///
+/// # Errors
+/// As [`run`] and [`lead`].
+pub async fn run_as_leader(
+    client: Client,
+    plans: Arc<PlanCatalog>,
+    config: ControllerConfig,
+    election: &LeaderElection,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    lead(client.clone(), election, shutdown, |stop| run(client, plans, config, stop)).await
 }
 
 fn log_outcome<K: kube::Resource, E: std::fmt::Display>(

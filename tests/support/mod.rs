@@ -240,7 +240,7 @@ pub fn slipway() -> &'static Slipway {
                 start_webhooks(&client, &plans, &database_url).await;
                 let parts = slipway::Components {
                     api: Some((api, listener)),
-                    controller: Some(controller),
+                    controller: Some((controller, None)),
                     webhook: None,
                     install_crds: false,
                 };
