@@ -6,9 +6,11 @@
 #   hack/images.sh build [NAME...]   build the images that are not cached yet (default: all)
 #   hack/images.sh list              print "REF PATH" per image (builds nothing; PATH may
 #                                    not exist yet)
-#   hack/images.sh import SOCKET     build what is missing, then import every image into
-#                                    the containerd at SOCKET (namespace k8s.io), skipping
-#                                    those it already holds with the same digest
+#   hack/images.sh import SOCKET [NAME...]
+#                                    build what is missing, then import these images
+#                                    (default: all but slipway) into the containerd at SOCKET
+#                                    (namespace k8s.io), skipping those it already holds with
+#                                    the same digest
 #
 #   NAME       REF
 #   pause      localhost/slipway-dev/pause:3.10       pod sandbox (hack/images/pause.c)
@@ -24,6 +26,10 @@
 #   mariadb    localhost/slipway-dev/mariadb:10.11    uid/gid 999, Debian's packages
 #   redis      localhost/slipway-dev/redis:7
 #   workspace  localhost/slipway-dev/workspace:0.1    controller/workspace-image on Debian
+#   slipway    localhost/slipway-dev/slipway:dev      Slipway itself (charts/slipway): the
+#                                                     release binary (cargo build --release) on
+#                                                     Debian's libc; not part of the default
+#                                                     set, which the node needs to start
 #
 # Archives live in $SLIPWAY_CACHE/images/<name>-<hash>.tar. <hash> covers every input:
 # the mmdebstrap and packer command lines (suite, mirrors, packages, hooks, image config)
@@ -38,7 +44,9 @@ IMAGES_DIR="$HACK_DIR/images"
 CACHE_DIR="$SLIPWAY_CACHE/images"
 WORKSPACE_DIR="$REPO/controller/workspace-image"
 
+# The node's images, which `import` takes by default, and Slipway's own.
 ALL_IMAGES=(pause coredns local-path-provisioner traefik debian hello postgres mariadb redis workspace)
+KNOWN_IMAGES=("${ALL_IMAGES[@]}" slipway)
 
 SUITE=bookworm
 MIRROR="${SLIPWAY_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -148,7 +156,7 @@ go_binary_image() {
 # define NAME: set REF, MM (mmdebstrap options; empty for pause), OCI (packer options)
 # and INPUTS (the files the build reads) for image NAME.
 define() {
-  REF="" MM=() OCI=() INPUTS=("$IMAGES_DIR/oci.py") GO_TOOL=""
+  REF="" MM=() OCI=() INPUTS=("$IMAGES_DIR/oci.py") GO_TOOL="" SLIPWAY_BINARY=""
   case "$1" in
     pause)
       REF=localhost/slipway-dev/pause:3.10
@@ -235,7 +243,23 @@ define() {
       OCI=(--entrypoint '["/usr/local/bin/slipway-workspace"]' --user 1000:1000
         --env "PATH=$BASE_PATH" --port 2222/tcp)
       ;;
-    *) die "unknown image '$1' (known: ${ALL_IMAGES[*]})" ;;
+    slipway)
+      # What the Dockerfile at the repository's root builds for production, from this
+      # machine's release build instead of a builder image: the binary and the C runtime it
+      # links (libc6, libgcc-s1, as Debian's distroless/cc), unpacked (extract: no package
+      # manager, no shell), run as the distroless nonroot user. The binary is an input, so a
+      # new build makes a new archive; `import` replaces the :dev tag.
+      REF=localhost/slipway-dev/slipway:dev
+      MM=(--variant=extract --include=libc6 --include=libgcc-s1)
+      SLIPWAY_BINARY="$REPO/target/release/slipway"
+      INPUTS+=("$SLIPWAY_BINARY")
+      OCI=(--entrypoint '["/usr/local/bin/slipway"]' --user 65532:65532 --env "PATH=$BASE_PATH"
+        --workdir / --port 8080/tcp --port 8081/tcp --port 8443/tcp
+        --exclude 'etc/apt*' --exclude 'etc/dpkg*' --exclude etc/fstab --exclude etc/hostname
+        --exclude etc/resolv.conf --exclude 'usr/share/doc*' --exclude 'usr/share/lintian*'
+        --exclude 'var*' --add "$SLIPWAY_BINARY:/usr/local/bin/slipway:0755")
+      ;;
+    *) die "unknown image '$1' (known: ${KNOWN_IMAGES[*]})" ;;
   esac
 }
 
@@ -253,7 +277,7 @@ image_path() {
       printf '%s\n' "$1" "$REF" "$(arch)" "$SOURCE_DATE_EPOCH" "$SUITE" "${SOURCES[@]}"
       # Paths relative to the repo, so the hash does not depend on where it is checked out.
       printf 'mmdebstrap %s\n' "${MM[@]//"$REPO"\//}"
-      printf 'oci %s\n' "${OCI[@]}"
+      printf 'oci %s\n' "${OCI[@]//"$REPO"\//}"
       (cd "$REPO" && sha256sum "${INPUTS[@]#"$REPO"/}")
     } | sha256sum
   )"
@@ -280,6 +304,11 @@ trap cleanup_build EXIT
 # build NAME: build the archive of image NAME unless it is cached.
 build() {
   local name="$1" path
+  if [[ "$name" == slipway ]]; then
+    # cargo decides whether the binary is current; the archive's hash then covers it.
+    log "cargo build --release --bin slipway"
+    (cd "$REPO" && cargo build --release --locked --bin slipway) >&2
+  fi
   define "$name"
   path="$(image_path "$name")"
   if [[ -f "$path" ]]; then
@@ -338,18 +367,24 @@ cmd_build() {
 
 cmd_list() {
   local name
-  for name in "${ALL_IMAGES[@]}"; do
+  for name in "${KNOWN_IMAGES[@]}"; do
     define "$name"
+    if [[ -n "$SLIPWAY_BINARY" && ! -f "$SLIPWAY_BINARY" ]]; then
+      echo "$REF (not built: no $SLIPWAY_BINARY)"
+      continue
+    fi
     echo "$REF $(image_path "$name")"
   done
 }
 
 cmd_import() {
-  (($# == 1)) || die "usage: $0 import SOCKET"
+  (($# >= 1)) || die "usage: $0 import SOCKET [NAME...]"
   local sock="$1"
+  shift
+  (($# > 0)) || set -- "${ALL_IMAGES[@]}"
   [[ -S "$sock" ]] || die "$sock is not a socket (is containerd running?)"
   need_cmd ctr containerd
-  cmd_build
+  cmd_build "$@"
   local -a ctr=(ctr --address "$sock" --namespace k8s.io)
   # REF -> manifest digest of what containerd holds now.
   local -A have=()
@@ -359,7 +394,7 @@ cmd_import() {
     have["$ref"]="$digest"
   done <<<"$listing"
   local name path want
-  for name in "${ALL_IMAGES[@]}"; do
+  for name in "$@"; do
     define "$name"
     path="$(image_path "$name")"
     want="$(archive_digest "$path")"
@@ -380,6 +415,6 @@ case "${1:-build}" in
   build) shift || true; cmd_build "$@" ;;
   list) cmd_list ;;
   import) shift; cmd_import "$@" ;;
-  -h|--help|help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//' ;;
+  -h|--help|help) sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//' ;;
   *) die "unknown command '$1' (use: build [NAME...] | list | import SOCKET)" ;;
 esac

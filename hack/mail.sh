@@ -5,6 +5,9 @@
 #   hack/mail.sh down NAME    stop it and delete its state
 #   hack/mail.sh env NAME     print the env file
 #
+# SMTP listens on SLIPWAY_MAIL_SMTP_HOST (default 127.0.0.1); set it to the real node's
+# address (198.19.128.1) for a Slipway that runs in pods (the chart's end-to-end test).
+#
 # State: $SLIPWAY_STATE/mail/NAME/ (env, log, pid). Messages are kept in memory.
 # The env file exports:
 #   SLIPWAY_SMTP_URL=smtp://127.0.0.1:SMTP_PORT   (plain SMTP, no TLS, any/no auth)
@@ -56,14 +59,14 @@ cmd_up() {
   mailhog="$(tool_path mailhog)"
   mkdir -p "$dir"
 
-  local ports smtp http
+  local ports smtp http host="${SLIPWAY_MAIL_SMTP_HOST:-127.0.0.1}"
   mapfile -t ports < <(free_ports 2)
   smtp="${ports[0]}" http="${ports[1]}"
-  log "starting MailHog '$name': SMTP 127.0.0.1:$smtp, HTTP 127.0.0.1:$http"
+  log "starting MailHog '$name': SMTP $host:$smtp, HTTP 127.0.0.1:$http"
   # API and UI on the same address: MailHog then serves both from one listener.
   start_daemon mailhog "$dir" "$mailhog" \
     -hostname=mailhog.slipway.test \
-    -smtp-bind-addr="127.0.0.1:$smtp" \
+    -smtp-bind-addr="$host:$smtp" \
     -api-bind-addr="127.0.0.1:$http" \
     -ui-bind-addr="127.0.0.1:$http" \
     -storage=memory
@@ -77,8 +80,8 @@ cmd_up() {
     sleep 0.2
   done
   cat >"$dir/env" <<EOF
-export SLIPWAY_SMTP_URL='smtp://127.0.0.1:$smtp'
-export SLIPWAY_SMTP_HOST='127.0.0.1'
+export SLIPWAY_SMTP_URL='smtp://$host:$smtp'
+export SLIPWAY_SMTP_HOST='$host'
 export SLIPWAY_SMTP_PORT='$smtp'
 export SLIPWAY_MAIL_API='http://127.0.0.1:$http'
 EOF

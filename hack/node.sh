@@ -9,6 +9,8 @@
 #   hack/node.sh address          create the node's interface (before the API server binds)
 #   hack/node.sh healthy CLUSTER  exit 0 if the node runs for CLUSTER
 #   hack/node.sh status           show the node's processes and owner
+#   hack/node.sh import NAME...   build and import more of hack/images.sh's images into the
+#                                 running node's containerd (e.g. slipway, for the chart)
 #
 # One real node per machine: kube-proxy's nftables tables, the kubelet's device-plugin
 # socket, /var/log/containers and containerd's shim sockets (/run/containerd/s) have fixed
@@ -626,6 +628,11 @@ case "${1:-}" in
   address) cmd_address ;;
   healthy) [[ $# -eq 2 ]] || { usage >&2; exit 2; }; cmd_healthy "$2" ;;
   status) cmd_status ;;
+  import)
+    shift
+    (($# > 0)) || { usage >&2; exit 2; }
+    "$HACK_DIR/images.sh" import "$(sock)" "$@"
+    ;;
   -h|--help|help) usage ;;
   *) usage >&2; exit 2 ;;
 esac

@@ -8,7 +8,10 @@
 # control plane with kwok nodes, mail catcher and PostgreSQL on free loopback ports (named
 # test-<pid>, so it never collides with `hack/up.sh`'s dev instances or a parallel run), and
 # a second control plane real-<pid> with the machine's real node (tests/workloads.rs; the env
-# file SLIPWAY_REAL_ENV names), runs `cargo test --workspace`, and tears them down again.
+# file SLIPWAY_REAL_ENV names) into which it imports Slipway's own image (hack/images.sh
+# slipway: the release build) for the chart's tests (tests/chart.rs, with helm from
+# hack/tools.sh and a second mail catcher chart-<pid> that pods reach on the node's address),
+# runs `cargo test --workspace`, and tears them down again.
 # The tests read the components from the environment; a missing one fails the suite, it is
 # never skipped.
 #
@@ -31,6 +34,8 @@ real_node_report() {
   kubectl="$(tool_path kubectl)" || return 0
   "$kubectl" --kubeconfig "$dir/kubeconfig" get nodes,pods -A -o wide 2>&1 | head -80 || true
   "$kubectl" --kubeconfig "$dir/kubeconfig" get events -A --sort-by=.lastTimestamp 2>&1 | tail -60 || true
+  # The kubelet evicts pods when the disk runs low (DiskPressure): say how full it is.
+  df -h "$SLIPWAY_STATE" 2>&1 || true
   local f
   for f in "$SLIPWAY_STATE"/node/logs/{kubelet,containerd}.log; do
     [[ -f "$f" ]] && { log "tail of $f"; tail -n 40 "$f"; }
@@ -42,6 +47,7 @@ cleanup() {
   ((rc == 0)) || real_node_report
   hack/cluster.sh down "$real" >/dev/null 2>&1 || true
   hack/stack.sh down "$name" >/dev/null 2>&1 || true
+  hack/mail.sh down "chart-$$" >/dev/null 2>&1 || true
   log "test-suite finished in $((SECONDS - started))s (exit $rc)"
 }
 trap cleanup EXIT
@@ -53,5 +59,14 @@ export SLIPWAY_SCHEMATHESIS
 eval "$(hack/stack.sh up "$name")"
 hack/cluster.sh up "$real" --real-node >/dev/null
 export SLIPWAY_REAL_ENV="$SLIPWAY_STATE/clusters/$real/env"
+# tests/chart.rs: Slipway's image in the node, helm, and a mail catcher the pods can reach.
+hack/node.sh import slipway
+SLIPWAY_HELM="$(tool_path helm)"
+export SLIPWAY_HELM
+chart_mail="$(SLIPWAY_MAIL_SMTP_HOST="$NODE_ADDRESS" hack/mail.sh up "chart-$$")"
+SLIPWAY_CHART_SMTP_URL="$(sed -n "s/^export SLIPWAY_SMTP_URL='\(.*\)'$/\1/p" <<<"$chart_mail")"
+SLIPWAY_CHART_MAIL_API="$(sed -n "s/^export SLIPWAY_MAIL_API='\(.*\)'$/\1/p" <<<"$chart_mail")"
+[[ -n "$SLIPWAY_CHART_SMTP_URL" && -n "$SLIPWAY_CHART_MAIL_API" ]] || die "no env from hack/mail.sh up chart-$$"
+export SLIPWAY_CHART_SMTP_URL SLIPWAY_CHART_MAIL_API
 log "components of '$name' are up after $((SECONDS - started))s; running cargo test"
 cargo test --workspace --all-targets "$@"

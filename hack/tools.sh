@@ -5,7 +5,7 @@
 #   hack/tools.sh                  build every tool that is not cached yet, and install
 #                                  schemathesis (PyPI) with hack/schemathesis.sh
 #   hack/tools.sh build TOOL...    build only these tools (kubernetes etcd kwok mailhog coredns
-#                                  local-path-provisioner traefik)
+#                                  local-path-provisioner traefik helm kubeconform)
 #   hack/tools.sh path BINARY      print the cached path of BINARY (building it if needed)
 #   hack/tools.sh list             print "tool version binary path" for every binary
 #
@@ -28,8 +28,13 @@ LOCAL_PATH_PROVISIONER_VERSION=v0.0.30
 # Ingress controller of the real node. The module proxy serves v3.6.12 and v3.7.11+; v3.7
 # needs a nested module its zip leaves out and modules the proxy refuses (see go.mod).
 TRAEFIK_VERSION=v3.6.12
+# Lints, renders and installs charts/slipway (a Helm v3 chart, apiVersion v2, which Helm 4
+# reads unchanged); v4 is the line the module proxy recommends over v3.
+HELM_VERSION=v4.3.2
+# Validates the rendered chart against Kubernetes' and Slipway's schemas (hack/chart.sh).
+KUBECONFORM_VERSION=v0.8.0
 
-ALL_TOOLS=(kubernetes etcd kwok mailhog coredns local-path-provisioner traefik)
+ALL_TOOLS=(kubernetes etcd kwok mailhog coredns local-path-provisioner traefik helm kubeconform)
 
 tool_version() {
   case "$1" in
@@ -40,6 +45,8 @@ tool_version() {
     coredns) echo "$COREDNS_VERSION" ;;
     local-path-provisioner) echo "$LOCAL_PATH_PROVISIONER_VERSION" ;;
     traefik) echo "$TRAEFIK_VERSION" ;;
+    helm) echo "$HELM_VERSION" ;;
+    kubeconform) echo "$KUBECONFORM_VERSION" ;;
     *) die "unknown tool '$1' (known: ${ALL_TOOLS[*]})" ;;
   esac
 }
@@ -53,6 +60,8 @@ tool_binaries() {
     coredns) echo "coredns" ;;
     local-path-provisioner) echo "local-path-provisioner" ;;
     traefik) echo "traefik" ;;
+    helm) echo "helm" ;;
+    kubeconform) echo "kubeconform" ;;
   esac
 }
 
@@ -154,6 +163,15 @@ go_build() {
         cd "$src" || exit 1
         go build "${flags[@]}" -ldflags "$ldflags -X github.com/traefik/traefik/v3/pkg/version.Version=$version" \
           -o "$out/traefik" ./cmd/traefik
+        ;;
+      helm)
+        # Version stamped as upstream's Makefile does, so `helm version` names the release.
+        go build "${flags[@]}" -ldflags "$ldflags -X helm.sh/helm/v4/internal/version.version=$version" \
+          -o "$out/helm" helm.sh/helm/v4/cmd/helm
+        ;;
+      kubeconform)
+        go build "${flags[@]}" -ldflags "$ldflags" -o "$out/kubeconform" \
+          github.com/yannh/kubeconform/cmd/kubeconform
         ;;
     esac
   )

@@ -73,9 +73,21 @@ pub enum Command {
         /// kinds join the audit trail. Unset: they are not audited.
         #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: Option<SecretString>,
+        /// Keep the CA and serving certificate in this Secret of the webhook's namespace:
+        /// issued when missing, renewed 120 days before expiry, written to --tls-cert and
+        /// --tls-key, its CA patched into the installed webhook configurations `slipway`.
+        #[arg(long, env = "SLIPWAY_WEBHOOK_CERTIFICATE_SECRET", requires = "service", conflicts_with = "register_url")]
+        certificate_secret: Option<String>,
+        /// Name of the Service in front of the webhook (the certificate's host name is
+        /// `<service>.<namespace>.svc`).
+        #[arg(long, env = "SLIPWAY_WEBHOOK_SERVICE", requires = "certificate_secret")]
+        service: Option<String>,
     },
     /// Print the CustomResourceDefinitions as YAML (the content of crds/slipway.dev.yaml).
     Crds,
+    /// Print the Helm chart's webhook configurations (charts/slipway/templates/webhook-configurations.yaml).
+    #[command(hide = true)]
+    ChartWebhooks,
 }
 
 /// `slipway webhook` subcommands.
@@ -225,13 +237,15 @@ pub struct ElectionArgs {
 
 impl ElectionArgs {
     /// The election these flags ask for, with this replica's identity: `HOSTNAME` (the pod's
-    /// name) and the process id, or `None` with `--leader-elect=false`.
+    /// name) and a random UUID, as client-go's components name theirs (a restarted container
+    /// has the same name and process id 1, and must not pass for the process that died holding
+    /// the Lease), or `None` with `--leader-elect=false`.
     pub fn election(&self) -> Option<slipway_controller::LeaderElection> {
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "slipway".into());
         self.leader_elect.then(|| slipway_controller::LeaderElection {
             namespace: self.leader_elect_resource_namespace.clone(),
             lease: self.leader_elect_resource_name.clone(),
-            identity: format!("{host}_{}", std::process::id()),
+            identity: format!("{host}_{}", uuid::Uuid::new_v4()),
             duration_seconds: self.leader_elect_lease_duration,
             grace_seconds: (self.leader_elect_lease_duration / 3).max(1),
         })

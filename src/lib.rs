@@ -5,10 +5,12 @@
 //!   slipway controller  Tenant and App reconcilers (+ /healthz, /readyz)
 //!   slipway all         both in one process, CRDs installed first (single machine, dev)
 //!   slipway crds        print the CRD YAML
+//!   slipway chart-webhooks  print the chart's webhook configurations (charts/slipway)
 //! ```
 #![forbid(unsafe_code)]
 
 mod audit;
+pub mod chart;
 pub mod cli;
 mod shutdown;
 
@@ -44,6 +46,9 @@ pub struct WebhookRun {
     pub register: Option<(slipway_webhook::WebhookTarget, String)>,
     /// Where changes made through Kubernetes are audited (see [`SqlAudit`]).
     pub audit: Option<Arc<dyn slipway_webhook::AuditSink>>,
+    /// Keep the served certificate in this Secret, issued and renewed by the webhook, with its
+    /// CA patched into the installed webhook configurations (the Helm chart's way).
+    pub certificate: Option<slipway_webhook::ManagedCertificate>,
 }
 
 /// Runs the components until `shutdown` fires. The binary and the end-to-end tests boot
@@ -67,6 +72,11 @@ pub async fn serve(
     }
     let mut tasks = tokio::task::JoinSet::new();
     if let Some(run) = parts.webhook {
+        if let Some(certificate) = run.certificate {
+            certificate.sync(&client).await.context("issuing the webhook certificate")?;
+            // Dropped with the process: the loop only renews.
+            drop(certificate.keep_synced(client.clone()));
+        }
         let server = slipway_webhook::Server::start(client.clone(), plans.clone(), &run.config, run.audit).await?;
         let signal = shutdown.clone();
         tasks.spawn(async move { Ok(server.serve(run.listener, signal.wait()).await?) });

@@ -7,7 +7,7 @@ use slipway::{
     Components, Shutdown, SqlAudit, WebhookRun,
     cli::{Cli, Command, WebhookAction},
 };
-use slipway_webhook::{WebhookTarget, certs};
+use slipway_webhook::{ManagedCertificate, WebhookTarget, certs};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing_subscriber::{EnvFilter, fmt};
@@ -31,6 +31,10 @@ async fn main() -> anyhow::Result<()> {
             print!("{}", slipway_crds::render_yaml());
             return Ok(());
         }
+        Command::ChartWebhooks => {
+            print!("{}", slipway::chart::webhook_configurations_template());
+            return Ok(());
+        }
         Command::Webhook { action: Some(WebhookAction::Certs { out, hosts }), .. } => {
             let generated = certs::generate(hosts)?;
             certs::write(out, &generated)?;
@@ -38,7 +42,17 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", certs::ca_bundle(&generated.ca_pem));
             return Ok(());
         }
-        Command::Webhook { action: None, webhook, tls_cert, tls_key, register_url, ca_cert, database_url } => {
+        Command::Webhook {
+            action: None,
+            webhook,
+            tls_cert,
+            tls_key,
+            register_url,
+            ca_cert,
+            database_url,
+            certificate_secret,
+            service,
+        } => {
             let register = match (register_url, ca_cert) {
                 (Some(url), Some(ca)) => {
                     let pem = std::fs::read_to_string(ca).with_context(|| format!("reading {}", ca.display()))?;
@@ -54,7 +68,16 @@ async fn main() -> anyhow::Result<()> {
                     None
                 }
             };
-            parts.webhook = Some(WebhookRun { config, listener: bind(webhook.webhook_listen).await?, register, audit });
+            let certificate =
+                certificate_secret.as_ref().zip(service.as_ref()).map(|(secret, service)| ManagedCertificate {
+                    namespace: webhook.webhook_namespace.clone(),
+                    secret: secret.clone(),
+                    service: service.clone(),
+                    tls_cert: tls_cert.clone(),
+                    tls_key: tls_key.clone(),
+                });
+            let listener = bind(webhook.webhook_listen).await?;
+            parts.webhook = Some(WebhookRun { config, listener, register, audit, certificate });
         }
         Command::Api(api) => {
             parts.api = Some((api.config(cli.common.platform(), cli.common.mail()), bind(api.listen).await?));
@@ -75,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
                 listener: bind(webhook.webhook_listen).await?,
                 register: Some((target, generated.ca_pem)),
                 audit: Some(SqlAudit::connect(api.database_url.expose_secret()).await?),
+                certificate: None,
             });
             parts.api = Some((api.config(cli.common.platform(), cli.common.mail()), bind(api.listen).await?));
             // One process on one machine: nobody to compete with.

@@ -8,7 +8,8 @@
 //! ```
 //!
 //! The Rust types are the source of truth: the YAML in `crds/slipway.dev.yaml` is generated
-//! from them with `slipway crds > crds/slipway.dev.yaml`, and a test fails when it is stale.
+//! from them with `slipway crds > crds/slipway.dev.yaml` (and copied the same way into the Helm
+//! chart's `charts/slipway/crds/`), and a test fails when either is stale.
 #![forbid(unsafe_code)]
 // kube-derive takes one `printcolumn(...)` per column; clippy reads the repeats as duplicates.
 #![allow(clippy::duplicated_attributes)]
@@ -134,15 +135,20 @@ pub async fn install(client: &Client) -> Result<(), kube::Error> {
 mod tests {
     use super::*;
 
-    /// The committed YAML must be what the Rust types generate; regenerate it with
-    /// `cargo run -- crds > crds/slipway.dev.yaml`.
+    /// The committed YAML, and the Helm chart's copy, must be what the Rust types generate;
+    /// regenerate them with `cargo run -- crds | tee crds/slipway.dev.yaml charts/slipway/crds/slipway.dev.yaml`.
     #[test]
     fn committed_yaml_is_up_to_date() {
-        let committed = include_str!("../slipway.dev.yaml");
-        assert!(
-            committed == render_yaml(),
-            "crds/slipway.dev.yaml is stale: run `cargo run -- crds > crds/slipway.dev.yaml`"
-        );
+        let committed = [
+            ("crds/slipway.dev.yaml", include_str!("../slipway.dev.yaml")),
+            ("charts/slipway/crds/slipway.dev.yaml", include_str!("../../charts/slipway/crds/slipway.dev.yaml")),
+        ];
+        for (path, yaml) in committed {
+            assert!(
+                yaml == render_yaml(),
+                "{path} is stale: run `cargo run -- crds | tee crds/slipway.dev.yaml charts/slipway/crds/slipway.dev.yaml`"
+            );
+        }
     }
 
     #[test]

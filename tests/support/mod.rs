@@ -281,6 +281,7 @@ fn probe_ok(url: &str) -> bool {
 pub struct Client {
     http: reqwest::Client,
     base: String,
+    mail_api: String,
     token: Option<String>,
 }
 
@@ -291,8 +292,15 @@ pub struct Reply {
 }
 
 impl Client {
+    /// An anonymous client of this binary's Slipway.
     pub fn anonymous() -> Self {
-        Self { http: reqwest::Client::new(), base: slipway().base_url.clone(), token: None }
+        Self::at(&slipway().base_url, &slipway().mail_api)
+    }
+
+    /// An anonymous client of the Slipway whose API is at `base` (`http://host:port/api/v1`)
+    /// and whose emails reach the MailHog API at `mail_api`.
+    pub fn at(base: &str, mail_api: &str) -> Self {
+        Self { http: reqwest::Client::new(), base: base.into(), mail_api: mail_api.into(), token: None }
     }
 
     /// Registers a new user with a unique @example.com email and logs in. Returns the client and email.
@@ -320,7 +328,12 @@ impl Client {
     /// Registers `email`, logs in and confirms the address with the link mailed to it, which
     /// it then deletes from the catcher.
     async fn registered(email: &str, name: &str) -> Self {
-        let anon = Self::anonymous();
+        Self::anonymous().register(email, name).await
+    }
+
+    /// As [`Client::registered`], on this anonymous client's Slipway.
+    pub async fn register(&self, email: &str, name: &str) -> Self {
+        let anon = self.clone();
         let r = anon
             .post("/auth/register", json!({"email": email, "password": "correct horse battery", "name": name}))
             .await;
@@ -329,7 +342,7 @@ impl Client {
         assert_eq!(r.status, 200, "{}", r.body);
         let user = Self { token: Some(r.body["access_token"].as_str().unwrap().to_string()), ..anon };
         let (id, body) = eventually(Duration::from_secs(60), "the verification email", || async {
-            let mails = mail_items(email).await.into_iter();
+            let mails = mail_items(&user.mail_api, email).await.into_iter();
             mails
                 .filter(|(_, subject, _)| subject.starts_with("Confirm your email"))
                 .map(|(id, _, body)| (id, body))
@@ -340,7 +353,7 @@ impl Client {
         let token = link.rsplit_once("token=").unwrap().1;
         let r = user.post("/auth/verify", json!({"token": token})).await;
         assert_eq!(r.status, 200, "{}", r.body);
-        let delete = format!("{}/api/v1/messages/{id}", slipway().mail_api);
+        let delete = format!("{}/api/v1/messages/{id}", user.mail_api);
         reqwest::Client::new().delete(delete).send().await.unwrap().error_for_status().unwrap();
         user
     }
@@ -413,12 +426,17 @@ impl Client {
 
 /// Emails MailHog holds for `to`, as `(subject, body)`.
 pub async fn mails_to(to: &str) -> Vec<(String, String)> {
-    mail_items(to).await.into_iter().map(|(_, subject, body)| (subject, body)).collect()
+    mails_at(&slipway().mail_api, to).await
+}
+
+/// Emails the MailHog at `mail_api` holds for `to`, as `(subject, body)`.
+pub async fn mails_at(mail_api: &str, to: &str) -> Vec<(String, String)> {
+    mail_items(mail_api, to).await.into_iter().map(|(_, subject, body)| (subject, body)).collect()
 }
 
 /// The (MailHog id, subject, decoded body) of every email to `to`.
-async fn mail_items(to: &str) -> Vec<(String, String, String)> {
-    let url = format!("{}/api/v2/search?kind=to&query={to}", slipway().mail_api);
+async fn mail_items(mail_api: &str, to: &str) -> Vec<(String, String, String)> {
+    let url = format!("{mail_api}/api/v2/search?kind=to&query={to}");
     let found: Value = reqwest::get(url).await.expect("MailHog answers").json().await.unwrap();
     found["items"]
         .as_array()

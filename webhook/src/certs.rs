@@ -139,7 +139,7 @@ pub fn write(dir: &Path, certs: &DevCerts) -> anyhow::Result<()> {
 }
 
 /// Writes `contents` to `dir/name` via a temporary file and `rename`; `mode` is applied on Unix only.
-fn write_atomic(dir: &Path, name: &str, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_atomic(dir: &Path, name: &str, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     let target = dir.join(name);
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));

@@ -17,6 +17,7 @@ mod answer;
 pub mod audit;
 pub mod certs;
 mod index;
+mod managed_certificate;
 mod register;
 mod reservations;
 mod review;
@@ -26,7 +27,8 @@ pub mod tls;
 pub use answer::Phase;
 pub use audit::{AdmissionEvent, AuditSink};
 pub use index::Index;
-pub use register::{WebhookTarget, register};
+pub use managed_certificate::ManagedCertificate;
+pub use register::{WebhookTarget, configurations, register};
 pub use reservations::Ledger;
 pub use review::{DecodeError, REVIEW_API_VERSION, decode};
 

@@ -36,8 +36,8 @@ pub enum WebhookTarget {
 }
 
 impl WebhookTarget {
-    fn client_config(&self, path: &str, ca_pem: &str) -> WebhookClientConfig {
-        let ca_bundle = Some(ByteString(ca_pem.as_bytes().to_vec()));
+    fn client_config(&self, path: &str, ca_pem: Option<&str>) -> WebhookClientConfig {
+        let ca_bundle = ca_pem.map(|pem| ByteString(pem.as_bytes().to_vec()));
         match self {
             WebhookTarget::Url(base) => WebhookClientConfig {
                 url: Some(format!("{}{path}", base.trim_end_matches('/'))),
@@ -86,8 +86,10 @@ fn tenant_namespaces() -> LabelSelector {
 /// Seconds the API server waits for an answer before failing the request (failurePolicy Fail).
 const TIMEOUT_SECONDS: i32 = 5;
 
-/// Applies the Mutating- and ValidatingWebhookConfiguration `slipway` pointing at `target`
-/// and trusting `ca_pem`: failurePolicy Fail, admissionReviewVersions [v1], tenant namespaces only.
+/// The Mutating- and ValidatingWebhookConfiguration `slipway` pointing at `target` and
+/// trusting `ca_pem` (PEM; `None` leaves `caBundle` out, for a deployment that patches it in
+/// later, see [`crate::ManagedCertificate`]): failurePolicy Fail, admissionReviewVersions
+/// [v1], tenant namespaces only.
 ///
 /// A second validating webhook, `audit.slipway.dev`, sees DELETEs for the audit trail only.
 ///
@@ -96,9 +98,12 @@ const TIMEOUT_SECONDS: i32 = 5;
 /// [`crate::Ledger`]), a side effect that it skips for dry runs, which is exactly what that
 /// value promises.
 ///
-/// # Errors
-/// Kubernetes API errors.
-pub async fn register(client: &Client, target: &WebhookTarget, ca_pem: &str) -> Result<(), kube::Error> {
+/// The Helm chart's `templates/webhook-configurations.yaml` is rendered from this function, so
+/// both registrations are the same.
+pub fn configurations(
+    target: &WebhookTarget,
+    ca_pem: Option<&str>,
+) -> (MutatingWebhookConfiguration, ValidatingWebhookConfiguration) {
     let meta = ObjectMeta { name: Some(CONFIGURATION.into()), ..Default::default() };
     let mutating = MutatingWebhookConfiguration {
         metadata: meta.clone(),
@@ -138,6 +143,16 @@ pub async fn register(client: &Client, target: &WebhookTarget, ca_pem: &str) -> 
             webhook("audit.slipway.dev", &["DELETE"], "Ignore"),
         ]),
     };
+    (mutating, validating)
+}
+
+/// Server-side applies [`configurations`] for `target`, trusting `ca_pem`, with the field
+/// manager `slipway` (single machine and tests; the Helm chart installs them itself).
+///
+/// # Errors
+/// Kubernetes API errors.
+pub async fn register(client: &Client, target: &WebhookTarget, ca_pem: &str) -> Result<(), kube::Error> {
+    let (mutating, validating) = configurations(target, Some(ca_pem));
     let params = PatchParams::apply(CONFIGURATION).force();
     Api::<MutatingWebhookConfiguration>::all(client.clone())
         .patch(CONFIGURATION, &params, &Patch::Apply(&mutating))

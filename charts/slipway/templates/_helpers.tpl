@@ -1,0 +1,103 @@
+{{/* The release's base name: the release name when it holds "slipway", else <release>-slipway. */}}
+{{- define "slipway.fullname" -}}
+{{- if contains "slipway" .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-slipway" .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "slipway.labels" -}}
+app.kubernetes.io/name: slipway
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* Selector labels of one component: include with (list $ "api"). */}}
+{{- define "slipway.selector" -}}
+app.kubernetes.io/name: slipway
+app.kubernetes.io/instance: {{ (index . 0).Release.Name }}
+app.kubernetes.io/component: {{ index . 1 }}
+{{- end -}}
+
+{{- define "slipway.image" -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+{{- end -}}
+
+{{/* The Kubernetes "restricted" Pod Security Standard, and a read-only root filesystem. */}}
+{{- define "slipway.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{- define "slipway.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: [ALL]
+{{- end -}}
+
+{{- define "slipway.jwtSecret" -}}
+{{- .Values.api.jwt.existingSecret | default (printf "%s-jwt" (include "slipway.fullname" .)) -}}
+{{- end -}}
+
+{{/* Environment every component reads. */}}
+{{- define "slipway.commonEnv" -}}
+- name: SLIPWAY_LOG_FORMAT
+  value: {{ .Values.logFormat | quote }}
+- name: SLIPWAY_INGRESS_DOMAIN
+  value: {{ .Values.ingressDomain | quote }}
+{{- with .Values.workspaceEmailDomains }}
+- name: SLIPWAY_WORKSPACE_EMAIL_DOMAINS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- if .Values.plans }}
+- name: SLIPWAY_PLANS
+  value: /etc/slipway/plans.yaml
+{{- end }}
+- name: SLIPWAY_MAIL_FROM
+  value: {{ .Values.mail.from | quote }}
+- name: SLIPWAY_SMTP_URL
+{{- if .Values.mail.existingSecret }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ .Values.mail.existingSecret }}
+      key: {{ .Values.mail.existingSecretKey }}
+{{- else }}
+  value: {{ .Values.mail.smtpUrl | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "slipway.plansVolume" -}}
+{{- if .Values.plans }}
+- name: plans
+  configMap:
+    name: {{ include "slipway.fullname" . }}-plans
+{{- end }}
+{{- end -}}
+
+{{- define "slipway.plansMount" -}}
+{{- if .Values.plans }}
+- name: plans
+  mountPath: /etc/slipway
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "slipway.scheduling" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.affinity }}
+affinity: {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
