@@ -7,7 +7,8 @@
 # node port, a plan catalogue): `helm lint --strict`, `helm template` validated by
 # kubeconform -strict against the cluster's own OpenAPI schemas (hack/kube-schemas.py, no
 # download), and a server-side dry-run apply of the CRDs and every rendered object against
-# the cluster's API server (admission included). helm and kubeconform come from
+# the cluster's API server (admission included); the optional ServiceMonitor is linted and
+# rendered only (the cluster has no Prometheus Operator CRD). helm and kubeconform come from
 # hack/tools.sh. Exits non-zero at the first failure.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -48,6 +49,12 @@ cmd_check() {
     "$kubectl" "$verb" --dry-run=server -f "$tmp/admission-$i.yaml" >&2
     i=$((i + 1))
   done
+  # The ServiceMonitor needs the Prometheus Operator's CRD, which this cluster lacks: lint and
+  # render only.
+  log "values: metrics.serviceMonitor.enabled=true (lint and render)"
+  "$helm" lint --strict "$CHART" --set metrics.serviceMonitor.enabled=true >&2
+  "$helm" template slipway "$CHART" --set metrics.serviceMonitor.enabled=true \
+    --show-only templates/metrics.yaml | grep -q '^kind: ServiceMonitor$' || die "no ServiceMonitor rendered"
   log "chart checks passed"
 }
 

@@ -164,6 +164,10 @@ pub struct CommonArgs {
     /// Log format: `text` for people, `json` for log pipelines. Filter with RUST_LOG.
     #[arg(long, env = "SLIPWAY_LOG_FORMAT", default_value = "text", global = true, value_parser = ["text", "json"])]
     pub log_format: String,
+    /// Address of `GET /metrics` (Prometheus text format) for whatever the command runs, e.g.
+    /// 0.0.0.0:9090. Unset: no metrics listener.
+    #[arg(long, env = "SLIPWAY_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Flags of the API.

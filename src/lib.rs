@@ -12,6 +12,7 @@
 mod audit;
 pub mod chart;
 pub mod cli;
+pub mod metrics;
 mod shutdown;
 
 pub use audit::SqlAudit;

@@ -106,6 +106,15 @@ async fn main() -> anyhow::Result<()> {
             parts.install_crds = true;
         }
     }
+    if let Some(addr) = cli.common.metrics_listen {
+        let handle = slipway::metrics::install()?;
+        let listener = bind(addr).await?;
+        tokio::spawn(async move {
+            if let Err(error) = slipway::metrics::serve(listener, handle).await {
+                tracing::error!(%error, "the metrics listener stopped");
+            }
+        });
+    }
     let kube_config = kube::Config::infer()
         .await
         .context("finding a Kubernetes configuration (KUBECONFIG, ~/.kube/config or in-cluster)")?;

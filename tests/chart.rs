@@ -13,8 +13,14 @@ const DATABASE: &str = "sqlite";
 /// The cluster of this binary: the one with the real node.
 const CLUSTER: support::Cluster = support::Cluster::Real;
 
-use k8s_openapi::api::{coordination::v1::Lease, core::v1::Service};
-use kube::{Api, api::PostParams};
+use k8s_openapi::api::{
+    coordination::v1::Lease,
+    core::v1::{Pod, Service},
+};
+use kube::{
+    Api,
+    api::{ListParams, PostParams},
+};
 use serde_json::json;
 use slipway_crds::App;
 use std::{
@@ -129,6 +135,32 @@ async fn api_base() -> String {
 async fn leader() -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(kube_admin().await, NAMESPACE);
     leases.get_opt(&format!("{RELEASE}-controller")).await.ok()??.spec?.holder_identity.filter(|h| !h.is_empty())
+}
+
+/// The `/metrics` text of each running pod of `component`, scraped at the pod's address on
+/// port 9090 from this machine, which is the real node, as Prometheus would.
+async fn scrape(component: &str) -> Vec<(String, String)> {
+    let pods: Api<Pod> = Api::namespaced(kube_admin().await, NAMESPACE);
+    let selector = format!("app.kubernetes.io/component={component}");
+    let mut scraped = Vec::new();
+    for pod in pods.list(&ListParams::default().labels(&selector)).await.unwrap() {
+        let status = pod.status.unwrap_or_default();
+        let (Some("Running"), Some(ip)) = (status.phase.as_deref(), status.pod_ip) else { continue };
+        let text = reqwest::get(format!("http://{ip}:9090/metrics")).await.unwrap().text().await.unwrap();
+        scraped.push((pod.metadata.name.unwrap_or_default(), text));
+    }
+    assert!(!scraped.is_empty(), "no running {component} pod to scrape");
+    scraped
+}
+
+/// The sum of the samples of `metric` (Prometheus text format) whose labels include every
+/// `labels` pair.
+fn sample(text: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|line| line.strip_prefix(metric).is_some_and(|rest| rest.starts_with(['{', ' '])))
+        .filter(|line| labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))))
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
 }
 
 /// SIGKILLs the `slipway` process of `pod` on this machine, which is the real node: a crash
@@ -253,6 +285,27 @@ async fn slipway_installed_by_the_chart_serves_its_users_and_survives_losing_its
     })
     .await;
     assert_eq!(ready_mails.len(), 1, "one email about the App: {ready_mails:?}");
+
+    // Every component's metrics tell what happened, on each pod's port 9090.
+    let api = scrape("api").await;
+    let created = [("method", "POST"), ("route", "/api/v1/tenants"), ("status", "201")];
+    assert_eq!(sample(&api[0].1, "slipway_api_requests_total", &created), 1.0, "{}", api[0].1);
+    assert!(sample(&api[0].1, "slipway_api_request_duration_seconds_count", &created[..2]) >= 1.0);
+    assert!(sample(&api[0].1, "slipway_emails_total", &[("result", "sent")]) >= 1.0, "the verification email");
+    let webhooks = scrape("webhook").await;
+    let reviews = |labels: &[(&str, &str)]| -> f64 {
+        webhooks.iter().map(|(_, text)| sample(text, "slipway_admission_requests_total", labels)).sum()
+    };
+    assert!(reviews(&[("phase", "validate"), ("kind", "App"), ("verdict", "denied")]) >= 1.0, "the 4-replica App");
+    assert!(reviews(&[("phase", "mutate"), ("kind", "App"), ("operation", "CREATE"), ("verdict", "allowed")]) >= 1.0);
+    let controllers = scrape("controller").await;
+    let leaders: Vec<_> =
+        controllers.iter().filter(|(_, text)| sample(text, "slipway_controller_leader", &[]) == 1.0).collect();
+    assert_eq!(leaders.len(), 1, "one controller reports leading: {controllers:?}");
+    let (leader_pod, leader_metrics) = leaders[0];
+    assert!(successor.starts_with(&format!("{leader_pod}_")), "{successor} leads, {leader_pod} says it does");
+    let reconciled = sample(leader_metrics, "slipway_reconciles_total", &[("kind", "app"), ("result", "ok")]);
+    assert!(reconciled >= 1.0, "the new leader reconciled the App: {leader_metrics}");
 
     // The owner deletes the tenant; its namespace goes with it.
     assert_eq!(user.delete(&format!("/tenants/{tenant}")).await.status, 204);

@@ -27,6 +27,7 @@ mod entitlements;
 mod error;
 mod json;
 mod limits;
+mod metrics;
 mod pagination;
 mod paths;
 mod routes;
@@ -41,6 +42,7 @@ pub use db::Database;
 pub use entitlements::EntitlementsConfig;
 pub use error::{ApiError, FieldError};
 pub use limits::LimitsConfig;
+pub use metrics::describe as describe_metrics;
 
 use axum::Router;
 use slipway_policies::{PlanCatalog, Platform};

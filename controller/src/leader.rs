@@ -69,6 +69,7 @@ where
     let (mut leading, manager) = manager.watch().await;
     let shutdown = shutdown.shared();
     tracing::info!(lease = %election.lease, identity = %election.identity, "waiting to lead");
+    metrics::gauge!(crate::metrics::LEADER).set(0.0);
     let acquired = tokio::select! {
         acquired = leading.wait_for(|leader| *leader) => Some(acquired.is_ok()),
         () = shutdown.clone() => None,
@@ -83,6 +84,7 @@ where
         }
     }
     tracing::info!(lease = %election.lease, identity = %election.identity, "leading");
+    metrics::gauge!(crate::metrics::LEADER).set(1.0);
     let mut watch = leading.clone();
     let lost = async move {
         // An error means the manager stopped: as good as lost.
@@ -92,6 +94,7 @@ where
     let stop = futures::future::select(Box::pin(shutdown), Box::pin(lost.clone())).map(drop).boxed().shared();
     let outcome = work(stop).await;
     let was_lost = lost.now_or_never().is_some();
+    metrics::gauge!(crate::metrics::LEADER).set(0.0);
     // Closing the channel makes the manager release the Lease and end.
     drop(leading);
     let _ = manager.await;

@@ -28,6 +28,7 @@ mod identity;
 mod instance;
 mod leader;
 mod lookup;
+mod metrics;
 mod notify;
 mod outcome;
 mod ready;
@@ -37,6 +38,7 @@ mod workspace;
 pub use database::{DatabaseImages, RepositoryOverride};
 pub use error::{Error, Result};
 pub use leader::{LeaderElection, Stop, lead};
+pub use metrics::describe as describe_metrics;
 pub use notify::{Mailer, MailerConfig};
 
 use backoff::Backoff;
@@ -124,7 +126,7 @@ pub async fn run(
     let tenants = Controller::new(Api::<Tenant>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Namespace>::all(client.clone()), watcher::Config::default().labels(slipway_crds::TENANT_LABEL))
         .graceful_shutdown_on(shutdown.clone())
-        .run(tenant::reconcile, outcome::requeue_with_backoff, ctx.clone())
+        .run(metrics::timed("tenant", tenant::reconcile), outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("tenant", res) });
     let managed = watcher::Config::default().labels(slipway_crds::APP_LABEL);
     let apps = Controller::new(Api::<App>::all(client.clone()), watcher::Config::default())
@@ -132,14 +134,14 @@ pub async fn run(
         .owns(Api::<Service>::all(client.clone()), managed.clone())
         .owns(Api::<Ingress>::all(client.clone()), managed)
         .graceful_shutdown_on(shutdown.clone())
-        .run(app::reconcile, outcome::requeue_with_backoff, ctx.clone())
+        .run(metrics::timed("app", app::reconcile), outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("app", res) });
     let managed = watcher::Config::default().labels(slipway_crds::DATABASE_LABEL);
     let databases = Controller::new(Api::<Database>::all(client.clone()), watcher::Config::default())
         .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
         .owns(Api::<Service>::all(client.clone()), managed)
         .graceful_shutdown_on(shutdown.clone())
-        .run(database::reconcile, outcome::requeue_with_backoff, ctx.clone())
+        .run(metrics::timed("database", database::reconcile), outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("database", res) });
     let managed = watcher::Config::default().labels(slipway_crds::WORKSPACE_LABEL);
     let workspaces = Controller::new(Api::<Workspace>::all(client.clone()), watcher::Config::default())
@@ -147,7 +149,7 @@ pub async fn run(
         .owns(Api::<Service>::all(client.clone()), managed.clone())
         .owns(Api::<Secret>::all(client.clone()), managed)
         .graceful_shutdown_on(shutdown)
-        .run(workspace::reconcile, outcome::requeue_with_backoff, ctx)
+        .run(metrics::timed("workspace", workspace::reconcile), outcome::requeue_with_backoff, ctx)
         .for_each(|res| async move { log_outcome("workspace", res) });
     tracing::info!("controllers started");
     futures::join!(tenants, apps, databases, workspaces);

@@ -40,6 +40,14 @@ pub struct Email {
     pub message_id: Option<String>,
 }
 
+/// Emails handed to the SMTP server, by result (`sent`, `failed`), one per recipient.
+pub const EMAILS: &str = "slipway_emails_total";
+
+/// Describes the mail metrics to the installed recorder (see the `slipway` binary).
+pub fn describe_metrics() {
+    metrics::describe_counter!(EMAILS, "Emails handed to the SMTP server, by result, one per recipient");
+}
+
 /// Sends [`Email`]s over SMTP.
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -74,7 +82,9 @@ impl Mailer {
                 .header(ContentType::TEXT_PLAIN)
                 .body(email.body.clone())
                 .map_err(|e| MailError::Send(e.to_string()))?;
-            self.transport.send(message).await.map_err(|e| MailError::Send(e.to_string()))?;
+            let sent = self.transport.send(message).await;
+            metrics::counter!(EMAILS, "result" => if sent.is_ok() { "sent" } else { "failed" }).increment(1);
+            sent.map_err(|e| MailError::Send(e.to_string()))?;
         }
         Ok(())
     }

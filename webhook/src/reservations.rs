@@ -200,7 +200,10 @@ impl Ledger {
             match written {
                 Ok(()) => return Ok(verdict),
                 // 409: another request (here or on another replica) wrote first; judge again.
-                Err(kube::Error::Api(s)) if s.code == 409 => continue,
+                Err(kube::Error::Api(s)) if s.code == 409 => {
+                    metrics::counter!(crate::metrics::RESERVATION_CONFLICTS).increment(1);
+                    continue;
+                }
                 Err(e) => return Err(e),
             }
         }

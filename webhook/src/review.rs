@@ -8,7 +8,7 @@ use crate::{
     Webhook,
     admit::{self, admit},
     answer::{Phase, deny},
-    audit,
+    audit, metrics,
 };
 use axum::{
     body::Bytes,
@@ -67,16 +67,20 @@ pub async fn validate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Respo
 }
 
 async fn handle(webhook: Arc<Webhook>, body: Bytes, phase: Phase) -> Response {
+    let started = std::time::Instant::now();
     let request = match decode(&body) {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "malformed admission request");
+            metrics::observe(phase, "unknown", "unknown", "malformed", started);
             return (StatusCode::BAD_REQUEST, axum::Json(AdmissionResponse::invalid(e).into_review())).into_response();
         }
     };
     let response = respond(&webhook, &request, phase).await;
     record(&webhook, &request, &response, phase).await;
     let (namespace, kind) = (request.namespace.as_deref().unwrap_or_default(), &request.kind.kind);
+    let verdict = if response.allowed { "allowed" } else { "denied" };
+    metrics::observe(phase, kind, operation_name(&request.operation), verdict, started);
     if response.allowed {
         tracing::debug!(?phase, %kind, namespace, name = %request.name, operation = ?request.operation, "admitted");
     } else {
@@ -84,6 +88,16 @@ async fn handle(webhook: Arc<Webhook>, body: Bytes, phase: Phase) -> Response {
         tracing::info!(?phase, %kind, namespace, name = %request.name, operation = ?request.operation, %message, "denied");
     }
     axum::Json(response.into_review()).into_response()
+}
+
+/// The operation as Kubernetes spells it (`CREATE`), for metric labels.
+fn operation_name(operation: &Operation) -> &'static str {
+    match operation {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
 }
 
 /// Hands the decision to the audit sink, if there is one and the request is one to record.

@@ -82,6 +82,8 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .nest("/api/v1", v1)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        // Counted and timed by route template; a route layer, so it sees the matched route.
+        .route_layer(axum::middleware::from_fn(crate::metrics::record))
         .fallback(|| async { ApiError::NotFound("no such endpoint; the API lives under /api/v1".into()) })
         .method_not_allowed_fallback(|| async {
             ApiError::MethodNotAllowed("this endpoint does not support that method".into())

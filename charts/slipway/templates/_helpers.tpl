@@ -49,6 +49,8 @@ capabilities:
 
 {{/* Environment every component reads. */}}
 {{- define "slipway.commonEnv" -}}
+- name: SLIPWAY_METRICS_LISTEN
+  value: "0.0.0.0:9090"
 - name: SLIPWAY_LOG_FORMAT
   value: {{ .Values.logFormat | quote }}
 - name: SLIPWAY_INGRESS_DOMAIN
@@ -100,4 +102,11 @@ tolerations: {{- toYaml . | nindent 2 }}
 {{- with .Values.affinity }}
 affinity: {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/* Where Prometheus finds each pod's /metrics (annotation-based discovery). */}}
+{{- define "slipway.metricsAnnotations" -}}
+prometheus.io/scrape: "true"
+prometheus.io/port: "9090"
+prometheus.io/path: /metrics
 {{- end -}}
