@@ -57,12 +57,10 @@ pub fn event(
     response: &AdmissionResponse,
     tenant: Option<String>,
 ) -> Option<AdmissionEvent> {
-    let operation = match request.operation {
-        Operation::Create => "CREATE",
-        Operation::Update => "UPDATE",
-        Operation::Delete => "DELETE",
-        Operation::Connect => return None,
-    };
+    if request.operation == Operation::Connect {
+        return None;
+    }
+    let operation = crate::review::operation_name(&request.operation);
     let resource = &request.resource;
     let namespace = request.namespace.as_deref().unwrap_or_default();
     let actor = request.user_info.username.clone().unwrap_or_else(|| "anonymous".into());

@@ -90,8 +90,8 @@ async fn handle(webhook: Arc<Webhook>, body: Bytes, phase: Phase) -> Response {
     axum::Json(response.into_review()).into_response()
 }
 
-/// The operation as Kubernetes spells it (`CREATE`), for metric labels.
-fn operation_name(operation: &Operation) -> &'static str {
+/// The operation as Kubernetes spells it (`CREATE`), for metric labels and audit actions.
+pub(crate) fn operation_name(operation: &Operation) -> &'static str {
     match operation {
         Operation::Create => "CREATE",
         Operation::Update => "UPDATE",
