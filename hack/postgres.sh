@@ -6,10 +6,13 @@
 #   hack/postgres.sh env NAME     print the env file
 #
 # Uses Debian's PostgreSQL (installed with apt-get if initdb is missing).
-# State: $SLIPWAY_STATE/postgres/NAME/ (env, port). Listens on 127.0.0.1 only,
-# trust auth, durability switched off (fsync=off): test data only.
+# State: $SLIPWAY_STATE/postgres/NAME/ (env, port). Listens on 127.0.0.1, trust auth,
+# durability switched off (fsync=off): test data only.
+# SLIPWAY_POSTGRES_HOST (an address of this machine, e.g. the real node's 198.19.128.1) makes
+# it listen there instead, so pods reach it (the chart's tests); it then also trusts clients
+# from 198.18.0.0/15, the clusters' pod and node addresses, and from nowhere else.
 # The env file exports:
-#   SLIPWAY_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:PORT/postgres
+#   SLIPWAY_TEST_POSTGRES_URL=postgres://postgres@HOST:PORT/postgres
 #   SLIPWAY_POSTGRES_PORT
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -63,8 +66,10 @@ pg_bindir() {
   fi
 }
 
+PG_HOST="${SLIPWAY_POSTGRES_HOST:-127.0.0.1}"
+
 pg_ready() { # PORT
-  "$(pg_bindir)/pg_isready" -q -h 127.0.0.1 -p "$1" -U postgres
+  "$(pg_bindir)/pg_isready" -q -h "$PG_HOST" -p "$1" -U postgres
 }
 
 print_env() {
@@ -111,20 +116,23 @@ cmd_up() {
     as_pg tee -a "$run/data/postgresql.conf" >/dev/null <<EOF
 
 # --- hack/postgres.sh ---
-listen_addresses = '127.0.0.1'
+listen_addresses = '$PG_HOST'
 unix_socket_directories = '$run'
 max_connections = 200
 fsync = off
 synchronous_commit = off
 full_page_writes = off
 EOF
+    if [[ "$PG_HOST" != 127.0.0.1 ]]; then
+      echo "host all all 198.18.0.0/15 trust" | as_pg tee -a "$run/data/pg_hba.conf" >/dev/null
+    fi
   else
     # Stale (e.g. after a reboot): keep the data, clear a crashed server's pid.
     as_pg "$bin/pg_ctl" stop -D "$run/data" -m immediate >/dev/null 2>&1 || true
   fi
 
   port="$(free_port)"
-  log "starting postgres '$name' on 127.0.0.1:$port"
+  log "starting postgres '$name' on $PG_HOST:$port"
   if ! (close_lock_fd; as_pg "$bin/pg_ctl" start -D "$run/data" -l "$run/postgres.log" -o "-p $port" -w -t 60 >/dev/null); then
     tail -n 40 "$run/postgres.log" >&2 || true
     die "postgres '$name' did not start (log: $run/postgres.log)"
@@ -133,7 +141,7 @@ EOF
   echo "$port" >"$dir/port"
   ln -sfn "$run/postgres.log" "$dir/postgres.log"
   cat >"$dir/env" <<EOF
-export SLIPWAY_TEST_POSTGRES_URL='postgres://postgres@127.0.0.1:$port/postgres'
+export SLIPWAY_TEST_POSTGRES_URL='postgres://postgres@$PG_HOST:$port/postgres'
 export SLIPWAY_POSTGRES_PORT='$port'
 EOF
   log "postgres '$name' is up"

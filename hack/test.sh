@@ -10,8 +10,10 @@
 # a second control plane real-<pid> with the machine's real node (tests/workloads.rs; the env
 # file SLIPWAY_REAL_ENV names) into which it imports Slipway's own image (hack/images.sh
 # slipway: the release build) for the chart's tests (tests/chart.rs, with helm from
-# hack/tools.sh and a second mail catcher chart-<pid> that pods reach on the node's address),
-# runs `cargo test --workspace`, and tears them down again.
+# hack/tools.sh, and a second mail catcher and a PostgreSQL server, both chart-<pid>, that
+# pods reach on the node's address),
+# runs `cargo test --workspace`, then the real node's end-to-end tests (tests/workloads.rs) a
+# second time against Slipway installed by its chart, and tears them down again.
 # The tests read the components from the environment; a missing one fails the suite, it is
 # never skipped.
 #
@@ -48,6 +50,7 @@ cleanup() {
   hack/cluster.sh down "$real" >/dev/null 2>&1 || true
   hack/stack.sh down "$name" >/dev/null 2>&1 || true
   hack/mail.sh down "chart-$$" >/dev/null 2>&1 || true
+  hack/postgres.sh down "chart-$$" >/dev/null 2>&1 || true
   log "test-suite finished in $((SECONDS - started))s (exit $rc)"
 }
 trap cleanup EXIT
@@ -68,5 +71,17 @@ SLIPWAY_CHART_SMTP_URL="$(sed -n "s/^export SLIPWAY_SMTP_URL='\(.*\)'$/\1/p" <<<
 SLIPWAY_CHART_MAIL_API="$(sed -n "s/^export SLIPWAY_MAIL_API='\(.*\)'$/\1/p" <<<"$chart_mail")"
 [[ -n "$SLIPWAY_CHART_SMTP_URL" && -n "$SLIPWAY_CHART_MAIL_API" ]] || die "no env from hack/mail.sh up chart-$$"
 export SLIPWAY_CHART_SMTP_URL SLIPWAY_CHART_MAIL_API
+# ... and a PostgreSQL server they reach there, for the releases with two API replicas.
+chart_postgres="$(SLIPWAY_POSTGRES_HOST="$NODE_ADDRESS" hack/postgres.sh up "chart-$$")"
+SLIPWAY_CHART_POSTGRES_URL="$(sed -n "s/^export SLIPWAY_TEST_POSTGRES_URL='\(.*\)'$/\1/p" <<<"$chart_postgres")"
+[[ -n "$SLIPWAY_CHART_POSTGRES_URL" ]] || die "no env from hack/postgres.sh up chart-$$"
+export SLIPWAY_CHART_POSTGRES_URL
 log "components of '$name' are up after $((SECONDS - started))s; running cargo test"
 cargo test --workspace --all-targets "$@"
+# The real node's end-to-end tests again, against Slipway installed by its chart (two replicas
+# of everything, the API on PostgreSQL, reached through its node port): tests/support/mod.rs.
+# Only for the whole suite: arguments select a part of it.
+if (($# == 0)); then
+  log "tests/workloads.rs again, against Slipway installed by its chart"
+  SLIPWAY_UNDER_TEST=chart cargo test --test workloads
+fi

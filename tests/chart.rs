@@ -15,7 +15,7 @@ const CLUSTER: support::Cluster = support::Cluster::Real;
 
 use k8s_openapi::api::{
     coordination::v1::Lease,
-    core::v1::{Pod, Service},
+    core::v1::{Namespace, Pod},
 };
 use kube::{
     Api,
@@ -24,111 +24,27 @@ use kube::{
 use serde_json::json;
 use slipway_crds::App;
 use std::{
+    collections::BTreeSet,
     process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant},
 };
-use support::{Client, cluster_env, eventually, kube_admin, mails_at, member_api, required_env, unique};
+use support::{
+    Client,
+    chart::{NAMESPACE, RELEASE, Release, Topology, api_base, kubectl},
+    eventually, kube_admin, mails_at, member_api, required_env, unique,
+};
 
-/// Release name and namespace: not `slipway-system`, which the in-process Slipways of the
-/// other test binaries use for their reservation ledgers on this same cluster.
-const RELEASE: &str = "slipway";
-const NAMESPACE: &str = "slipway-chart";
-/// The image hack/images.sh builds from this checkout's release binary.
-const IMAGE: (&str, &str) = ("localhost/slipway-dev/slipway", "dev");
 /// The example web App (hack/images.sh).
 const HELLO: &str = "localhost/slipway-dev/hello:latest";
 /// Real containers start in seconds, but CI shares two cores with everything it runs.
 const START: Duration = Duration::from_secs(180);
 
-const CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/slipway");
-
-/// Runs `program args` against the real node's cluster; its stdout, or a panic with its output.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .env("KUBECONFIG", cluster_env("KUBECONFIG"))
-        .output()
-        .unwrap_or_else(|e| panic!("running {program}: {e}"));
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    assert!(out.status.success(), "{program} {args:?} failed:\n{}{}", text(&out.stdout), text(&out.stderr));
-    text(&out.stdout)
-}
-
-fn helm(args: &[&str]) -> String {
-    run(&required_env("SLIPWAY_HELM"), args)
-}
-
-fn kubectl(args: &[&str]) -> String {
-    run(&cluster_env("SLIPWAY_KUBECTL"), args)
-}
-
-/// The installed release; uninstalled (and its namespace deleted, with the Secret and volume
-/// the chart keeps on uninstall) when dropped, even by a failing test, so the binaries that
-/// run after this one find the cluster without it.
-struct Release;
-
-impl Release {
-    /// `helm upgrade --install --wait` with the real node's settings; the install's duration.
-    fn install() -> (Self, Duration) {
-        // Webhook configurations an in-process Slipway registered earlier on this cluster:
-        // Helm refuses to adopt objects another manager created.
-        kubectl(&[
-            "delete",
-            "mutatingwebhookconfiguration,validatingwebhookconfiguration",
-            "slipway",
-            "--ignore-not-found",
-        ]);
-        let settings = [
-            format!("image.repository={},image.tag={},image.pullPolicy=Never", IMAGE.0, IMAGE.1),
-            format!("mail.smtpUrl={}", required_env("SLIPWAY_CHART_SMTP_URL")),
-            "api.service.type=NodePort".into(),
-            // Every test here registers from the node's address.
-            "api.rateLimits.authRequestsPerMinute=10000,api.rateLimits.loginAttemptsPerMinute=10000".into(),
-            format!("controller.nodeAddress={}", cluster_env("SLIPWAY_NODE_ADDRESS")),
-            format!("controller.ingressClass={}", cluster_env("SLIPWAY_INGRESS_CLASS")),
-            format!("controller.workspaceImage={}", cluster_env("SLIPWAY_WORKSPACE_IMAGE")),
-            format!("controller.databaseImages={{{}}}", cluster_env("SLIPWAY_DATABASE_IMAGES")),
-            "logFormat=text".into(),
-        ];
-        let plans = format!("plans={}", cluster_env("SLIPWAY_PLANS"));
-        let mut args = vec!["upgrade", "--install", RELEASE, CHART, "--namespace", NAMESPACE];
-        args.extend(["--create-namespace", "--wait", "--timeout", "5m", "--set-file", &plans]);
-        for s in &settings {
-            args.extend(["--set", s]);
-        }
-        let started = Instant::now();
-        helm(&args);
-        (Self, started.elapsed())
-    }
-}
-
-impl Drop for Release {
-    fn drop(&mut self) {
-        let uninstall = Command::new(required_env("SLIPWAY_HELM"))
-            .args(["uninstall", RELEASE, "--namespace", NAMESPACE, "--wait", "--timeout", "2m"])
-            .env("KUBECONFIG", cluster_env("KUBECONFIG"))
-            .status();
-        let namespace = Command::new(cluster_env("SLIPWAY_KUBECTL"))
-            .args(["delete", "namespace", NAMESPACE, "--ignore-not-found", "--wait=false"])
-            .env("KUBECONFIG", cluster_env("KUBECONFIG"))
-            .status();
-        eprintln!("helm uninstall: {uninstall:?}; namespace deleted: {namespace:?}");
-    }
-}
-
-/// The API's URL through its Service's node port, once it answers there.
-async fn api_base() -> String {
-    let services: Api<Service> = Api::namespaced(kube_admin().await, NAMESPACE);
-    let service = services.get(&format!("{RELEASE}-api")).await.unwrap();
-    let port = service.spec.unwrap().ports.unwrap()[0].node_port.expect("a NodePort Service");
-    let base = format!("http://{}:{port}", cluster_env("SLIPWAY_NODE_ADDRESS"));
-    eventually(Duration::from_secs(60), "the API to answer on its node port", || async {
-        let ready = reqwest::get(format!("{base}/readyz")).await.ok()?;
-        ready.status().is_success().then_some(())
-    })
-    .await;
-    format!("{base}/api/v1")
-}
+/// One release at a time: its webhook configurations are cluster-wide objects.
+static ONE_RELEASE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The current holder of the controllers' Lease (a pod name and a process id).
 async fn leader() -> Option<String> {
@@ -198,7 +114,8 @@ fn the_chart_lints_renders_to_valid_objects_and_passes_a_server_side_dry_run() {
 
 #[tokio::test]
 async fn slipway_installed_by_the_chart_serves_its_users_and_survives_losing_its_controller_leader() {
-    let (_release, install_time) = Release::install();
+    let _one = ONE_RELEASE.lock().await;
+    let (_release, install_time) = Release::install(Topology::Single).await;
     eprintln!("helm upgrade --install --wait: {install_time:?}");
     let base = api_base().await;
     let mail_api = required_env("SLIPWAY_CHART_MAIL_API");
@@ -308,8 +225,144 @@ async fn slipway_installed_by_the_chart_serves_its_users_and_survives_losing_its
     // The owner deletes the tenant; its namespace goes with it.
     assert_eq!(user.delete(&format!("/tenants/{tenant}")).await.status, 204);
     eventually(START, "the tenant's namespace to be gone", || async {
-        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(kube_admin().await);
+        let namespaces: Api<Namespace> = Api::all(kube_admin().await);
         namespaces.get_opt(&format!("tenant-{tenant}")).await.unwrap().is_none().then_some(())
     })
     .await;
+}
+
+/// The names of the release's ready pods of `component` (`api`, `controller`, `webhook`).
+async fn ready_pods(component: &str) -> BTreeSet<String> {
+    let pods: Api<Pod> = Api::namespaced(kube_admin().await, NAMESPACE);
+    let selector = format!("app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}");
+    let ready = |pod: &Pod| {
+        let conditions = pod.status.as_ref().and_then(|s| s.conditions.as_ref());
+        pod.metadata.deletion_timestamp.is_none()
+            && conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    };
+    let listed = pods.list(&ListParams::default().labels(&selector)).await.unwrap();
+    listed.into_iter().filter(ready).filter_map(|pod| pod.metadata.name).collect()
+}
+
+/// What a trickle of API traffic saw.
+#[derive(Default, Debug)]
+struct Traffic {
+    requests: usize,
+    /// `METHOD path -> status body` of every answer other than the expected one.
+    failures: Vec<String>,
+}
+
+impl Traffic {
+    fn expect(&mut self, what: &str, reply: &support::Reply, status: u16) {
+        self.requests += 1;
+        if reply.status != status {
+            self.failures.push(format!("{what} -> {} {}", reply.status, reply.body));
+        }
+    }
+}
+
+/// Until `stop` is set, what a user of `tenant` does, one step after the other: create an App
+/// (through the admission webhook), read it, list the tenant's Apps, read their account, and
+/// delete the App.
+async fn trickle(user: Client, tenant: String, stop: Arc<AtomicBool>) -> Traffic {
+    let mut traffic = Traffic::default();
+    let apps = format!("/tenants/{tenant}/apps");
+    for i in 0.. {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let path = format!("{apps}/trickle-{i}");
+        let spec = json!({"image": HELLO, "port": 8080, "replicas": 0});
+        let created = user.post(&apps, json!({"name": format!("trickle-{i}"), "spec": spec})).await;
+        traffic.expect(&format!("POST {apps} trickle-{i}"), &created, 201);
+        traffic.expect(&format!("GET {path}"), &user.get(&path).await, 200);
+        traffic.expect(&format!("GET {apps}"), &user.get(&apps).await, 200);
+        traffic.expect("GET /me", &user.get("/me").await, 200);
+        traffic.expect(&format!("DELETE {path}"), &user.delete(&path).await, 204);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    traffic
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_rolls_every_component_under_traffic_without_a_failed_request_or_a_second_email() {
+    let _one = ONE_RELEASE.lock().await;
+    let (release, install_time) = Release::install(Topology::HighlyAvailable).await;
+    eprintln!("helm upgrade --install --wait (two API replicas on PostgreSQL): {install_time:?}");
+    let base = api_base().await;
+    let mail_api = required_env("SLIPWAY_CHART_MAIL_API");
+    assert_eq!(ready_pods("api").await.len(), 2, "two API replicas serve");
+
+    // Requests on new connections each, as distinct users make them: a client that keeps an
+    // idle connection open to a pod as it shuts down may see it closed (RFC 9112 §9.6) and
+    // must retry on a new one, which the HTTP clients do for idempotent requests only.
+    let anonymous = Client::at(&base, &mail_api).without_keep_alive();
+    let admin = anonymous.register(&release.admin_email, "admin").await;
+    let email = format!("{}@example.com", unique("upgrade"));
+    let user = anonymous.register(&email, "upgrade").await;
+    // Room for the trickle's Apps, deleted as fast as they come: the `pro` plan.
+    let me = user.get("/me").await.body;
+    let grant = json!({"max_tenants": 1, "plans": ["free", "pro"]});
+    let r = admin.put(&format!("/admin/users/{}/entitlements", me["id"].as_str().unwrap()), grant).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let tenant = unique("upgrade");
+    let r = user.post("/tenants", json!({"name": tenant, "plan": "pro"})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let web = format!("/tenants/{tenant}/apps/web");
+    let spec = json!({"image": HELLO, "port": 8080, "replicas": 1, "expose": {"type": "NodePort"}});
+    user.created(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": spec})).await;
+    eventually(START, "the App to be Ready", || async {
+        (user.get(&web).await.body["status"]["phase"] == "Ready").then_some(())
+    })
+    .await;
+    let ready_subject = "Your app \"web\" is ready on Slipway";
+    eventually(Duration::from_secs(60), "the ready email", || async {
+        mails_at(&mail_api, &email).await.into_iter().find(|(s, _)| s == ready_subject)
+    })
+    .await;
+
+    // A changed value that changes every component's pods: each Deployment rolls while the
+    // trickle runs, and on until the last old pod is gone.
+    let components = ["api", "webhook", "controller"];
+    let mut before = BTreeSet::new();
+    for component in components {
+        before.extend(ready_pods(component).await);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let traffic = tokio::spawn(trickle(user.clone(), tenant.clone(), stop.clone()));
+    let (release, upgrade_time) = tokio::task::spawn_blocking(move || {
+        let took = release.upgrade(&["logFormat=json"]);
+        (release, took)
+    })
+    .await
+    .unwrap();
+    eventually(START, "every pod of before the upgrade to be gone", || async {
+        let pods: Api<Pod> = Api::namespaced(kube_admin().await, NAMESPACE);
+        let listed = pods.list(&ListParams::default().labels(&format!("app.kubernetes.io/instance={RELEASE}"))).await;
+        let names: BTreeSet<String> = listed.unwrap().into_iter().filter_map(|p| p.metadata.name).collect();
+        names.is_disjoint(&before).then_some(())
+    })
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    let traffic = traffic.await.unwrap();
+    eprintln!("helm upgrade --wait: {upgrade_time:?}; {} requests meanwhile", traffic.requests);
+    for component in components {
+        let now = ready_pods(component).await;
+        assert_eq!(now.len(), 2, "two new {component} pods are ready: {now:?}");
+    }
+    assert!(traffic.failures.is_empty(), "requests failed during the upgrade: {:#?}", traffic.failures);
+    assert!(traffic.requests >= 50, "a trickle of requests ran through the upgrade: {traffic:?}");
+
+    // The upgraded Slipway still serves, and nothing was mailed twice: the App's ready email
+    // came once, before the upgrade, and no message was repeated.
+    assert_eq!(user.get(&web).await.body["status"]["phase"], "Ready");
+    let mails = mails_at(&mail_api, &email).await;
+    let subjects: Vec<&String> = mails.iter().map(|(s, _)| s).collect();
+    assert_eq!(subjects.iter().filter(|s| **s == ready_subject).count(), 1, "{subjects:#?}");
+    let distinct: BTreeSet<&&String> = subjects.iter().collect();
+    assert_eq!(distinct.len(), subjects.len(), "an email was sent twice: {subjects:#?}");
+
+    // The tenant goes, and its pod with it: the real node's two cores serve the tests after.
+    assert_eq!(user.delete(&format!("/tenants/{tenant}")).await.status, 204);
+    drop(release);
 }

@@ -5,7 +5,13 @@
 //! Each test binary picks its SQL backend with a crate-level `const DATABASE: &str`
 //! (`"sqlite"` or `"postgres"`), so the cluster flows run against both, and its cluster with
 //! `const CLUSTER: Cluster`.
+//!
+//! With `SLIPWAY_UNDER_TEST=chart`, a binary on the real node's cluster drives Slipway
+//! installed by its Helm chart instead (see [`chart`]): hack/test.sh runs the real node's
+//! end-to-end tests a second time that way.
 #![allow(dead_code)]
+
+pub mod chart;
 
 use serde_json::{Value, json};
 use slipway::Shutdown;
@@ -156,10 +162,16 @@ async fn sqlx_connect(url: &str) -> sqlx::AnyConnection {
 
 /// Starts Slipway once for this test binary: CRDs, two webhook replicas behind a proxy,
 /// controllers, the API on a free port with a fresh database of kind `crate::DATABASE`, the
-/// test cluster and the test SMTP catcher.
+/// test cluster and the test SMTP catcher. With `SLIPWAY_UNDER_TEST=chart`, installs it with
+/// its chart instead (see [`installed_by_the_chart`]).
 pub fn slipway() -> &'static Slipway {
     static SLIPWAY: OnceLock<Slipway> = OnceLock::new();
     SLIPWAY.get_or_init(|| {
+        match std::env::var("SLIPWAY_UNDER_TEST").as_deref() {
+            Ok("chart") => return installed_by_the_chart(),
+            Ok("in-process") | Err(_) => {}
+            Ok(other) => panic!("SLIPWAY_UNDER_TEST={other}: expected `in-process` (the default) or `chart`"),
+        }
         // Fail here, at once, when the cluster is missing: not in Slipway's thread.
         cluster_env("KUBECONFIG");
         let smtp_url = required_env("SLIPWAY_SMTP_URL");
@@ -262,6 +274,35 @@ pub fn slipway() -> &'static Slipway {
     })
 }
 
+/// Slipway installed by `helm upgrade --install` on the real node's cluster with two replicas
+/// of every component, the API on PostgreSQL and reached through its node port. The release
+/// stays installed after the binary's tests (hack/test.sh removes the whole cluster): run one
+/// binary at a time this way.
+fn installed_by_the_chart() -> Slipway {
+    assert_eq!(
+        crate::CLUSTER,
+        Cluster::Real,
+        "SLIPWAY_UNDER_TEST=chart: the chart is installed on the real node's cluster"
+    );
+    // On a runtime of its own: the caller may be inside a test's runtime.
+    let install = std::thread::spawn(|| {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let (release, took) = chart::Release::install(chart::Topology::HighlyAvailable).await;
+            eprintln!("Slipway under test: installed by its chart in {took:?}");
+            let slipway = Slipway {
+                base_url: chart::api_base().await,
+                mail_api: required_env("SLIPWAY_CHART_MAIL_API"),
+                database_url: release.database_url.clone().expect("the API's PostgreSQL database"),
+                admin_email: release.admin_email.clone(),
+            };
+            // Not uninstalled when this thread ends: the binary's tests use it.
+            std::mem::forget(release);
+            slipway
+        })
+    });
+    install.join().expect("installing the chart (the panic is above)")
+}
+
 /// A minimal readiness probe without an async runtime (std TCP + HTTP/1.0).
 fn probe_ok(url: &str) -> bool {
     use std::io::{Read, Write};
@@ -301,6 +342,12 @@ impl Client {
     /// and whose emails reach the MailHog API at `mail_api`.
     pub fn at(base: &str, mail_api: &str) -> Self {
         Self { http: reqwest::Client::new(), base: base.into(), mail_api: mail_api.into(), token: None }
+    }
+
+    /// This client with a new connection for every request (no idle connection kept).
+    pub fn without_keep_alive(self) -> Self {
+        let http = reqwest::Client::builder().pool_max_idle_per_host(0).build().expect("an HTTP client");
+        Self { http, ..self }
     }
 
     /// Registers a new user with a unique @example.com email and logs in. Returns the client and email.

@@ -110,3 +110,26 @@ prometheus.io/scrape: "true"
 prometheus.io/port: "9090"
 prometheus.io/path: /metrics
 {{- end -}}
+
+{{/*
+Zero-downtime rollouts of the pods that serve traffic (API, webhook). A rollout first starts a
+new pod and waits for it to be ready (maxUnavailable 0), and a deleted pod keeps serving for
+shutdownDelaySeconds (preStop sleep) while the endpoint controller and kube-proxy take it out
+of its Service; only then does SIGTERM start the graceful shutdown, which finishes the requests
+in flight. Without the delay, clients still routed to the pod meet a closed port. See
+https://kubernetes.io/docs/concepts/workloads/pods/pod-lifecycle/#pod-termination
+*/}}
+{{- define "slipway.rollingUpdate" -}}
+strategy:
+  type: RollingUpdate
+  rollingUpdate:
+    maxUnavailable: 0
+    maxSurge: 1
+{{- end -}}
+
+{{- define "slipway.drain" -}}
+lifecycle:
+  preStop:
+    sleep:
+      seconds: {{ .Values.shutdownDelaySeconds }}
+{{- end -}}
