@@ -8,7 +8,8 @@
 # kubeconform -strict against the cluster's own OpenAPI schemas (hack/kube-schemas.py, no
 # download), and a server-side dry-run apply of the CRDs and every rendered object against
 # the cluster's API server (admission included); the optional ServiceMonitor is linted and
-# rendered only (the cluster has no Prometheus Operator CRD). helm and kubeconform come from
+# rendered only (the cluster has no Prometheus Operator CRD), and so are cert-manager's
+# Certificate and Issuer (certManager.enabled), whose other objects kubeconform validates. helm and kubeconform come from
 # hack/tools.sh. Exits non-zero at the first failure.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -55,6 +56,17 @@ cmd_check() {
   "$helm" lint --strict "$CHART" --set metrics.serviceMonitor.enabled=true >&2
   "$helm" template slipway "$CHART" --set metrics.serviceMonitor.enabled=true \
     --show-only templates/metrics.yaml | grep -q '^kind: ServiceMonitor$' || die "no ServiceMonitor rendered"
+  # cert-manager's kinds need its CRDs, which this cluster lacks either: the rest of that
+  # rendering is validated, the Certificate and Issuer rendered only.
+  log "values: certManager.enabled=true (lint, kubeconform but cert-manager's kinds)"
+  "$helm" lint --strict "$CHART" --set certManager.enabled=true >&2
+  "$helm" template slipway "$CHART" --namespace default --set certManager.enabled=true >"$tmp/cert-manager.yaml"
+  "$kubeconform" -strict -summary -skip Certificate,Issuer \
+    -schema-location "$tmp/schemas/{{ .Group }}/{{ .ResourceAPIVersion }}/{{ .ResourceKind }}.json" \
+    "$tmp/cert-manager.yaml" >&2
+  grep -q '^kind: Certificate$' "$tmp/cert-manager.yaml" || die "no Certificate rendered"
+  [[ "$(grep -c "cert-manager.io/inject-ca-from: 'default/slipway-webhook-tls'" "$tmp/cert-manager.yaml")" == 2 ]] \
+    || die "the webhook configurations do not ask cert-manager for their caBundle"
   log "chart checks passed"
 }
 

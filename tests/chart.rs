@@ -4,7 +4,8 @@
 //! hack/test.sh). The installed Slipway is then used only the way its users and operator
 //! reach it: the API through its Service's node port, emails from the mail catcher that
 //! hack/test.sh starts on the node's address, kubectl as a member; and a crash of the
-//! controllers' leader, killed on the node.
+//! controllers' leader, killed on the node, or a `helm upgrade` under traffic of a release
+//! with two replicas of everything (support::chart).
 
 mod support;
 
@@ -248,24 +249,17 @@ async fn ready_pods(component: &str) -> BTreeSet<String> {
 #[derive(Default, Debug)]
 struct Traffic {
     requests: usize,
-    /// `METHOD path -> status body` of every answer other than the expected one.
+    /// `+seconds METHOD path -> status body` (or the transport error) of every answer other
+    /// than the expected one, seconds since the trickle started.
     failures: Vec<String>,
-}
-
-impl Traffic {
-    fn expect(&mut self, what: &str, reply: &support::Reply, status: u16) {
-        self.requests += 1;
-        if reply.status != status {
-            self.failures.push(format!("{what} -> {} {}", reply.status, reply.body));
-        }
-    }
 }
 
 /// Until `stop` is set, what a user of `tenant` does, one step after the other: create an App
 /// (through the admission webhook), read it, list the tenant's Apps, read their account, and
 /// delete the App.
 async fn trickle(user: Client, tenant: String, stop: Arc<AtomicBool>) -> Traffic {
-    let mut traffic = Traffic::default();
+    use reqwest::Method;
+    let (started, mut traffic) = (Instant::now(), Traffic::default());
     let apps = format!("/tenants/{tenant}/apps");
     for i in 0.. {
         if stop.load(Ordering::Relaxed) {
@@ -273,12 +267,24 @@ async fn trickle(user: Client, tenant: String, stop: Arc<AtomicBool>) -> Traffic
         }
         let path = format!("{apps}/trickle-{i}");
         let spec = json!({"image": HELLO, "port": 8080, "replicas": 0});
-        let created = user.post(&apps, json!({"name": format!("trickle-{i}"), "spec": spec})).await;
-        traffic.expect(&format!("POST {apps} trickle-{i}"), &created, 201);
-        traffic.expect(&format!("GET {path}"), &user.get(&path).await, 200);
-        traffic.expect(&format!("GET {apps}"), &user.get(&apps).await, 200);
-        traffic.expect("GET /me", &user.get("/me").await, 200);
-        traffic.expect(&format!("DELETE {path}"), &user.delete(&path).await, 204);
+        let steps = [
+            (Method::POST, apps.as_str(), Some(json!({"name": format!("trickle-{i}"), "spec": spec})), 201),
+            (Method::GET, path.as_str(), None, 200),
+            (Method::GET, apps.as_str(), None, 200),
+            (Method::GET, "/me", None, 200),
+            (Method::DELETE, path.as_str(), None, 204),
+        ];
+        for (method, path, body, expected) in steps {
+            traffic.requests += 1;
+            let at = started.elapsed().as_secs_f64();
+            match user.try_request(method.clone(), path, body).await {
+                Ok(reply) if reply.status == expected => {}
+                Ok(reply) => {
+                    traffic.failures.push(format!("+{at:.1}s {method} {path} -> {} {}", reply.status, reply.body))
+                }
+                Err(e) => traffic.failures.push(format!("+{at:.1}s {method} {path} -> {e:?}")),
+            }
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     traffic
@@ -350,7 +356,11 @@ async fn an_upgrade_rolls_every_component_under_traffic_without_a_failed_request
         let now = ready_pods(component).await;
         assert_eq!(now.len(), 2, "two new {component} pods are ready: {now:?}");
     }
-    assert!(traffic.failures.is_empty(), "requests failed during the upgrade: {:#?}", traffic.failures);
+    if !traffic.failures.is_empty() {
+        // Where Services routed meanwhile: which endpoints were ready, serving or terminating.
+        let seen = kubectl(&["get", "endpointslices,pods,events", "-n", NAMESPACE, "-o", "wide"]);
+        panic!("requests failed during the upgrade: {:#?}\n{seen}", traffic.failures);
+    }
     assert!(traffic.requests >= 50, "a trickle of requests ran through the upgrade: {traffic:?}");
 
     // The upgraded Slipway still serves, and nothing was mailed twice: the App's ready email

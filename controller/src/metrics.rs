@@ -2,8 +2,9 @@
 
 use crate::{Context, Result};
 use futures::{FutureExt as _, future::BoxFuture};
-use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt as _, runtime::controller::Action};
 use std::{future::Future, sync::Arc, time::Instant};
+use tracing::Instrument as _;
 
 /// Reconciles run, by kind (`tenant`, `app`, `database`, `workspace`) and result (`ok`, `error`).
 pub const RECONCILES: &str = "slipway_reconciles_total";
@@ -19,17 +20,26 @@ pub fn describe() {
     metrics::describe_gauge!(LEADER, "1 while this replica holds the controllers' Lease");
 }
 
-/// `reconcile`, counted and timed under `kind`.
+/// `reconcile`, counted and timed under `kind`, inside a `reconcile` span whose fields name the
+/// object: `kind`, `tenant` (the Tenant itself, or the one whose namespace holds the object)
+/// and `name`; whatever the reconcile logs carries them.
 pub(crate) fn timed<K, F, Fut>(
     kind: &'static str,
     reconcile: F,
 ) -> impl FnMut(Arc<K>, Arc<Context>) -> BoxFuture<'static, Result<Action>>
 where
+    K: Resource,
     F: Fn(Arc<K>, Arc<Context>) -> Fut,
     Fut: Future<Output = Result<Action>> + Send + 'static,
 {
     move |object, ctx| {
         let started = Instant::now();
+        let name = object.name_any();
+        let tenant = match object.namespace() {
+            Some(ns) => slipway_crds::tenant_named_by(&ns).unwrap_or_default().to_string(),
+            None => name.clone(),
+        };
+        let span = tracing::info_span!("reconcile", %kind, %tenant, %name);
         let reconciled = reconcile(object, ctx);
         async move {
             let result = reconciled.await;
@@ -38,6 +48,7 @@ where
             metrics::counter!(RECONCILES, "kind" => kind, "result" => outcome).increment(1);
             result
         }
+        .instrument(span)
         .boxed()
     }
 }

@@ -82,6 +82,21 @@ pub fn tenant_namespace(tenant: &str) -> String {
     format!("tenant-{tenant}")
 }
 
+#[cfg(test)]
+mod tenant_names {
+    #[test]
+    fn a_tenants_namespace_names_it_back() {
+        assert_eq!(super::tenant_named_by(&super::tenant_namespace("shop")), Some("shop"));
+        assert_eq!(super::tenant_named_by("kube-system"), None);
+    }
+}
+
+/// The tenant whose name `namespace` carries (`tenant-<name>`, see [`tenant_namespace`]), for
+/// logs and traces. Not proof of ownership: that is [`namespace_belongs_to`].
+pub fn tenant_named_by(namespace: &str) -> Option<&str> {
+    namespace.strip_prefix("tenant-")
+}
+
 /// Whether `namespace` is `tenant`'s own: it carries a controller owner reference to this very
 /// Tenant object (its UID), set when the Tenant's controller created it. A namespace of the
 /// same name left by an earlier Tenant, or made by anyone else, is not, and must never be

@@ -406,14 +406,35 @@ impl Client {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
+        self.try_send(req).await.expect("the API answers")
+    }
+
+    /// The reply, or the transport error (refused connection, reset, ...) that stopped it.
+    async fn try_send(&self, req: reqwest::RequestBuilder) -> Result<Reply, reqwest::Error> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
         };
-        let res = req.send().await.expect("the API answers");
+        let res = req.send().await?;
         let status = res.status().as_u16();
-        let text = res.text().await.unwrap();
-        Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+        let text = res.text().await?;
+        Ok(Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) })
+    }
+
+    /// `method path` with an optional JSON body, without panicking on transport errors: for
+    /// tests that count them.
+    pub async fn try_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Reply, reqwest::Error> {
+        let req = self.http.request(method, format!("{}{path}", self.base));
+        self.try_send(match body {
+            Some(body) => req.json(&body),
+            None => req,
+        })
+        .await
     }
 
     pub async fn get(&self, path: &str) -> Reply {

@@ -25,6 +25,7 @@ use kube::{
 };
 use slipway_crds::{App, Database, GROUP, Kind, Workspace};
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 /// The only AdmissionReview version Slipway speaks (Kubernetes 1.16+; v1beta1 is gone since 1.22).
 pub const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
@@ -76,11 +77,15 @@ async fn handle(webhook: Arc<Webhook>, body: Bytes, phase: Phase) -> Response {
             return (StatusCode::BAD_REQUEST, axum::Json(AdmissionResponse::invalid(e).into_review())).into_response();
         }
     };
-    let response = respond(&webhook, &request, phase).await;
-    record(&webhook, &request, &response, phase).await;
     let (namespace, kind) = (request.namespace.as_deref().unwrap_or_default(), &request.kind.kind);
+    // Whatever judging the review logs (ledger writes, lookups) carries the object it is about.
+    let tenant = slipway_crds::tenant_named_by(namespace).unwrap_or_default();
+    let operation = operation_name(&request.operation);
+    let span = tracing::info_span!("admission", ?phase, %kind, operation, tenant, name = %request.name);
+    let response = respond(&webhook, &request, phase).instrument(span.clone()).await;
+    record(&webhook, &request, &response, phase).instrument(span).await;
     let verdict = if response.allowed { "allowed" } else { "denied" };
-    metrics::observe(phase, kind, operation_name(&request.operation), verdict, started);
+    metrics::observe(phase, kind, operation, verdict, started);
     if response.allowed {
         tracing::debug!(?phase, %kind, namespace, name = %request.name, operation = ?request.operation, "admitted");
     } else {

@@ -90,6 +90,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(panicked))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request, which whatever its handler logs carries: method and path and, for
+/// `/api/v1/tenants/{tenant}/{kind}/{name}...`, the tenant, kind (`apps`, `members`, ...) and
+/// name it is about (empty where the path has none).
+fn request_span<B>(request: &axum::http::Request<B>) -> tracing::Span {
+    let path = request.uri().path();
+    let mut about = path.strip_prefix("/api/v1/tenants/").unwrap_or_default().split('/');
+    let (tenant, kind, name) =
+        (about.next().unwrap_or_default(), about.next().unwrap_or_default(), about.next().unwrap_or_default());
+    tracing::info_span!("request", method = %request.method(), path, tenant, kind, name)
 }
