@@ -47,6 +47,17 @@ const START: Duration = Duration::from_secs(180);
 /// One release at a time: its webhook configurations are cluster-wide objects.
 static ONE_RELEASE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// The release in `topology`, installed once no other test of this binary holds one: the
+/// guard that keeps it alone, the release, its API's URL (through the node port) and the mail
+/// catcher's API its pods send to. Bind them in this order, so the release is uninstalled
+/// before the next test may install.
+async fn install_alone(topology: Topology) -> (tokio::sync::MutexGuard<'static, ()>, Release, String, String) {
+    let alone = ONE_RELEASE.lock().await;
+    let (release, install_time) = Release::install(topology).await;
+    eprintln!("helm upgrade --install --wait ({topology:?}): {install_time:?}");
+    (alone, release, api_base().await, required_env("SLIPWAY_CHART_MAIL_API"))
+}
+
 /// The current holder of the controllers' Lease (a pod name and a process id).
 async fn leader() -> Option<String> {
     let leases: Api<Lease> = Api::namespaced(kube_admin().await, NAMESPACE);
@@ -115,11 +126,7 @@ fn the_chart_lints_renders_to_valid_objects_and_passes_a_server_side_dry_run() {
 
 #[tokio::test]
 async fn slipway_installed_by_the_chart_serves_its_users_and_survives_losing_its_controller_leader() {
-    let _one = ONE_RELEASE.lock().await;
-    let (_release, install_time) = Release::install(Topology::Single).await;
-    eprintln!("helm upgrade --install --wait: {install_time:?}");
-    let base = api_base().await;
-    let mail_api = required_env("SLIPWAY_CHART_MAIL_API");
+    let (_alone, _release, base, mail_api) = install_alone(Topology::Single).await;
 
     // The webhook issued its own certificate into a Secret and both configurations trust it.
     let bundle = kubectl(&[
@@ -135,12 +142,7 @@ async fn slipway_installed_by_the_chart_serves_its_users_and_survives_losing_its
     // A user signs up (verification link by email from the pods), gets a tenant and an App.
     let email = format!("{}@example.com", unique("chart"));
     let user = Client::at(&base, &mail_api).register(&email, "chart").await;
-    let tenant = unique("chart");
-    let r = user.post("/tenants", json!({"name": tenant, "plan": "free"})).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let path = format!("/tenants/{tenant}/apps/web");
-    let spec = json!({"image": HELLO, "port": 8080, "replicas": 1, "expose": {"type": "NodePort"}});
-    user.created(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": spec})).await;
+    let (tenant, path, spec) = tenant_with_web(&user, "free").await;
     let ready = |replicas: u64| {
         let user = user.clone();
         let path = path.clone();
@@ -232,6 +234,18 @@ async fn slipway_installed_by_the_chart_serves_its_users_and_survives_losing_its
     .await;
 }
 
+/// A new tenant of `user` on `plan` with the App `web` (one replica of the example page on a
+/// node port): the tenant, the App's API path and its spec.
+async fn tenant_with_web(user: &Client, plan: &str) -> (String, String, serde_json::Value) {
+    let tenant = unique(plan);
+    let r = user.post("/tenants", json!({"name": tenant, "plan": plan})).await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let spec = json!({"image": HELLO, "port": 8080, "replicas": 1, "expose": {"type": "NodePort"}});
+    user.created(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": spec})).await;
+    let web = format!("/tenants/{tenant}/apps/web");
+    (tenant, web, spec)
+}
+
 /// The names of the release's ready pods of `component` (`api`, `controller`, `webhook`).
 async fn ready_pods(component: &str) -> BTreeSet<String> {
     let pods: Api<Pod> = Api::namespaced(kube_admin().await, NAMESPACE);
@@ -292,11 +306,7 @@ async fn trickle(user: Client, tenant: String, stop: Arc<AtomicBool>) -> Traffic
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_rolls_every_component_under_traffic_without_a_failed_request_or_a_second_email() {
-    let _one = ONE_RELEASE.lock().await;
-    let (release, install_time) = Release::install(Topology::HighlyAvailable).await;
-    eprintln!("helm upgrade --install --wait (two API replicas on PostgreSQL): {install_time:?}");
-    let base = api_base().await;
-    let mail_api = required_env("SLIPWAY_CHART_MAIL_API");
+    let (_alone, release, base, mail_api) = install_alone(Topology::HighlyAvailable).await;
     assert_eq!(ready_pods("api").await.len(), 2, "two API replicas serve");
 
     // Requests on new connections each, as distinct users make them: a client that keeps an
@@ -311,12 +321,7 @@ async fn an_upgrade_rolls_every_component_under_traffic_without_a_failed_request
     let grant = json!({"max_tenants": 1, "plans": ["free", "pro"]});
     let r = admin.put(&format!("/admin/users/{}/entitlements", me["id"].as_str().unwrap()), grant).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let tenant = unique("upgrade");
-    let r = user.post("/tenants", json!({"name": tenant, "plan": "pro"})).await;
-    assert_eq!(r.status, 201, "{}", r.body);
-    let web = format!("/tenants/{tenant}/apps/web");
-    let spec = json!({"image": HELLO, "port": 8080, "replicas": 1, "expose": {"type": "NodePort"}});
-    user.created(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": spec})).await;
+    let (tenant, web, _) = tenant_with_web(&user, "pro").await;
     eventually(START, "the App to be Ready", || async {
         (user.get(&web).await.body["status"]["phase"] == "Ready").then_some(())
     })

@@ -78,20 +78,25 @@ async fn handle(webhook: Arc<Webhook>, body: Bytes, phase: Phase) -> Response {
         }
     };
     let (namespace, kind) = (request.namespace.as_deref().unwrap_or_default(), &request.kind.kind);
-    // Whatever judging the review logs (ledger writes, lookups) carries the object it is about.
-    let tenant = slipway_crds::tenant_named_by(namespace).unwrap_or_default();
     let operation = operation_name(&request.operation);
-    let span = tracing::info_span!("admission", ?phase, %kind, operation, tenant, name = %request.name);
-    let response = respond(&webhook, &request, phase).instrument(span.clone()).await;
-    record(&webhook, &request, &response, phase).instrument(span).await;
+    // Whatever judging the review logs (ledger writes, lookups, the verdict) carries the object
+    // it is about.
+    let tenant = slipway_crds::tenant_named_by(namespace).unwrap_or_default();
+    let span = tracing::info_span!("admission", ?phase, %kind, operation, tenant, namespace, name = %request.name);
+    let response = async {
+        let response = respond(&webhook, &request, phase).await;
+        record(&webhook, &request, &response, phase).await;
+        if response.allowed {
+            tracing::debug!("admitted");
+        } else {
+            tracing::info!(message = %response.result.message, "denied");
+        }
+        response
+    }
+    .instrument(span)
+    .await;
     let verdict = if response.allowed { "allowed" } else { "denied" };
     metrics::observe(phase, kind, operation, verdict, started);
-    if response.allowed {
-        tracing::debug!(?phase, %kind, namespace, name = %request.name, operation = ?request.operation, "admitted");
-    } else {
-        let message = &response.result.message;
-        tracing::info!(?phase, %kind, namespace, name = %request.name, operation = ?request.operation, %message, "denied");
-    }
     axum::Json(response.into_review()).into_response()
 }
 
