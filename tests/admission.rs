@@ -20,7 +20,9 @@ use slipway_crds::{
     App, AppSpec, Database, DatabaseEngine, DatabaseSpec, DeletionPolicy, Expose, ExposeType, TENANT_LABEL, Workspace,
     WorkspaceSpec,
 };
-use support::{Client, admin_api, denial, kube_admin, member_api, refusal, slipway, validation_denial};
+use support::{
+    Client, admin_api, denial, kube_admin, kubectl_as_member, member_api, refusal, slipway, validation_denial,
+};
 
 /// An SSH key every plan accepts, for Workspaces.
 const ED25519: &str = include_str!("../policies/tests/ssh-keys/ed25519.pub");
@@ -33,7 +35,20 @@ async fn tenant_apps(prefix: &str, plan: &str) -> (String, Api<App>) {
 }
 
 fn app(name: &str, replicas: Option<i32>) -> App {
-    App::new(name, AppSpec { image: "nginx".into(), port: 8080, replicas, env: vec![], resources: None, expose: None })
+    App::new(
+        name,
+        AppSpec {
+            image: "nginx".into(),
+            port: 8080,
+            replicas,
+            env: vec![],
+            resources: None,
+            expose: None,
+            autoscaling: None,
+            rollout: None,
+            revision_history_limit: None,
+        },
+    )
 }
 
 /// A tenant on `plan` (through the API, so it is Ready): its name and its owner's email.
@@ -189,6 +204,157 @@ async fn concurrent_creates_never_overflow_the_plan() {
         );
     }
     assert_eq!(apps.list(&ListParams::default()).await.unwrap().items.len(), 3);
+}
+
+/// `kubectl scale` goes through the App's scale subresource, which a webhook rule for `apps`
+/// alone never sees: it is judged like any change of the App, and recorded as a scale.
+#[tokio::test]
+async fn kubectl_scale_is_judged_by_the_plan() {
+    let (owner, email) = Client::new_user("kscale").await;
+    let tenant = owner.create_tenant("kscale", "free").await;
+    let apps: Api<App> = member_api(&email, &tenant).await;
+    apps.create(&PostParams::default(), &app("web", Some(1))).await.unwrap();
+
+    let (ok, out) = kubectl_as_member(&email, &tenant, &["scale", "app/web", "--replicas=4"]).await;
+    assert!(!ok, "scaling past the plan must fail: {out}");
+    assert!(
+        out.contains(r#"admission webhook "validate.slipway.dev" denied the request: spec.replicas: 4 exceeds the plan "free" limit of 3"#),
+        "{out}"
+    );
+    assert_eq!(apps.get("web").await.unwrap().spec.replicas, Some(1), "a denied scale changes nothing");
+
+    let (ok, out) = kubectl_as_member(&email, &tenant, &["scale", "app/web", "--replicas=3"]).await;
+    assert!(ok, "{out}");
+    let scaled = apps.get("web").await.unwrap();
+    assert_eq!(scaled.spec.replicas, Some(3));
+    assert_eq!(scaled.spec.image, "nginx", "only the replica count changed");
+    let scale = apps.get_scale("web").await.unwrap();
+    assert_eq!(scale.spec.and_then(|s| s.replicas), Some(3));
+
+    // The audit trail names the subresource, as kubectl does.
+    let trail = support::eventually(std::time::Duration::from_secs(60), "the scale in the audit trail", || {
+        let owner = owner.clone();
+        let tenant = tenant.clone();
+        async move {
+            let r = owner.get(&format!("/tenants/{tenant}/audit")).await;
+            let events = r.body["items"].as_array().cloned().unwrap_or_default();
+            let scales: Vec<_> =
+                events.into_iter().filter(|e| e["action"] == "UPDATE apps/scale.slipway.dev").collect();
+            (scales.len() == 2).then_some(scales)
+        }
+    })
+    .await;
+    let statuses: Vec<_> = trail.iter().map(|e| e["status"].as_u64().unwrap()).collect();
+    assert!(statuses.contains(&200) && statuses.contains(&422), "{trail:?}");
+    assert!(trail.iter().all(|e| e["object"].as_str().unwrap().ends_with("/apps/web/scale")), "{trail:?}");
+}
+
+/// Two back-to-back `kubectl scale` commands overflow tenant-wide quotas elsewhere. Four Apps of
+/// 1 CPU each on "standard" (8 CPU): scaling all four from 1 to 3 at once, two through the
+/// API's scale endpoint and two through kubectl's scale subresource, fits exactly two.
+#[tokio::test]
+async fn racing_scale_ups_through_the_api_and_kubectl_never_overflow_the_tenant() {
+    let (owner, email) = Client::new_user("race-scale").await;
+    let tenant = owner.create_tenant("race-scale", "standard").await;
+    let apps: Api<App> = member_api(&email, &tenant).await;
+    for i in 0..4 {
+        let mut one_cpu = app(&format!("s{i}"), Some(1));
+        one_cpu.spec.resources = Some(slipway_crds::ComputeResources {
+            requests: None,
+            limits: Some(slipway_crds::ResourceAmounts { cpu: Some(Quantity("1".into())), memory: None }),
+        });
+        apps.create(&PostParams::default(), &one_cpu).await.unwrap();
+    }
+    let through_api = (0..2).map(|i| {
+        let (owner, tenant) = (owner.clone(), tenant.clone());
+        async move {
+            let r = owner.put(&format!("/tenants/{tenant}/apps/s{i}/scale"), json!({"replicas": 3})).await;
+            match r.status {
+                200 => Ok(()),
+                422 => Err(r.body["detail"].as_str().unwrap().to_string()),
+                other => panic!("PUT .../s{i}/scale answered {other}: {}", r.body),
+            }
+        }
+    });
+    let through_kubectl = (2..4).map(|i| {
+        let (email, tenant) = (email.clone(), tenant.clone());
+        async move {
+            let (ok, out) = kubectl_as_member(&email, &tenant, &["scale", &format!("app/s{i}"), "--replicas=3"]).await;
+            if ok { Ok(()) } else { Err(out) }
+        }
+    });
+    let (api, kubectl) = futures::join!(join_all(through_api), join_all(through_kubectl));
+    let results: Vec<_> = api.into_iter().chain(kubectl).collect();
+    let denied: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(results.len() - denied.len(), 2, "8 CPU hold exactly two Apps of 3; denials: {denied:?}");
+    for message in &denied {
+        // The webhook's words, or the API's preview of them when a winner was already stored.
+        assert!(
+            message.contains(r#"needs 3 but the tenant already uses 7 of the plan "standard" cpu limit of 8 (1 left)"#),
+            "{message}"
+        );
+    }
+    let stored: i32 = apps.list(&ListParams::default()).await.unwrap().iter().filter_map(|a| a.spec.replicas).sum();
+    assert_eq!(stored, 1 + 1 + 3 + 3, "the stored Apps hold 8 CPU");
+}
+
+/// `spec.autoscaling.maxReplicas` is held to the plan, the tenant's totals count it in full,
+/// and the App's HorizontalPodAutoscaler comes and goes with it, aimed at the App itself.
+#[tokio::test]
+async fn autoscaling_is_held_to_the_plan_and_its_autoscaler_follows_the_app() {
+    let (tenant, apps) = tenant_apps("hpa", "free").await;
+    let autoscaled = |name: &str, max: i32| {
+        let mut a = app(name, Some(1));
+        a.spec.autoscaling = Some(slipway_crds::Autoscaling {
+            max_replicas: max,
+            target_cpu_utilization_percentage: Some(60),
+            ..Default::default()
+        });
+        a
+    };
+    let message = denial(apps.create(&PostParams::default(), &autoscaled("big", 4)).await);
+    assert!(message.contains(r#"spec.autoscaling.maxReplicas: 4 exceeds the plan "free" limit of 3"#), "{message}");
+    // A target is required (a CEL rule of the CRD).
+    let mut aimless = autoscaled("aimless", 2);
+    aimless.spec.autoscaling.as_mut().unwrap().target_cpu_utilization_percentage = None;
+    let message = refusal(422, apps.create(&PostParams::default(), &aimless).await);
+    assert!(message.contains("autoscaling needs targetCPUUtilizationPercentage"), "{message}");
+
+    // Two Apps that may reach 3 pods of 250m each hold 1500m of the 2 CPU: a third cannot,
+    // though each runs one pod now; without autoscaling it fits.
+    for name in ["a", "b"] {
+        apps.create(&PostParams::default(), &autoscaled(name, 3)).await.unwrap();
+    }
+    let message = denial(apps.create(&PostParams::default(), &autoscaled("c", 3)).await);
+    assert!(
+        message.contains(r#"the tenant already uses 1500m of the plan "free" cpu limit of 2 (500m left)"#),
+        "{message}"
+    );
+    apps.create(&PostParams::default(), &app("c", Some(1))).await.expect("one pod fits");
+
+    let autoscalers: Api<k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler> = admin_api(&tenant).await;
+    let hpa = support::eventually(std::time::Duration::from_secs(60), "the autoscaler of a", || async {
+        autoscalers.get_opt("a").await.unwrap()
+    })
+    .await;
+    let spec = hpa.spec;
+    assert_eq!((spec.scale_target_ref.kind.as_str(), spec.scale_target_ref.name.as_str()), ("App", "a"));
+    assert_eq!(spec.max_replicas, 3);
+    // The App's scale subresource names its pods, for the autoscaler.
+    let selector = support::eventually(std::time::Duration::from_secs(60), "the App's selector", || async {
+        apps.get_scale("a").await.unwrap().status?.selector
+    })
+    .await;
+    assert_eq!(selector, "slipway.dev/app=a");
+
+    // Removing autoscaling removes the autoscaler and keeps the count it reached.
+    apps.patch_scale("a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 2}}))).await.unwrap();
+    apps.patch("a", &PatchParams::default(), &Patch::Merge(json!({"spec": {"autoscaling": null}}))).await.unwrap();
+    support::eventually(std::time::Duration::from_secs(60), "the autoscaler of a to go", || async {
+        autoscalers.get_opt("a").await.unwrap().is_none().then_some(())
+    })
+    .await;
+    assert_eq!(apps.get("a").await.unwrap().spec.replicas, Some(2));
 }
 
 #[tokio::test]

@@ -84,3 +84,97 @@ async fn sign_up_to_ready_app_to_cleanup() {
     // Exactly one ready email, however many reconciles ran.
     assert_eq!(mails_to(&alice_email).await.len(), 1);
 }
+
+/// Waits until the App at `path` runs revision `number` Ready, and returns the pod template of
+/// its Deployment then.
+async fn running(
+    client: &Client,
+    path: &str,
+    deployments: &Api<Deployment>,
+    number: i64,
+) -> k8s_openapi::api::core::v1::PodTemplateSpec {
+    eventually(Duration::from_secs(90), &format!("{path} Ready at revision {number}"), || async {
+        let status = client.get(path).await.body["status"].clone();
+        (status["revision"] == number && status["phase"] == "Ready").then_some(())
+    })
+    .await;
+    deployments.get("web").await.unwrap().spec.unwrap().template
+}
+
+/// Changes of what runs are revisions (scaling is not); a rollback restores a revision's exact
+/// pod template, is itself a revision, and can be undone; one the plan no longer allows is
+/// refused with the plan's words.
+#[tokio::test]
+async fn revisions_record_what_ran_and_rollbacks_restore_it() {
+    let (owner, email) = Client::new_user("rev").await;
+    let tenant = owner.create_tenant("rev", "standard").await;
+    let path = format!("/tenants/{tenant}/apps/web");
+    let host = format!("web.{tenant}.{}", support::INGRESS_DOMAIN);
+    let first =
+        json!({"image": "nginxinc/nginx-unprivileged:1.27", "port": 8080, "expose": {"type": "Ingress", "host": host}});
+    assert_eq!(owner.post(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": first})).await.status, 201);
+    let deployments: Api<Deployment> = Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"));
+    let template_1 = running(&owner, &path, &deployments, 1).await;
+
+    // A new image, then a new variable on a ClusterIP Service: revisions 2 and 3.
+    let mut spec = owner.get(&path).await.body["spec"].clone();
+    spec["image"] = json!("nginxinc/nginx-unprivileged:1.28");
+    spec["expose"] = json!({"type": "ClusterIP"});
+    assert_eq!(owner.put(&path, json!({"spec": spec})).await.status, 200);
+    running(&owner, &path, &deployments, 2).await;
+    spec["env"] = json!([{"name": "GREETING", "value": "hello"}]);
+    assert_eq!(owner.put(&path, json!({"spec": spec})).await.status, 200);
+    let template_3 = running(&owner, &path, &deployments, 3).await;
+    // Scaling is not a revision.
+    let r = owner.put(&format!("{path}/scale"), json!({"replicas": 2})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["spec"]["replicas"], 2);
+    eventually(Duration::from_secs(90), "2 available replicas", || async {
+        let status = owner.get(&path).await.body["status"].clone();
+        (status["availableReplicas"] == 2 && status["phase"] == "Ready").then_some(())
+    })
+    .await;
+
+    let history = owner.get(&format!("{path}/revisions")).await;
+    assert_eq!(history.status, 200, "{}", history.body);
+    let items = history.body["items"].as_array().unwrap().clone();
+    let numbers: Vec<_> = items.iter().map(|r| r["revision"].as_i64().unwrap()).collect();
+    assert_eq!(numbers, [3, 2, 1], "newest first, no revision for scaling");
+    assert!(items.iter().all(|r| r["changed_by"] == email.as_str()), "{items:?}");
+    assert!(items.iter().all(|r| r["outcome"] == "Healthy"), "{items:?}");
+    assert_eq!(items[0]["current"], true);
+    assert_eq!(items[0]["spec"]["env"][0]["name"], "GREETING");
+    assert!(items[0]["spec"].get("replicas").is_none(), "{}", items[0]);
+
+    // Back to revision 1: its spec and pod template exactly, the replica count kept.
+    let r = owner.post(&format!("{path}/rollback"), json!({"revision": 1})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["spec"]["image"], "nginxinc/nginx-unprivileged:1.27");
+    assert_eq!(r.body["spec"]["replicas"], 2);
+    assert_eq!(r.body["spec"]["expose"]["type"], "Ingress");
+    assert_eq!(running(&owner, &path, &deployments, 4).await, template_1);
+    let newest = owner.get(&format!("{path}/revisions")).await.body["items"][0].clone();
+    assert_eq!((newest["revision"].as_i64(), newest["restores"].as_i64()), (Some(4), Some(1)), "{newest}");
+
+    // Undo the rollback: the previous healthy revision, 3.
+    let r = owner.post(&format!("{path}/rollback"), json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(running(&owner, &path, &deployments, 5).await, template_3);
+
+    // kubectl users see the same history.
+    let kubectl: Api<k8s_openapi::api::apps::v1::ControllerRevision> = support::member_api(&email, &tenant).await;
+    let listed = kubectl.list(&kube::api::ListParams::default().labels("slipway.dev/app=web")).await.unwrap();
+    assert_eq!(listed.items.len(), 5);
+
+    // A revision not kept, and one the plan no longer allows (Ingress, after a move to "free"),
+    // are refused with what to fix.
+    let r = owner.post(&format!("{path}/rollback"), json!({"revision": 42})).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert_eq!(r.body["errors"][0]["field"], "revision", "{}", r.body);
+    let r = Client::admin().await.put(&format!("/admin/tenants/{tenant}/plan"), json!({"plan": "free"})).await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    let r = owner.post(&format!("{path}/rollback"), json!({"revision": 1})).await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body["detail"].as_str().unwrap().contains("spec.expose.type"), "{}", r.body);
+    assert_eq!(owner.get(&path).await.body["status"]["revision"], 5, "a refused rollback changes nothing");
+}

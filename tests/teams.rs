@@ -252,7 +252,17 @@ async fn changes_made_with_kubectl_join_the_audit_trail_and_the_apis_own_are_not
     let app = |name: &str, replicas| {
         App::new(
             name,
-            AppSpec { image: "nginx".into(), port: 8080, replicas, env: vec![], resources: None, expose: None },
+            AppSpec {
+                image: "nginx".into(),
+                port: 8080,
+                replicas,
+                env: vec![],
+                resources: None,
+                expose: None,
+                autoscaling: None,
+                rollout: None,
+                revision_history_limit: None,
+            },
         )
     };
     apps.create(&PostParams::default(), &app("cli-web", None)).await.unwrap();

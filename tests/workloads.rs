@@ -146,6 +146,86 @@ async fn an_app_answers_on_the_url_its_owner_is_given_and_scales_and_stops_for_r
     .await;
 }
 
+/// The App at `path` once it runs revision `number` Ready; its status.
+async fn ready_at(client: &Client, path: &str, number: i64) -> serde_json::Value {
+    eventually(START, &format!("{path} to become Ready at revision {number}"), || async {
+        let status = client.get(path).await.body["status"].clone();
+        (status["phase"] == "Ready" && status["revision"] == number).then_some(status)
+    })
+    .await
+}
+
+/// The emails to `to` about failed rollouts.
+async fn failure_emails(to: &str) -> Vec<(String, String)> {
+    mails_to(to).await.into_iter().filter(|(subject, _)| subject.starts_with("The rollout of your app")).collect()
+}
+
+/// A bad image, then a bad environment variable that makes the container exit: each rollout
+/// fails within its progress deadline with the pods' reason, goes back to the last healthy
+/// revision by itself (image and configuration alike), the page is served by the old
+/// revision's pods, and the owner gets exactly one email per failed revision.
+#[tokio::test]
+async fn failed_rollouts_roll_back_by_themselves_and_tell_the_owner_once() {
+    let (carol, email) = Client::new_user("carol").await;
+    let tenant = carol.create_tenant("undo", "standard").await;
+    let rollout = json!({"progressDeadlineSeconds": 20, "autoRollback": true});
+    let spec = json!({"image": HELLO, "port": 8080, "replicas": 1, "expose": {"type": "NodePort"}, "rollout": rollout});
+    carol.created(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": spec})).await;
+    let path = format!("/tenants/{tenant}/apps/web");
+    let url = ready_at(&carol, &path, 1).await["url"].as_str().unwrap().to_string();
+    let first = eventually(Duration::from_secs(60), "the App to answer", || page(&url)).await;
+    // Pods are named <app>-<pod-template-hash>-<suffix>: the revision that serves.
+    let template_hash =
+        |body: &str| body.trim().trim_start_matches("hello from ").rsplit_once('-').unwrap().0.to_string();
+    let healthy = template_hash(&first);
+
+    for (number, change, why) in [
+        (2, json!({"image": "localhost/slipway-dev/hello:missing"}), "ImagePull"),
+        (4, json!({"env": [{"name": "PORT", "value": "not-a-port"}]}), "exit code"),
+    ] {
+        let mut bad = carol.get(&path).await.body["spec"].clone();
+        for (field, value) in change.as_object().unwrap() {
+            bad[field] = value.clone();
+        }
+        let started = Instant::now();
+        assert_eq!(carol.put(&path, json!({"spec": bad})).await.status, 200);
+        // Back to the last healthy revision, as a new one that restores it.
+        let status = ready_at(&carol, &path, number + 1).await;
+        eprintln!("revision {number}: PUT to the automatic rollback Ready: {:?}", started.elapsed());
+        assert_eq!(status["availableReplicas"], 1, "{status}");
+        let history = carol.get(&format!("{path}/revisions")).await.body["items"].clone();
+        assert_eq!(history[0]["restores"], number - 1, "{history}");
+        assert_ne!(history[0]["changed_by"], email.as_str(), "the controller made the rollback: {history}");
+        assert_eq!(history[1]["changed_by"], email.as_str(), "{history}");
+        assert_eq!(history[1]["revision"], number);
+        assert_eq!(history[1]["outcome"], "Failed", "{history}");
+        let restored = carol.get(&path).await.body["spec"].clone();
+        assert_eq!(restored["image"], HELLO);
+        assert!(restored.get("env").is_none(), "the configuration is rolled back too: {restored}");
+
+        // One email for the failed revision, with the pods' reason and what was done.
+        let mails = eventually(Duration::from_secs(60), "the failed rollout's email", || async {
+            let mails = failure_emails(&email).await;
+            (mails.len() == usize::try_from(number / 2).unwrap()).then_some(mails)
+        })
+        .await;
+        let (subject, body) = mails.iter().find(|(s, _)| s.ends_with(&format!("(revision {number})"))).unwrap();
+        assert!(body.contains(why), "{subject}: {body}");
+        assert!(body.contains(&format!("rolled back to revision {}", number - 1)), "{body}");
+        assert!(body.contains("ProgressDeadlineExceeded"), "{body}");
+
+        // The old revision's pods serve, and only they.
+        eventually(START, "only the healthy revision's pods to serve", || async {
+            let pods = ready_pods(&tenant, "web").await;
+            let served = page(&url).await?;
+            (pods.len() == 1 && template_hash(&served) == healthy).then_some(())
+        })
+        .await;
+    }
+    // Once per revision, not per reconcile.
+    assert_eq!(failure_emails(&email).await.len(), 2);
+}
+
 #[tokio::test]
 async fn an_app_exposed_by_ingress_answers_for_its_host_through_the_ingress_controller() {
     let (carol, email) = Client::new_user("carol").await;

@@ -22,7 +22,9 @@
 //! This module is a child of `routes` (declared there) so that it can name the handlers, which
 //! stay private to `routes`.
 
-use super::{accounts, admin, apps, audit, credentials, databases, health, members, objects, tenants, workspaces};
+use super::{
+    accounts, admin, apps, audit, credentials, databases, health, members, objects, revisions, tenants, workspaces,
+};
 use crate::error::FieldError;
 use axum::http::header;
 use schemars::{JsonSchema, generate::SchemaSettings};
@@ -100,6 +102,9 @@ const PROBLEM_JSON: &str = "application/problem+json";
         tenants::delete,
         apps::create,
         apps::update,
+        apps::scale,
+        revisions::list,
+        revisions::rollback,
         databases::create,
         credentials::get,
         workspaces::create,

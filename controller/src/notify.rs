@@ -30,6 +30,91 @@ pub fn app_ready(app: &str, tenant: &str, spec: &AppSpec, status: &AppStatus, ui
     }
 }
 
+/// What was done about a failed rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Undo {
+    /// The App's spec went back to revision `to` (running `image`).
+    RolledBack {
+        /// The revision gone back to.
+        to: i64,
+        /// Its image.
+        image: String,
+    },
+    /// Automatic rollback is off for the App.
+    NotAsked,
+    /// No revision before the failed one became healthy.
+    NoHealthyRevision,
+    /// The admission webhook refused going back to revision `to`, saying `why`.
+    Refused {
+        /// The revision it would have gone back to.
+        to: i64,
+        /// The webhook's message.
+        why: String,
+    },
+    /// The App changed meanwhile; the newer change is rolling out instead.
+    Superseded,
+}
+
+impl Undo {
+    /// One sentence on what was done after revision `failed` failed, for Events and emails.
+    pub fn describe(&self, failed: i64) -> String {
+        match self {
+            Undo::RolledBack { to, image } => {
+                format!("revision {failed} failed; rolled back to revision {to} (image {image}), the last healthy one")
+            }
+            Undo::NotAsked => format!(
+                "revision {failed} failed; automatic rollback is off (spec.rollout.autoRollback): roll back with POST .../rollback"
+            ),
+            Undo::NoHealthyRevision => {
+                format!(
+                    "revision {failed} failed; no earlier revision became healthy, so there is nothing to roll back to"
+                )
+            }
+            Undo::Refused { to, why } => {
+                format!("revision {failed} failed; rolling back to revision {to} was refused: {why}")
+            }
+            Undo::Superseded => format!("revision {failed} failed; a newer change is rolling out instead"),
+        }
+    }
+}
+
+/// What the "your App's rollout failed" email says.
+pub struct RolloutFailure<'a> {
+    /// The App's name.
+    pub app: &'a str,
+    /// Its tenant.
+    pub tenant: &'a str,
+    /// The revision that failed.
+    pub revision: i64,
+    /// The image it ran.
+    pub image: &'a str,
+    /// Why, as the App's Ready condition says: its reason (`ProgressDeadlineExceeded`) and
+    /// message (the Deployment's and the pods' words).
+    pub message: &'a str,
+    /// What was done about it; `None` when the attempt itself failed (it is retried).
+    pub undo: Option<&'a Undo>,
+    /// The App's uid, for a stable Message-ID.
+    pub uid: Option<&'a str>,
+}
+
+/// The "your App's rollout failed" email, sent once per failed revision: what failed, why, and
+/// what Slipway did about it.
+pub fn rollout_failed(f: &RolloutFailure<'_>) -> Email {
+    let (app, tenant, revision) = (f.app, f.tenant, f.revision);
+    let done = match f.undo {
+        Some(undo) => undo.describe(revision),
+        None => "Slipway could not roll back yet and keeps trying.".into(),
+    };
+    Email {
+        subject: format!("The rollout of your app \"{app}\" failed (revision {revision})"),
+        body: format!(
+            "Hello,\n\nRevision {revision} of your app \"{app}\" in tenant \"{tenant}\" (image {}) did not become available:\n\n  {}\n\nWhat happened next: {done}.\n\nIts revisions: GET /api/v1/tenants/{tenant}/apps/{app}/revisions\nRoll back:     POST /api/v1/tenants/{tenant}/apps/{app}/rollback\n\n-- Slipway\n",
+            f.image, f.message,
+        ),
+        message_id: f.uid.map(|uid| format!("<{uid}.rollout-failed-{revision}@slipway>")),
+    }
+}
+
 /// What the "your Database is ready" email says.
 pub struct DatabaseReady<'a> {
     /// The Database's name.
@@ -135,6 +220,9 @@ mod tests {
             env: vec![],
             resources: None,
             expose: Some(Expose { type_: ExposeType::NodePort, host: None }),
+            autoscaling: None,
+            rollout: None,
+            revision_history_limit: None,
         };
         let status = AppStatus {
             replicas: Some(2),
@@ -149,6 +237,31 @@ mod tests {
         assert!(email.body.contains("curl http://192.0.2.5:31234"), "{}", email.body);
         assert!(email.body.contains("2 of 2 replicas"), "{}", email.body);
         assert_eq!(email.message_id.as_deref(), Some("<abc.app-ready@slipway>"));
+    }
+
+    #[test]
+    fn a_failed_rollout_email_says_why_and_what_was_done() {
+        let undo = Undo::RolledBack { to: 1, image: "nginx:1.27".into() };
+        let email = rollout_failed(&RolloutFailure {
+            app: "web",
+            tenant: "acme",
+            revision: 2,
+            image: "nginx:bad",
+            message: "ProgressDeadlineExceeded: pod web-6b7-a: ImagePullBackOff",
+            undo: Some(&undo),
+            uid: Some("u1"),
+        });
+        assert_eq!(email.subject, r#"The rollout of your app "web" failed (revision 2)"#);
+        for needle in [
+            "(image nginx:bad)",
+            "ProgressDeadlineExceeded: pod web-6b7-a: ImagePullBackOff",
+            "rolled back to revision 1 (image nginx:1.27), the last healthy one",
+            "POST /api/v1/tenants/acme/apps/web/rollback",
+        ] {
+            assert!(email.body.contains(needle), "{needle}: {}", email.body);
+        }
+        assert_eq!(email.message_id.as_deref(), Some("<u1.rollout-failed-2@slipway>"));
+        assert!(Undo::NotAsked.describe(2).contains("automatic rollback is off"));
     }
 
     #[test]

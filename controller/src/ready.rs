@@ -1,5 +1,6 @@
-//! The one "ready" email of a resource, sent at most once per resource lifetime, for every
-//! kind that has `status.readyNotifiedAt`.
+//! Emails sent at most once: the one "ready" email of a resource per lifetime, for every kind
+//! that has `status.readyNotifiedAt`, and the claim-then-send steps other one-time emails
+//! (an App's failed rollout, once per revision) share.
 
 use crate::{Context, Result, notify::Email};
 use k8s_openapi::{apimachinery::pkg::apis::meta::v1::Time, jiff::Timestamp};
@@ -28,24 +29,71 @@ pub async fn notify_once<K>(ctx: &Context, api: &Api<K>, obj: &K, recipients: &[
 where
     K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
 {
-    let name = obj.name_any();
-    let claim = serde_json::json!({
-        "metadata": { "resourceVersion": obj.resource_version() },
-        "status": { "readyNotifiedAt": Time(Timestamp::now()) },
-    });
-    let params = PatchParams { field_manager: Some(NOTIFIER.into()), ..Default::default() };
-    match api.patch_status(&name, &params, &Patch::Merge(&claim)).await {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 409 => return Ok(false),
-        Err(e) => return Err(e.into()),
+    let now = serde_json::to_value(Time(Timestamp::now())).map_err(kube::Error::SerdeError)?;
+    let marker = Marker { field: "readyNotifiedAt", value: now };
+    if claim(api, obj, &marker).await?.is_none() {
+        return Ok(false);
     }
-    if let Err(e) = ctx.mailer.send(recipients, email).await {
-        let unclaim = serde_json::json!({ "status": { "readyNotifiedAt": null } });
-        api.patch_status(&name, &params, &Patch::Merge(&unclaim)).await?;
-        return Err(e.into());
-    }
+    send_or_unclaim(ctx, api, obj, &marker, recipients, email).await?;
     let kind = K::kind(&());
     let note = format!("emailed {} recipient(s) that the {kind} is ready", recipients.len());
     ctx.publish(obj, EventType::Normal, "OwnersNotified", note).await;
     Ok(true)
+}
+
+/// A status field that records that an email went out (owned by [`NOTIFIER`]), and its value.
+pub struct Marker {
+    /// The field of `status`, e.g. `readyNotifiedAt`.
+    pub field: &'static str,
+    /// Its value once the email is claimed.
+    pub value: serde_json::Value,
+}
+
+/// Claims the email `marker` stands for: writes it into `obj`'s status with `obj`'s
+/// `resourceVersion` as a precondition, so of racing reconciles exactly one wins. The object as
+/// written, or `None` when the claim lost to a concurrent change (409).
+///
+/// # Errors
+/// Other Kubernetes API errors.
+pub async fn claim<K>(api: &Api<K>, obj: &K, marker: &Marker) -> Result<Option<K>>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    let claim = serde_json::json!({
+        "metadata": { "resourceVersion": obj.resource_version() },
+        "status": { marker.field: marker.value },
+    });
+    match api.patch_status(&obj.name_any(), &notifier(), &Patch::Merge(&claim)).await {
+        Ok(written) => Ok(Some(written)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sends `email` after a [`claim`]; when sending fails, withdraws the claim (so a retry sends
+/// again) and returns the error.
+///
+/// # Errors
+/// The mail error, or a Kubernetes error withdrawing the claim.
+pub async fn send_or_unclaim<K>(
+    ctx: &Context,
+    api: &Api<K>,
+    obj: &K,
+    marker: &Marker,
+    recipients: &[&str],
+    email: &Email,
+) -> Result<()>
+where
+    K: Resource<DynamicType = ()> + DeserializeOwned + Clone + Debug,
+{
+    if let Err(e) = ctx.mailer.send(recipients, email).await {
+        let unclaim = serde_json::json!({ "status": { marker.field: null } });
+        api.patch_status(&obj.name_any(), &notifier(), &Patch::Merge(&unclaim)).await?;
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+fn notifier() -> PatchParams {
+    PatchParams { field_manager: Some(NOTIFIER.into()), ..Default::default() }
 }

@@ -17,11 +17,13 @@
 mod app;
 mod database;
 mod kind;
+pub mod revision;
 mod tenant;
 mod workspace;
 
 pub use app::{
-    App, AppPhase, AppSpec, AppStatus, ComputeResources, EnvVar, EnvVarSource, Expose, ExposeType, ResourceAmounts,
+    App, AppPhase, AppSpec, AppStatus, Autoscaling, ComputeResources, DEFAULT_PROGRESS_DEADLINE_SECONDS,
+    DEFAULT_REVISION_HISTORY_LIMIT, EnvVar, EnvVarSource, Expose, ExposeType, ResourceAmounts, RolloutPolicy,
     SecretKeyRef,
 };
 pub use database::{

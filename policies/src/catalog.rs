@@ -98,6 +98,8 @@ struct RawDefaults {
     cpu_limit: String,
     memory_request: String,
     memory_limit: String,
+    #[serde(default)]
+    auto_rollback: bool,
 }
 
 /// The most a tenant may use.
@@ -155,6 +157,9 @@ pub struct Defaults {
     pub memory_request: Amount,
     /// Memory limit of a container that does not say.
     pub memory_limit: Amount,
+    /// Whether a failed rollout of an App whose `spec.rollout.autoRollback` is unset goes back
+    /// to its last healthy revision by itself (default false).
+    pub auto_rollback: bool,
 }
 
 /// One validated plan.
@@ -256,6 +261,7 @@ impl PlanCatalog {
             cpu_limit: amount(at("defaults.cpuLimit"), &d.cpu_limit)?,
             memory_request: amount(at("defaults.memoryRequest"), &d.memory_request)?,
             memory_limit: amount(at("defaults.memoryLimit"), &d.memory_limit)?,
+            auto_rollback: d.auto_rollback,
         };
         ensure(defaults.replicas <= limits.max_replicas, at("defaults.replicas"), || {
             format!("{} is above limits.maxReplicas {}", defaults.replicas, limits.max_replicas)

@@ -34,6 +34,11 @@ pub trait Spec: Clone + PartialEq {
     fn footprint(&self, policy: &TenantPolicy) -> Option<Footprint>;
     /// The plan's verdict on the object.
     fn review(policy: &TenantPolicy, review: &Review<'_, Self>) -> Outcome;
+    /// Whether this spec changes what runs compared with `previous` (an App's template: not
+    /// its replica count), so the change is a new revision with an author.
+    fn runs_differently(&self, previous: &Self) -> bool {
+        self != previous
+    }
 }
 
 impl Spec for AppSpec {
@@ -46,6 +51,9 @@ impl Spec for AppSpec {
     }
     fn review(policy: &TenantPolicy, review: &Review<'_, Self>) -> Outcome {
         policy.review_app(review)
+    }
+    fn runs_differently(&self, previous: &Self) -> bool {
+        self.template() != previous.template()
     }
 }
 
@@ -177,6 +185,14 @@ impl TenantPolicy {
         spec.replicas.unwrap_or(i32::try_from(self.defaults.replicas).unwrap_or(i32::MAX))
     }
 
+    /// The most replicas an App may run: with autoscaling, its `maxReplicas` (when above the
+    /// current count). The tenant's totals count this, so an autoscaler never takes a tenant
+    /// past its plan.
+    pub fn most_replicas_of(&self, spec: &AppSpec) -> i32 {
+        let most = spec.autoscaling.as_ref().map_or(0, |a| a.max_replicas);
+        self.replicas_of(spec).max(most)
+    }
+
     /// The tenant total of `total` (`limits.cpu`, `memory`, `storage`).
     pub fn limit_of(&self, total: Total) -> &Amount {
         match total {
@@ -219,9 +235,10 @@ impl TenantPolicy {
         exposure::node_port_quota(self)
     }
 
-    /// An App's footprint: replicas x limits (or the plan's default limits), no storage.
+    /// An App's footprint: its most replicas (see [`Self::most_replicas_of`]) x limits (or
+    /// the plan's default limits), no storage.
     fn app_footprint(&self, spec: &AppSpec) -> Option<Footprint> {
-        let replicas = self.replicas_of(spec);
+        let replicas = self.most_replicas_of(spec);
         let limits = spec.resources.as_ref().and_then(|r| r.limits.as_ref());
         let limit = |total| match sizes::pick(limits, total) {
             Some(q) => Amount::from_quantity(q).ok().map(|a| a.times(replicas)),
@@ -280,6 +297,9 @@ mod tests {
                 }),
             }),
             expose: None,
+            autoscaling: None,
+            rollout: None,
+            revision_history_limit: None,
         }
     }
 
@@ -445,8 +465,17 @@ mod tests {
     #[test]
     fn defaults_fill_only_what_is_unset_and_are_idempotent() {
         let free = plan("free");
-        let bare =
-            AppSpec { image: "nginx".into(), port: 8080, replicas: None, env: vec![], resources: None, expose: None };
+        let bare = AppSpec {
+            image: "nginx".into(),
+            port: 8080,
+            replicas: None,
+            env: vec![],
+            resources: None,
+            expose: None,
+            autoscaling: None,
+            rollout: None,
+            revision_history_limit: None,
+        };
         let once = bare.defaulted(&free);
         assert_eq!(once.replicas, Some(1));
         assert_eq!(once.expose, Some(Expose { type_: ExposeType::ClusterIP, host: None }));

@@ -591,6 +591,25 @@ pub async fn role_client(email: &str, tenant: &str, role: &str) -> kube::Client 
     kube::Client::try_from(config).unwrap()
 }
 
+/// The real kubectl of this binary's cluster run as `email`, a member of `tenant`, in its
+/// namespace (impersonated with the same groups as [`member_client`]): its exit status and
+/// what it printed on stdout and stderr.
+pub async fn kubectl_as_member(email: &str, tenant: &str, args: &[&str]) -> (bool, String) {
+    let groups = [slipway_crds::tenant_group(tenant), slipway_crds::role_group(tenant, "member")];
+    let output = tokio::process::Command::new(cluster_env("SLIPWAY_KUBECTL"))
+        .arg(format!("--kubeconfig={}", cluster_env("KUBECONFIG")))
+        .arg(format!("--as={email}"))
+        .args(groups.iter().map(|g| format!("--as-group={g}")))
+        .arg("--as-group=system:authenticated")
+        .arg(format!("--namespace=tenant-{tenant}"))
+        .args(args)
+        .output()
+        .await
+        .expect("kubectl runs");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
 /// The message of a denied request, asserting it was refused with `code`.
 pub fn refusal<K: std::fmt::Debug>(code: u16, result: Result<K, kube::Error>) -> String {
     match result {

@@ -431,7 +431,17 @@ fn ms(micros: u64) -> f64 {
 }
 
 fn bare_spec() -> AppSpec {
-    AppSpec { image: "nginx".into(), port: 8080, replicas: None, env: vec![], resources: None, expose: None }
+    AppSpec {
+        image: "nginx".into(),
+        port: 8080,
+        replicas: None,
+        env: vec![],
+        resources: None,
+        expose: None,
+        autoscaling: None,
+        rollout: None,
+        revision_history_limit: None,
+    }
 }
 
 /// A spec as the mutating webhook leaves it: the plan `pro` defaults filled in.

@@ -19,7 +19,7 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
-use slipway_crds::{Kind, TENANT_LABEL, Tenant, namespace_belongs_to, tenant_group};
+use slipway_crds::{Kind, TENANT_LABEL, Tenant, namespace_belongs_to, revision::CHANGED_BY_ANNOTATION, tenant_group};
 use slipway_policies::{Inventory, Outcome, Requester, Review, Spec, TenantPolicy};
 use std::sync::Arc;
 
@@ -60,7 +60,14 @@ pub async fn admit<K: Admissible>(
         Err(e) => return deny(base, 422, format!("tenant {tenant_name} has an unusable plan: {e}")),
     };
     match phase {
-        Phase::Mutate => mutate(base, object, &parsed.spec().defaulted(&policy), &tenant_name),
+        Phase::Mutate => {
+            let defaulted = parsed.spec().defaulted(&policy);
+            // A new object, or a change of what runs, names its author (see `CHANGED_BY_ANNOTATION`).
+            let previous = request.old_object.as_ref().and_then(|o| parse::<K>(o).ok());
+            let changed = previous.is_none_or(|p| defaulted.runs_differently(&p.spec().defaulted(&policy)));
+            let author = request.user_info.username.as_deref().filter(|_| changed);
+            mutate(base, object, &defaulted, &tenant_name, author)
+        }
         Phase::Validate => validate(webhook, request, base, &parsed, &tenant, &policy).await,
     }
 }
@@ -97,15 +104,26 @@ fn add_missing(target: &mut Value, defaults: &Value) {
     }
 }
 
-/// The JSON patch that fills in the plan's defaults and the tenant label. Applying it to its
-/// own output yields an empty patch (idempotent).
-pub fn defaulting_patch(object: &Value, defaulted: &impl Serialize, tenant: &str) -> json_patch::Patch {
+/// The JSON patch that fills in the plan's defaults and the tenant label and, when `author` is
+/// given (the requester of a change of what runs), sets the annotation
+/// [`CHANGED_BY_ANNOTATION`] to it, which the controller copies onto the App's revision.
+/// Applying it to its own output yields an empty patch (idempotent).
+pub fn defaulting_patch(
+    object: &Value,
+    defaulted: &impl Serialize,
+    tenant: &str,
+    author: Option<&str>,
+) -> json_patch::Patch {
     let mut mutated = object.clone();
     let defaults = serde_json::json!({
         "metadata": { "labels": { TENANT_LABEL: tenant } },
         "spec": defaulted,
     });
     add_missing(&mut mutated, &defaults);
+    if let Some(author) = author {
+        add_missing(&mut mutated, &serde_json::json!({ "metadata": { "annotations": {} } }));
+        mutated["metadata"]["annotations"][CHANGED_BY_ANNOTATION] = Value::from(author);
+    }
     json_patch::diff(object, &mutated)
 }
 
@@ -114,12 +132,13 @@ fn mutate(
     object: &DynamicObject,
     defaulted: &impl Serialize,
     tenant: &str,
+    author: Option<&str>,
 ) -> AdmissionResponse {
     let original = match serde_json::to_value(object) {
         Ok(v) => v,
         Err(e) => return deny(base, 400, format!("the object does not serialize: {e}")),
     };
-    let patch = defaulting_patch(&original, defaulted, tenant);
+    let patch = defaulting_patch(&original, defaulted, tenant, author);
     if patch.0.is_empty() {
         return base;
     }
@@ -240,7 +259,7 @@ mod tests {
         let free = PlanCatalog::embedded().effective("free", None).unwrap();
         let original = object(serde_json::json!({"image": "nginx", "port": 8080, "replicas": 3, "future": {"x": 1}}));
         let spec: AppSpec = serde_json::from_value(original["spec"].clone()).unwrap();
-        let patch = defaulting_patch(&original, &free.default_app(&spec), "acme");
+        let patch = defaulting_patch(&original, &free.default_app(&spec), "acme", Some("bob@example.com"));
         let mut patched = original.clone();
         json_patch::patch(&mut patched, &patch).unwrap();
         assert_eq!(patched["spec"]["replicas"], 3, "user values stay");
@@ -249,10 +268,11 @@ mod tests {
         assert_eq!(patched["spec"]["resources"]["limits"]["cpu"], "250m");
         assert_eq!(patched["metadata"]["labels"]["team"], "a");
         assert_eq!(patched["metadata"]["labels"][TENANT_LABEL], "acme");
+        assert_eq!(patched["metadata"]["annotations"][CHANGED_BY_ANNOTATION], "bob@example.com");
 
         let again_spec: AppSpec = serde_json::from_value(patched["spec"].clone()).unwrap();
         assert!(
-            defaulting_patch(&patched, &free.default_app(&again_spec), "acme").0.is_empty(),
+            defaulting_patch(&patched, &free.default_app(&again_spec), "acme", Some("bob@example.com")).0.is_empty(),
             "the patch of a patched object is empty"
         );
     }

@@ -64,13 +64,15 @@ pub fn event(
     let resource = &request.resource;
     let namespace = request.namespace.as_deref().unwrap_or_default();
     let actor = request.user_info.username.clone().unwrap_or_else(|| "anonymous".into());
+    // A subresource (`apps/scale`) as RBAC and kubectl name it, and its path under the object.
+    let sub = request.sub_resource.as_deref().map(|s| format!("/{s}")).unwrap_or_default();
     Some(AdmissionEvent {
         id: identity(request, &actor),
         actor,
-        action: format!("{operation} {}.{}", resource.resource, resource.group),
+        action: format!("{operation} {}{sub}.{}", resource.resource, resource.group),
         tenant,
         object: format!(
-            "/apis/{}/{}/namespaces/{namespace}/{}/{}",
+            "/apis/{}/{}/namespaces/{namespace}/{}/{}{sub}",
             resource.group, resource.version, resource.resource, request.name
         ),
         status: if response.allowed { 200 } else { response.result.code },
@@ -144,6 +146,11 @@ mod tests {
         let delete = request("DELETE", json!({}), false);
         let deleted = super::event(&delete, &AdmissionResponse::from(&delete), None).unwrap();
         assert_eq!(deleted.action, "DELETE apps.slipway.dev");
+        let mut scale = request("UPDATE", json!({}), false);
+        scale.sub_resource = Some("scale".into());
+        let scaled = super::event(&scale, &AdmissionResponse::from(&scale), None).unwrap();
+        assert_eq!(scaled.action, "UPDATE apps/scale.slipway.dev");
+        assert_eq!(scaled.object, "/apis/slipway.dev/v1alpha1/namespaces/tenant-acme/apps/web/scale");
     }
 
     #[test]

@@ -22,6 +22,7 @@ mod metrics;
 mod register;
 mod reservations;
 mod review;
+mod scale;
 
 pub mod tls;
 

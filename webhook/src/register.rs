@@ -58,17 +58,23 @@ impl WebhookTarget {
     }
 }
 
-/// `operations` of Slipway's namespaced kinds. Kinds whose CRD is not installed yet are
+/// `operations` of Slipway's namespaced kinds, and of `subresources` (e.g. `apps/scale`: a
+/// rule for `apps` does not cover its subresources). Kinds whose CRD is not installed yet are
 /// harmless here and covered as soon as it is.
-fn rules(operations: &[&str]) -> Vec<RuleWithOperations> {
+fn rules(operations: &[&str], subresources: &[&str]) -> Vec<RuleWithOperations> {
+    let kinds = slipway_crds::Kind::ALL.iter().map(|k| k.plural().into_owned());
     vec![RuleWithOperations {
         api_groups: Some(vec![slipway_crds::GROUP.into()]),
         api_versions: Some(vec!["v1alpha1".into()]),
         operations: Some(operations.iter().map(|o| o.to_string()).collect()),
-        resources: Some(slipway_crds::Kind::ALL.iter().map(|k| k.plural().into_owned()).collect()),
+        resources: Some(kinds.chain(subresources.iter().map(|s| s.to_string())).collect()),
         scope: Some("Namespaced".into()),
     }]
 }
+
+/// The App's scale subresource, which the validating webhook judges like an UPDATE of the App
+/// (see `crate::scale`).
+const APP_SCALE: &str = "apps/scale";
 
 /// Only namespaces labelled as a tenant's: never system namespaces, never the webhook's own,
 /// so the webhook cannot block its own start or the cluster's.
@@ -91,7 +97,9 @@ const TIMEOUT_SECONDS: i32 = 5;
 /// later, see [`crate::ManagedCertificate`]): failurePolicy Fail, admissionReviewVersions
 /// [v1], tenant namespaces only.
 ///
-/// A second validating webhook, `audit.slipway.dev`, sees DELETEs for the audit trail only.
+/// The validating webhook also sees UPDATEs of `apps/scale` (`kubectl scale`), judged as
+/// UPDATEs of the App. A second validating webhook, `audit.slipway.dev`, sees DELETEs for the
+/// audit trail only.
 ///
 /// The mutating webhook has `sideEffects: None`. The validating one declares `NoneOnDryRun`:
 /// on a real CREATE, or an UPDATE that grows a footprint, it records a reservation (see
@@ -110,7 +118,7 @@ pub fn configurations(
         webhooks: Some(vec![MutatingWebhook {
             name: "mutate.slipway.dev".into(),
             client_config: target.client_config("/mutate", ca_pem),
-            rules: Some(rules(&["CREATE", "UPDATE"])),
+            rules: Some(rules(&["CREATE", "UPDATE"], &[])),
             namespace_selector: Some(tenant_namespaces()),
             failure_policy: Some("Fail".into()),
             side_effects: "None".into(),
@@ -121,10 +129,10 @@ pub fn configurations(
             ..Default::default()
         }]),
     };
-    let webhook = |name: &str, operations: &[&str], failure_policy: &str| ValidatingWebhook {
+    let webhook = |name: &str, operations: &[&str], subresources: &[&str], failure_policy: &str| ValidatingWebhook {
         name: name.into(),
         client_config: target.client_config("/validate", ca_pem),
-        rules: Some(rules(operations)),
+        rules: Some(rules(operations, subresources)),
         namespace_selector: Some(tenant_namespaces()),
         failure_policy: Some(failure_policy.into()),
         side_effects: "NoneOnDryRun".into(),
@@ -136,11 +144,11 @@ pub fn configurations(
     let validating = ValidatingWebhookConfiguration {
         metadata: meta,
         webhooks: Some(vec![
-            webhook("validate.slipway.dev", &["CREATE", "UPDATE"], "Fail"),
+            webhook("validate.slipway.dev", &["CREATE", "UPDATE"], &[APP_SCALE], "Fail"),
             // Deletions only for the audit trail (see `crate::audit`): always allowed, and
             // failurePolicy Ignore, so a webhook outage never blocks a deletion (a tenant's
             // namespace being emptied, say); such deletions then go unrecorded.
-            webhook("audit.slipway.dev", &["DELETE"], "Ignore"),
+            webhook("audit.slipway.dev", &["DELETE"], &[], "Ignore"),
         ]),
     };
     (mutating, validating)

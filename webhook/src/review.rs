@@ -8,7 +8,7 @@ use crate::{
     Webhook,
     admit::{self, admit},
     answer::{Phase, deny},
-    audit, metrics,
+    audit, metrics, scale,
 };
 use axum::{
     body::Bytes,
@@ -131,11 +131,18 @@ async fn record(
 }
 
 /// The answer to one decoded request. DELETEs (validation only, for the audit trail) and
-/// CONNECTs are always allowed.
+/// CONNECTs are always allowed; an App's scale subresource is judged as the App's UPDATE
+/// (see [`scale`]).
 pub async fn respond(webhook: &Webhook, request: &AdmissionRequest<DynamicObject>, phase: Phase) -> AdmissionResponse {
     let base = AdmissionResponse::from(request);
     if !matches!(request.operation, Operation::Create | Operation::Update) {
         return base;
+    }
+    if request.sub_resource.as_deref() == Some(scale::SUBRESOURCE)
+        && request.resource.group == GROUP
+        && request.resource.resource == Kind::App.plural()
+    {
+        return scale::admit_scale(webhook, request, phase, base).await;
     }
     if request.kind.group != GROUP {
         return deny(

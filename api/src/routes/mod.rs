@@ -12,6 +12,7 @@ mod objects;
 #[path = "../openapi.rs"]
 mod openapi;
 mod preview;
+mod revisions;
 mod tenants;
 mod workspaces;
 
@@ -68,6 +69,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/tenants/{tenant}/apps/{app}",
             get(objects::get::<App>).put(apps::update).delete(objects::delete::<App>),
         )
+        .route("/tenants/{tenant}/apps/{app}/scale", put(apps::scale))
+        .route("/tenants/{tenant}/apps/{app}/revisions", get(revisions::list))
+        .route("/tenants/{tenant}/apps/{app}/rollback", post(revisions::rollback))
         .route("/tenants/{tenant}/databases", post(databases::create).get(objects::list::<Database>))
         .route("/tenants/{tenant}/databases/{db}", get(objects::get::<Database>).delete(objects::delete::<Database>))
         .route("/tenants/{tenant}/databases/{db}/credentials", get(credentials::get))

@@ -1,6 +1,11 @@
-//! App reconciler: Deployment, Service, Ingress and status; one "ready" email.
+//! App reconciler: Deployment, Service, Ingress, autoscaler, revisions and status; one "ready"
+//! email, and for a failed rollout the automatic rollback (when asked for) and one email per
+//! revision.
 
+mod autoscaler;
 mod resources;
+mod revisions;
+mod rollout;
 mod status;
 
 use crate::{
@@ -9,15 +14,21 @@ use crate::{
     notify,
 };
 use k8s_openapi::api::{
-    core::v1::Service,
+    apps::v1::ControllerRevision,
+    autoscaling::v2::HorizontalPodAutoscaler,
+    core::v1::{Pod, Service},
     networking::v1::{Ingress, NetworkPolicy},
 };
 use kube::{
     Api, Resource, ResourceExt,
+    api::ListParams,
     runtime::{controller::Action, events::EventType},
 };
 use resources::AppIdentity;
-use slipway_crds::{App, AppPhase, AppStatus, Tenant};
+use slipway_crds::{
+    App, AppPhase, AppStatus, Tenant,
+    revision::{Outcome, template_key},
+};
 use std::sync::Arc;
 
 /// Brings the App's workload objects and status to what its spec asks for.
@@ -57,6 +68,14 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
         label: slipway_crds::APP_LABEL,
     };
 
+    // The revision the spec asks for: read and recorded only when the template changed.
+    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), &ns);
+    let key = template_key(&app.spec);
+    let revision = match (previous.revision, previous.template_key.as_deref()) {
+        (Some(number), Some(k)) if k == key => number,
+        _ => revisions::record(&revisions, app, &tenant_name, &key).await?,
+    };
+
     let deployment =
         apply(&Api::namespaced(client.clone(), &ns), &resources::deployment(&id, &app.spec, replicas)).await?;
     let service = apply(&Api::<Service>::namespaced(client.clone(), &ns), &resources::service(&id, &app.spec)).await?;
@@ -64,6 +83,11 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
     match resources::ingress(&id, &app.spec, ctx.ingress_class.as_deref()) {
         Some(ingress) => drop(apply(&ingresses, &ingress).await?),
         None => delete_if_exists(&ingresses, &name).await?,
+    }
+    let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
+    match autoscaler::autoscaler(&id, &app.spec) {
+        Some(hpa) => drop(apply(&autoscalers, &hpa).await?),
+        None => delete_if_exists(&autoscalers, &name).await?,
     }
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
     match resources::expose_policy(&id, &app.spec) {
@@ -75,28 +99,65 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
         Some(_) => crate::lookup::node_address(ctx).await?,
         None => None,
     };
-    let status = status::compute(&status::Observed {
+    let mut observed = status::Observed {
         generation: app.meta().generation,
         name: &name,
         namespace: &ns,
         spec: &app.spec,
         replicas,
         deployment: Some(&deployment),
+        pods: &[],
         service: Some(&service),
         node_address: node_address.as_deref(),
         previous: &previous,
-    });
-    let unchanged = AppStatus { ready_notified_at: None, ..previous.clone() } == status;
+    };
+    let mut status = status::compute(&observed);
+    // While a rollout is under way (or failed), what the pods say goes into the message: read
+    // them then only.
+    let pods;
+    if status.phase != AppPhase::Ready {
+        let selector = format!("{}={name}", slipway_crds::APP_LABEL);
+        pods = Api::<Pod>::namespaced(client.clone(), &ns).list(&ListParams::default().labels(&selector)).await?.items;
+        observed.pods = &pods;
+        status = status::compute(&observed);
+    }
+    status.revision = Some(revision);
+    status.selector = Some(format!("{}={name}", slipway_crds::APP_LABEL));
+    status.template_key = Some(key);
+    // How this revision's rollout ended, once per revision and outcome; before the status
+    // that says so, so a failed mark is retried.
+    let ended = match status.phase {
+        AppPhase::Ready => Some(Outcome::Healthy),
+        AppPhase::Failed => Some(Outcome::Failed),
+        _ => None,
+    };
+    if let Some(outcome) = ended
+        && (previous.phase != status.phase || previous.revision != Some(revision))
+    {
+        revisions::mark(&revisions, &name, revision, outcome).await?;
+    }
+    let unchanged =
+        AppStatus { ready_notified_at: None, failure_notified_revision: None, ..previous.clone() } == status;
     let written = if unchanged { app.clone() } else { apply_status(&apps, &name, &status).await? };
     if status.phase != previous.phase {
         let type_ = if status.phase == AppPhase::Failed { EventType::Warning } else { EventType::Normal };
         ctx.publish(app, type_, &format!("{:?}", status.phase), status.conditions[0].message.clone()).await;
     }
-    if status.phase == AppPhase::Ready
-        && previous.ready_notified_at.is_none()
-        && !notify_ready_once(ctx, &apps, &written, &tenant, &status).await?
-    {
-        // Lost the claim to a newer version of the App: look again with fresh data.
+    let claimed = match status.phase {
+        AppPhase::Ready if previous.ready_notified_at.is_none() => {
+            notify_ready_once(ctx, &apps, &written, &tenant, &status).await?
+        }
+        AppPhase::Failed => {
+            let auto_rollback =
+                app.spec.rollout.as_ref().and_then(|r| r.auto_rollback).unwrap_or(policy.defaults.auto_rollback);
+            let failure =
+                rollout::Failure { app: &written, tenant: &tenant, number: revision, status: &status, auto_rollback };
+            rollout::failed(ctx, &apps, &revisions, &failure).await?
+        }
+        _ => true,
+    };
+    if !claimed {
+        // Lost an email's claim to a newer version of the App: look again with fresh data.
         return Ok(Action::requeue(std::time::Duration::from_secs(1)));
     }
     Ok(Action::await_change())

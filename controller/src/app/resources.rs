@@ -32,7 +32,9 @@ fn amounts(a: Option<&ResourceAmounts>) -> Option<BTreeMap<String, Quantity>> {
 /// The App's Deployment. The pod passes the `restricted` Pod Security Standard (non-root,
 /// no privilege escalation, all capabilities dropped, RuntimeDefault seccomp), does not mount
 /// a service-account token (tenant code has no business with the API), and is ready when its
-/// port accepts TCP connections. Unset CPU/memory are left to the namespace's LimitRange.
+/// port accepts TCP connections. Unset CPU/memory are left to the namespace's LimitRange. A
+/// rollout that makes no progress for `spec.rollout.progressDeadlineSeconds` is reported
+/// failed by the Deployment controller (condition Progressing=False, ProgressDeadlineExceeded).
 pub fn deployment(id: &AppIdentity<'_>, spec: &AppSpec, replicas: i32) -> Deployment {
     let resources = spec.resources.as_ref().map(|r| ResourceRequirements {
         requests: amounts(r.requests.as_ref()),
@@ -74,6 +76,7 @@ pub fn deployment(id: &AppIdentity<'_>, spec: &AppSpec, replicas: i32) -> Deploy
         metadata: id.meta(id.name),
         spec: Some(DeploymentSpec {
             replicas: Some(replicas),
+            progress_deadline_seconds: Some(spec.progress_deadline_seconds()),
             selector: LabelSelector { match_labels: Some(id.selector()), ..Default::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(id.labels()), ..Default::default() }),
@@ -171,7 +174,17 @@ mod tests {
     }
 
     fn spec(expose: Option<Expose>) -> AppSpec {
-        AppSpec { image: "nginx".into(), port: 8080, replicas: Some(2), env: vec![], resources: None, expose }
+        AppSpec {
+            image: "nginx".into(),
+            port: 8080,
+            replicas: Some(2),
+            env: vec![],
+            resources: None,
+            expose,
+            autoscaling: None,
+            rollout: None,
+            revision_history_limit: None,
+        }
     }
 
     #[test]

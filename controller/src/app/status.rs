@@ -1,7 +1,10 @@
 //! Pure derivation of an App's status from what its Deployment and Service report.
 
 use crate::conditions::condition;
-use k8s_openapi::api::{apps::v1::Deployment, core::v1::Service};
+use k8s_openapi::api::{
+    apps::v1::Deployment,
+    core::v1::{Pod, Service},
+};
 use slipway_crds::{AppPhase, AppSpec, AppStatus, ExposeType};
 
 /// What the status is computed from.
@@ -18,6 +21,9 @@ pub struct Observed<'a> {
     pub replicas: i32,
     /// The Deployment as the API server returned it.
     pub deployment: Option<&'a Deployment>,
+    /// The App's pods, read while a rollout is under way (else empty): what keeps them from
+    /// being ready goes into the message.
+    pub pods: &'a [Pod],
     /// The Service as the API server returned it.
     pub service: Option<&'a Service>,
     /// Address put in NodePort URLs.
@@ -28,7 +34,8 @@ pub struct Observed<'a> {
 
 /// Phase, reason and message from the Deployment, per its documented status
 /// (<https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#deployment-status>).
-fn phase(deployment: Option<&Deployment>, replicas: i32) -> (AppPhase, &'static str, String) {
+fn phase(deployment: Option<&Deployment>, replicas: i32, pods: &[Pod]) -> (AppPhase, &'static str, String) {
+    let trouble = pod_trouble(pods).map(|t| format!("; {t}")).unwrap_or_default();
     let Some(d) = deployment else {
         return (AppPhase::Pending, "DeploymentMissing", "the Deployment is not created yet".into());
     };
@@ -36,10 +43,18 @@ fn phase(deployment: Option<&Deployment>, replicas: i32) -> (AppPhase, &'static 
         return (AppPhase::Pending, "DeploymentPending", "the Deployment has not reported status yet".into());
     };
     let conditions = status.conditions.iter().flatten();
-    let failed = conditions.clone().find(|c| c.type_ == "Progressing" && c.status == "False");
+    // Whether the Deployment controller has seen the current spec: until it has, its
+    // conditions describe the previous one (a rollback to a healthy revision would still read
+    // ProgressDeadlineExceeded, and be judged failed too).
+    let observed = status.observed_generation >= d.metadata.generation;
+    let failed = conditions.clone().find(|c| c.type_ == "Progressing" && c.status == "False").filter(|_| observed);
     if let Some(c) = failed {
-        let reason = c.reason.clone().unwrap_or_default();
-        return (AppPhase::Failed, "RolloutFailed", format!("{reason}: {}", c.message.clone().unwrap_or_default()));
+        // The only reason Kubernetes gives today; another one is named in the message.
+        let deadline = c.reason.as_deref() == Some("ProgressDeadlineExceeded");
+        let reason = if deadline { "ProgressDeadlineExceeded" } else { "RolloutFailed" };
+        let said = c.reason.as_deref().filter(|_| !deadline).map(|r| format!("{r}: ")).unwrap_or_default();
+        let message = c.message.as_deref().unwrap_or_default().trim_end_matches('.');
+        return (AppPhase::Failed, reason, format!("{said}{message}{trouble}"));
     }
     let available = status.available_replicas.unwrap_or(0);
     // The ReplicaSet could not create (or delete) pods, e.g. the namespace's ResourceQuota
@@ -53,7 +68,6 @@ fn phase(deployment: Option<&Deployment>, replicas: i32) -> (AppPhase, &'static 
         );
         return (phase, reason, message);
     }
-    let observed = status.observed_generation >= d.metadata.generation;
     let updated = status.updated_replicas.unwrap_or(0);
     let total = status.replicas.unwrap_or(0);
     if observed && updated >= replicas && available >= replicas && total == replicas {
@@ -62,7 +76,64 @@ fn phase(deployment: Option<&Deployment>, replicas: i32) -> (AppPhase, &'static 
     if total == 0 && replicas > 0 {
         return (AppPhase::Pending, "PodsPending", format!("0/{replicas} replicas created"));
     }
-    (AppPhase::Progressing, "RollingOut", format!("{available}/{replicas} replicas available, {updated} updated"))
+    (
+        AppPhase::Progressing,
+        "RollingOut",
+        format!("{available}/{replicas} replicas available, {updated} updated{trouble}"),
+    )
+}
+
+/// Most pods [`pod_trouble`] names.
+const TROUBLED_PODS_SHOWN: usize = 3;
+
+/// What keeps pods from being ready, in the kubelet's words, e.g. `pod web-5d9c-x2b:
+/// ImagePullBackOff (Back-off pulling image "x")`, `pod web-5d9c-x2b: CrashLoopBackOff (last
+/// exit code 1)` or `pod web-5d9c-x2b: running but not ready (readiness probe failing)`; at most
+/// [`TROUBLED_PODS_SHOWN`] pods. `None` when every pod is ready or says nothing useful.
+pub fn pod_trouble(pods: &[Pod]) -> Option<String> {
+    let troubles: Vec<String> = pods
+        .iter()
+        .filter_map(|pod| Some(format!("pod {}: {}", pod.metadata.name.as_deref()?, trouble_of(pod)?)))
+        .take(TROUBLED_PODS_SHOWN)
+        .collect();
+    (!troubles.is_empty()).then(|| troubles.join("; "))
+}
+
+fn trouble_of(pod: &Pod) -> Option<String> {
+    let status = pod.status.as_ref()?;
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let containers = status.container_statuses.iter().flatten();
+    for c in containers.clone() {
+        let state = c.state.as_ref();
+        let exit = c.last_state.as_ref().and_then(|s| s.terminated.as_ref()).map(|t| t.exit_code);
+        if let Some(waiting) = state.and_then(|s| s.waiting.as_ref()) {
+            let reason = waiting.reason.as_deref().unwrap_or("Waiting");
+            if reason == "ContainerCreating" || reason == "PodInitializing" {
+                continue;
+            }
+            let detail = match (exit, waiting.message.as_deref()) {
+                (Some(code), _) if reason == "CrashLoopBackOff" => format!(" (last exit code {code})"),
+                (_, Some(message)) => format!(" ({message})"),
+                _ => String::new(),
+            };
+            return Some(format!("{reason}{detail}"));
+        }
+        if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
+            return Some(format!("{} (exit code {})", t.reason.as_deref().unwrap_or("Terminated"), t.exit_code));
+        }
+    }
+    if containers.clone().any(|c| c.state.as_ref().is_some_and(|s| s.running.is_some()) && !c.ready) {
+        return Some("running but not ready (readiness probe failing)".into());
+    }
+    // Not scheduled: the scheduler's words (no node with enough CPU, say).
+    let unscheduled = status.conditions.iter().flatten().find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
+    Some(format!(
+        "{} ({})",
+        unscheduled.reason.as_deref().unwrap_or("Unschedulable"),
+        unscheduled.message.as_deref().unwrap_or_default()
+    ))
 }
 
 /// The App's node port, if its Service has one.
@@ -72,7 +143,7 @@ pub fn node_port(service: Option<&Service>) -> Option<i32> {
 
 /// The status an App should have now.
 pub fn compute(o: &Observed<'_>) -> AppStatus {
-    let (phase, reason, message) = phase(o.deployment, o.replicas);
+    let (phase, reason, message) = phase(o.deployment, o.replicas, o.pods);
     let node_port = node_port(o.service);
     let url = match o.spec.expose_type() {
         ExposeType::NodePort => node_port.zip(o.node_address).map(|(port, addr)| format!("http://{addr}:{port}")),
@@ -100,6 +171,11 @@ pub fn compute(o: &Observed<'_>) -> AppStatus {
         node_port,
         url,
         conditions,
+        // Filled in by the reconciler, which records revisions.
+        revision: None,
+        template_key: None,
+        selector: None,
+        failure_notified_revision: None,
         ready_notified_at: None,
     }
 }
@@ -151,6 +227,7 @@ mod tests {
             spec,
             replicas: 2,
             deployment: d,
+            pods: &[],
             service: s,
             node_address: Some("192.0.2.5"),
             previous: prev,
@@ -165,6 +242,9 @@ mod tests {
             env: vec![],
             resources: None,
             expose: Some(Expose { type_: ExposeType::NodePort, host: None }),
+            autoscaling: None,
+            rollout: None,
+            revision_history_limit: None,
         }
     }
 
@@ -175,6 +255,11 @@ mod tests {
         assert_eq!(observe(&spec, None, None, &prev).phase, AppPhase::Pending);
         assert_eq!(observe(&spec, Some(&deployment(2, 1, false)), None, &prev).phase, AppPhase::Progressing);
         assert_eq!(observe(&spec, Some(&deployment(2, 1, true)), None, &prev).phase, AppPhase::Failed);
+        // A failure the Deployment controller reported before it saw the current spec (just
+        // rolled back, say) is the previous spec's: the new one is still rolling out.
+        let mut stale = deployment(2, 1, true);
+        stale.metadata.generation = Some(2);
+        assert_eq!(observe(&spec, Some(&stale), None, &prev).phase, AppPhase::Progressing);
         let ready = observe(&spec, Some(&deployment(2, 2, false)), None, &prev);
         assert_eq!(ready.phase, AppPhase::Ready);
         assert_eq!(ready.available_replicas, 2);
@@ -221,5 +306,70 @@ mod tests {
         cluster_ip.expose = None;
         let status = observe(&cluster_ip, None, None, &AppStatus::default());
         assert_eq!(status.url.as_deref(), Some("http://web.tenant-acme.svc.cluster.local:8080"));
+    }
+
+    fn pod(name: &str, state: serde_json::Value, last: serde_json::Value, ready: bool) -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name},
+            "status": {"containerStatuses": [{
+                "name": "app", "image": "x", "imageID": "", "restartCount": 3, "ready": ready,
+                "state": state, "lastState": last,
+            }]},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_failed_rollout_says_what_the_pods_say() {
+        let pull = pod(
+            "web-6b7-a",
+            serde_json::json!({"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image \"x:missing\""}}),
+            serde_json::json!({}),
+            false,
+        );
+        let crash = pod(
+            "web-6b7-b",
+            serde_json::json!({"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 10s"}}),
+            serde_json::json!({"terminated": {"exitCode": 1, "reason": "Error"}}),
+            false,
+        );
+        let deaf = pod("web-6b7-c", serde_json::json!({"running": {}}), serde_json::json!({}), false);
+        let fine = pod("web-5a4-d", serde_json::json!({"running": {}}), serde_json::json!({}), true);
+        let creating = pod(
+            "web-6b7-e",
+            serde_json::json!({"waiting": {"reason": "ContainerCreating"}}),
+            serde_json::json!({}),
+            false,
+        );
+        let pods = [fine.clone(), creating, pull, crash, deaf];
+        assert_eq!(
+            pod_trouble(&pods).unwrap(),
+            r#"pod web-6b7-a: ImagePullBackOff (Back-off pulling image "x:missing"); pod web-6b7-b: CrashLoopBackOff (last exit code 1); pod web-6b7-c: running but not ready (readiness probe failing)"#
+        );
+        assert_eq!(pod_trouble(&[fine]), None);
+
+        let mut d = deployment(2, 1, true);
+        d.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].message =
+            Some(r#"ReplicaSet "web-6b7" has timed out progressing."#.into());
+        let spec = node_port_spec();
+        let status = compute(&Observed {
+            generation: Some(3),
+            name: "web",
+            namespace: "tenant-acme",
+            spec: &spec,
+            replicas: 2,
+            deployment: Some(&d),
+            pods: &pods[2..3],
+            service: None,
+            node_address: None,
+            previous: &AppStatus::default(),
+        });
+        assert_eq!(status.phase, AppPhase::Failed);
+        let ready = &status.conditions[0];
+        assert_eq!(ready.reason, "ProgressDeadlineExceeded");
+        assert_eq!(
+            ready.message,
+            r#"ReplicaSet "web-6b7" has timed out progressing; pod web-6b7-a: ImagePullBackOff (Back-off pulling image "x:missing")"#
+        );
     }
 }

@@ -123,7 +123,8 @@ pub fn limit_range(tenant: &str, policy: &TenantPolicy, owner: OwnerReference) -
     }
 }
 
-/// What a tenant member may do in the tenant namespace: manage Slipway resources, read the
+/// What a tenant member may do in the tenant namespace: manage Slipway resources (and scale
+/// Apps through their scale subresource), read the
 /// workloads, pods, logs and events the controller makes from them, and read the tenant's
 /// Secrets one by one (its own Database credentials) and volume claims. Nothing else: the
 /// Deployments and Services are the controller's to write.
@@ -138,17 +139,21 @@ pub fn member_role() -> ClusterRole {
         rules: Some(vec![
             rule(&[slipway_crds::GROUP], &kinds, &["get", "list", "watch", "create", "update", "patch", "delete"]),
             rule(&[slipway_crds::GROUP], &statuses, &read),
+            // `kubectl scale app/NAME`: judged by the webhook like any change of the App.
+            rule(&[slipway_crds::GROUP], &["apps/scale"], &["get", "update", "patch"]),
             rule(
                 &[""],
                 &["pods", "pods/log", "events", "services", "endpoints", "resourcequotas", "limitranges"],
                 &read,
             ),
-            rule(&["apps"], &["deployments", "replicasets", "statefulsets"], &read),
+            // Apps' revision history is kept in ControllerRevisions (see `slipway_crds::revision`).
+            rule(&["apps"], &["deployments", "replicasets", "statefulsets", "controllerrevisions"], &read),
             // Database credentials by name (`GET .../databases/{db}/credentials` reads them as
             // the member); not `list`, which would return every Secret's content at once.
             rule(&[""], &["secrets"], &["get"]),
             rule(&[""], &["persistentvolumeclaims"], &read),
             rule(&["networking.k8s.io"], &["ingresses"], &read),
+            rule(&["autoscaling"], &["horizontalpodautoscalers"], &read),
             rule(&["events.k8s.io"], &["events"], &read),
         ]),
         ..Default::default()

@@ -91,6 +91,9 @@ mod tests {
             env: vec![],
             resources: None,
             expose: Some(expose),
+            autoscaling: None,
+            rollout: None,
+            revision_history_limit: None,
         };
         let platform = Platform::new("apps.example.com", [""; 0]);
         let review = Review {

@@ -36,16 +36,18 @@ fn amount(policy: &TenantPolicy, field: &str, q: Option<&Quantity>, total: Total
     Some(parsed)
 }
 
-/// An App's replicas and pod amounts.
+/// An App's replicas (and the most its autoscaling may reach) and pod amounts.
 pub(crate) fn review_app(policy: &TenantPolicy, spec: &AppSpec, out: &mut Outcome) {
-    let replicas = policy.replicas_of(spec);
     let max = policy.limits.max_replicas;
-    if u32::try_from(replicas).is_ok_and(|r| r > max) {
-        out.deny(Violation::invalid(
-            "spec.replicas",
-            format!("{replicas} exceeds the plan \"{}\" limit of {max}", policy.plan),
-        ));
+    let autoscaled = spec.autoscaling.as_ref().map(|a| a.max_replicas);
+    for (field, count) in
+        [("spec.replicas", Some(policy.replicas_of(spec))), ("spec.autoscaling.maxReplicas", autoscaled)]
+    {
+        if let Some(count) = count.filter(|c| u32::try_from(*c).is_ok_and(|c| c > max)) {
+            out.deny(Violation::invalid(field, format!("{count} exceeds the plan \"{}\" limit of {max}", policy.plan)));
+        }
     }
+    let replicas = policy.most_replicas_of(spec);
     let resources = spec.resources.as_ref();
     for total in Total::COMPUTE {
         let name = total.name();
@@ -115,6 +117,9 @@ mod tests {
             env: vec![],
             resources: Some(ComputeResources { requests: requests.map(amounts), limits: limits.map(amounts) }),
             expose: None,
+            autoscaling: None,
+            rollout: None,
+            revision_history_limit: None,
         }
     }
 

@@ -82,6 +82,7 @@ impl Spec {
                 limits: self.limits.as_ref().map(Amounts::build),
             }),
             expose,
+            autoscaling: None, rollout: None, revision_history_limit: None,
         }
     }
 }
