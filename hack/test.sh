@@ -44,9 +44,22 @@ real_node_report() {
   done
   return 0
 }
+# What the in-process Slipway of each test binary warned about (tests/support/mod.rs).
+export SLIPWAY_TEST_LOGS="$SLIPWAY_STATE/test-logs/$$"
+rm -rf "$SLIPWAY_TEST_LOGS" && mkdir -p "$SLIPWAY_TEST_LOGS"
+slipway_log_report() {
+  local f
+  for f in "$SLIPWAY_TEST_LOGS"/*.log; do
+    [[ -s "$f" ]] || continue
+    log "the last warnings of Slipway in $(basename "$f" .log)"
+    tail -n 40 "$f" | cut -c1-400
+  done
+  return 0
+}
 cleanup() {
   local rc=$?
-  ((rc == 0)) || real_node_report
+  ((rc == 0)) || { slipway_log_report; real_node_report; }
+  rm -rf "$SLIPWAY_TEST_LOGS"
   hack/cluster.sh down "$real" >/dev/null 2>&1 || true
   hack/stack.sh down "$name" >/dev/null 2>&1 || true
   hack/mail.sh down "chart-$$" >/dev/null 2>&1 || true

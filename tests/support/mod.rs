@@ -53,6 +53,26 @@ pub fn cluster_env(name: &str) -> String {
     }
 }
 
+/// Sends the in-process Slipway's warnings (failed reconciles, emails that could not be sent,
+/// denied writes: `RUST_LOG` overrides the level) to `$SLIPWAY_TEST_LOGS/<test binary>.log`,
+/// which hack/test.sh prints the tail of when the suite fails: a test's captured output
+/// holds only what the test itself printed, and CI keeps only the suite's output.
+fn log_to_file() {
+    let Ok(dir) = std::env::var("SLIPWAY_TEST_LOGS") else { return };
+    let binary = std::env::current_exe().expect("the test binary has a path");
+    let stem = binary.file_stem().expect("the test binary has a name").to_string_lossy().into_owned();
+    // Cargo names test binaries <name>-<hash>: one file per test file, across runs of the suite.
+    let name = stem.rsplit_once('-').map_or(stem.as_str(), |(name, _)| name);
+    let path = std::path::Path::new(&dir).join(format!("{name}.log"));
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).unwrap_or_else(|e| {
+        panic!("SLIPWAY_TEST_LOGS: opening {}: {e}", path.display());
+    });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let writer = std::sync::Mutex::new(file);
+    // Another subscriber set by the binary itself wins: then this one is not needed.
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(writer).try_init();
+}
+
 /// The admin connection to this binary's cluster.
 pub async fn kube_config() -> kube::Config {
     let kubeconfig =
@@ -174,6 +194,7 @@ pub fn slipway() -> &'static Slipway {
         }
         // Fail here, at once, when the cluster is missing: not in Slipway's thread.
         cluster_env("KUBECONFIG");
+        log_to_file();
         let smtp_url = required_env("SLIPWAY_SMTP_URL");
         let mail_api = required_env("SLIPWAY_MAIL_API");
         let (tx, rx) = std::sync::mpsc::channel();

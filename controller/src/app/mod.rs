@@ -27,7 +27,7 @@ use kube::{
 use resources::AppIdentity;
 use slipway_crds::{
     App, AppPhase, AppStatus, Tenant,
-    revision::{Outcome, template_key},
+    revision::{Outcome, revision_name, template_key},
 };
 use std::sync::Arc;
 
@@ -107,18 +107,24 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
         replicas,
         deployment: Some(&deployment),
         pods: &[],
+        rollout_started: None,
         service: Some(&service),
         node_address: node_address.as_deref(),
         previous: &previous,
     };
     let mut status = status::compute(&observed);
     // While a rollout is under way (or failed), what the pods say goes into the message: read
-    // them then only.
-    let pods;
+    // them then only; and a failure counts only if reported after this revision started.
+    let (pods, started);
     if status.phase != AppPhase::Ready {
         let selector = format!("{}={name}", slipway_crds::APP_LABEL);
         pods = Api::<Pod>::namespaced(client.clone(), &ns).list(&ListParams::default().labels(&selector)).await?.items;
         observed.pods = &pods;
+        if status.phase == AppPhase::Failed {
+            started =
+                revisions.get_opt(&revision_name(&name, revision)).await?.and_then(|r| r.metadata.creation_timestamp);
+            observed.rollout_started = started.as_ref();
+        }
         status = status::compute(&observed);
     }
     status.revision = Some(revision);

@@ -1,9 +1,12 @@
 //! Pure derivation of an App's status from what its Deployment and Service report.
 
 use crate::conditions::condition;
-use k8s_openapi::api::{
-    apps::v1::Deployment,
-    core::v1::{Pod, Service},
+use k8s_openapi::{
+    api::{
+        apps::v1::{Deployment, DeploymentCondition},
+        core::v1::{Pod, Service},
+    },
+    apimachinery::pkg::apis::meta::v1::Time,
 };
 use slipway_crds::{AppPhase, AppSpec, AppStatus, ExposeType};
 
@@ -24,6 +27,15 @@ pub struct Observed<'a> {
     /// The App's pods, read while a rollout is under way (else empty): what keeps them from
     /// being ready goes into the message.
     pub pods: &'a [Pod],
+    /// When the current revision's rollout started (its ControllerRevision's
+    /// `creationTimestamp`), read once the Deployment reports a failed rollout: a failure the
+    /// Deployment reported no later than that is the previous revision's. Going back to a
+    /// ReplicaSet that exists already keeps the Deployment's `ProgressDeadlineExceeded`
+    /// condition until that rollout completes, and the Deployment controller sets nothing
+    /// newer meanwhile (`getNewReplicaSet` and `DeploymentTimedOut` in
+    /// kubernetes/pkg/controller/deployment), so an automatic rollback would be judged failed
+    /// in turn.
+    pub rollout_started: Option<&'a Time>,
     /// The Service as the API server returned it.
     pub service: Option<&'a Service>,
     /// Address put in NodePort URLs.
@@ -34,8 +46,9 @@ pub struct Observed<'a> {
 
 /// Phase, reason and message from the Deployment, per its documented status
 /// (<https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#deployment-status>).
-fn phase(deployment: Option<&Deployment>, replicas: i32, pods: &[Pod]) -> (AppPhase, &'static str, String) {
-    let trouble = pod_trouble(pods).map(|t| format!("; {t}")).unwrap_or_default();
+fn phase(o: &Observed<'_>) -> (AppPhase, &'static str, String) {
+    let (deployment, replicas) = (o.deployment, o.replicas);
+    let trouble = pod_trouble(o.pods).map(|t| format!("; {t}")).unwrap_or_default();
     let Some(d) = deployment else {
         return (AppPhase::Pending, "DeploymentMissing", "the Deployment is not created yet".into());
     };
@@ -47,7 +60,15 @@ fn phase(deployment: Option<&Deployment>, replicas: i32, pods: &[Pod]) -> (AppPh
     // conditions describe the previous one (a rollback to a healthy revision would still read
     // ProgressDeadlineExceeded, and be judged failed too).
     let observed = status.observed_generation >= d.metadata.generation;
-    let failed = conditions.clone().find(|c| c.type_ == "Progressing" && c.status == "False").filter(|_| observed);
+    let current = |c: &&DeploymentCondition| match (&c.last_update_time, o.rollout_started) {
+        (Some(reported), Some(started)) => reported.0 > started.0,
+        _ => true,
+    };
+    let failed = conditions
+        .clone()
+        .find(|c| c.type_ == "Progressing" && c.status == "False")
+        .filter(|_| observed)
+        .filter(current);
     if let Some(c) = failed {
         // The only reason Kubernetes gives today; another one is named in the message.
         let deadline = c.reason.as_deref() == Some("ProgressDeadlineExceeded");
@@ -143,7 +164,7 @@ pub fn node_port(service: Option<&Service>) -> Option<i32> {
 
 /// The status an App should have now.
 pub fn compute(o: &Observed<'_>) -> AppStatus {
-    let (phase, reason, message) = phase(o.deployment, o.replicas, o.pods);
+    let (phase, reason, message) = phase(o);
     let node_port = node_port(o.service);
     let url = match o.spec.expose_type() {
         ExposeType::NodePort => node_port.zip(o.node_address).map(|(port, addr)| format!("http://{addr}:{port}")),
@@ -185,7 +206,7 @@ mod tests {
     use super::*;
     use k8s_openapi::{
         api::{
-            apps::v1::{DeploymentCondition, DeploymentStatus},
+            apps::v1::DeploymentStatus,
             core::v1::{ServicePort, ServiceSpec},
         },
         apimachinery::pkg::apis::meta::v1::ObjectMeta,
@@ -220,6 +241,16 @@ mod tests {
         s: Option<&'a Service>,
         prev: &'a AppStatus,
     ) -> AppStatus {
+        observe_since(spec, d, s, prev, None)
+    }
+
+    fn observe_since<'a>(
+        spec: &'a AppSpec,
+        d: Option<&'a Deployment>,
+        s: Option<&'a Service>,
+        prev: &'a AppStatus,
+        rollout_started: Option<&'a Time>,
+    ) -> AppStatus {
         compute(&Observed {
             generation: Some(3),
             name: "web",
@@ -228,6 +259,7 @@ mod tests {
             replicas: 2,
             deployment: d,
             pods: &[],
+            rollout_started,
             service: s,
             node_address: Some("192.0.2.5"),
             previous: prev,
@@ -260,6 +292,21 @@ mod tests {
         let mut stale = deployment(2, 1, true);
         stale.metadata.generation = Some(2);
         assert_eq!(observe(&spec, Some(&stale), None, &prev).phase, AppPhase::Progressing);
+        // Going back to a ReplicaSet that exists: the Deployment has seen the spec but keeps
+        // the previous rollout's failure (reported at 10:00:20) until it completes. Only a
+        // failure reported after the current revision started is its own.
+        let mut kept = deployment(2, 1, true);
+        let time = |t: &str| Time(t.parse().unwrap());
+        kept.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].last_update_time =
+            Some(time("2026-12-04T10:00:20Z"));
+        for (started, phase) in [
+            ("2026-12-04T10:00:21Z", AppPhase::Progressing),
+            ("2026-12-04T10:00:20Z", AppPhase::Progressing),
+            ("2026-12-04T09:59:58Z", AppPhase::Failed),
+        ] {
+            let started = time(started);
+            assert_eq!(observe_since(&spec, Some(&kept), None, &prev, Some(&started)).phase, phase, "{started:?}");
+        }
         let ready = observe(&spec, Some(&deployment(2, 2, false)), None, &prev);
         assert_eq!(ready.phase, AppPhase::Ready);
         assert_eq!(ready.available_replicas, 2);
@@ -360,6 +407,7 @@ mod tests {
             replicas: 2,
             deployment: Some(&d),
             pods: &pods[2..3],
+            rollout_started: None,
             service: None,
             node_address: None,
             previous: &AppStatus::default(),
