@@ -20,8 +20,12 @@
 #                                                     hack/tools.sh's local-path-provisioner
 #   traefik    localhost/slipway-dev/traefik:3.6.12   ingress controller of the real node:
 #                                                     hack/tools.sh's traefik
+#   metrics-server  localhost/slipway-dev/metrics-server:0.8.0
+#                                                     pod metrics for HPAs on the real node:
+#                                                     hack/tools.sh's metrics-server
 #   debian     localhost/slipway-dev/debian:bookworm  minimal Debian (mmdebstrap minbase)
-#   hello      localhost/slipway-dev/hello:latest     test App on 8080: "hello from <pod>", /visits
+#   hello      localhost/slipway-dev/hello:latest     test App on 8080: "hello from <pod>", /visits,
+#                                                     /burn?ms=N (keeps a CPU busy)
 #   postgres   localhost/slipway-dev/postgres:15      official images' entrypoint contract,
 #   mariadb    localhost/slipway-dev/mariadb:10.11    uid/gid 999, Debian's packages
 #   redis      localhost/slipway-dev/redis:7
@@ -45,7 +49,7 @@ CACHE_DIR="$SLIPWAY_CACHE/images"
 WORKSPACE_DIR="$REPO/controller/workspace-image"
 
 # The node's images, which `import` takes by default, and Slipway's own.
-ALL_IMAGES=(pause coredns local-path-provisioner traefik debian hello postgres mariadb redis workspace)
+ALL_IMAGES=(pause coredns local-path-provisioner traefik metrics-server debian hello postgres mariadb redis workspace)
 KNOWN_IMAGES=("${ALL_IMAGES[@]}" slipway)
 
 SUITE=bookworm
@@ -184,6 +188,12 @@ define() {
       # nonroot user. hack/tools.sh stamps pkg/version.Version.
       go_binary_image traefik /usr/local/bin/traefik version 'Version: *v{V}'
       OCI+=(--port 8000/tcp)
+      ;;
+    metrics-server)
+      # Resource metrics for HorizontalPodAutoscalers (hack/node/metrics-server.yaml): as
+      # upstream's image, nothing but the binary. hack/tools.sh stamps client-go's version.
+      go_binary_image metrics-server /metrics-server --version 'v{V}'
+      OCI+=(--port 10250/tcp)
       ;;
     debian)
       REF=localhost/slipway-dev/debian:$SUITE

@@ -30,7 +30,8 @@
 #   - local-path-provisioner (hack/node/local-path-storage.yaml) behind the default
 #     StorageClass `standard`, volumes in $SLIPWAY_STATE/node/volumes;
 #   - Traefik (hack/node/traefik.yaml), serving IngressClass $INGRESS_CLASS on node port
-#     $INGRESS_NODE_PORT.
+#     $INGRESS_NODE_PORT;
+#   - metrics-server (hack/node/metrics-server.yaml): pod metrics for HorizontalPodAutoscalers.
 #
 # Kernel settings: kubelet sets vm.overcommit_memory, kernel.panic, kernel.panic_on_oops and
 # kernel.keys.* at start; the bridge needs net.ipv4.ip_forward while pods run. The first `up`
@@ -388,6 +389,11 @@ available() {
   [[ "$(kubectl_ -n "$1" get deployment "$2" -o jsonpath='{.status.availableReplicas}')" == 1 ]]
 }
 
+# node_metrics: metrics.k8s.io serves the node's usage (metrics-server scraped its kubelet).
+node_metrics() {
+  kubectl_ get --raw "/apis/metrics.k8s.io/v1beta1/nodes/$NODE_NAME" >/dev/null 2>&1
+}
+
 cmd_healthy() {
   [[ "$(owner)" == "$1" ]] && processes_alive && node_ready
 }
@@ -451,7 +457,7 @@ cmd_up() {
   need_cmd nft nftables
   need_cmd conntrack conntrack
   [[ -x /usr/lib/cni/bridge ]] || need_cmd /usr/lib/cni/bridge containernetworking-plugins
-  "$HACK_DIR/tools.sh" build kubernetes coredns local-path-provisioner traefik >&2
+  "$HACK_DIR/tools.sh" build kubernetes coredns local-path-provisioner traefik metrics-server >&2
   "$HACK_DIR/images.sh" build >&2
   local kubelet kube_proxy
   kubelet="$(tool_path kubelet)"
@@ -525,6 +531,14 @@ cmd_up() {
     -e "s|__NODE_ADDRESS__|$NODE_ADDRESS|g" -e "s|__INGRESS_CLASS__|$INGRESS_CLASS|g" \
     -e "s|__INGRESS_NODE_PORT__|$INGRESS_NODE_PORT|g"
   wait_node kubelet 120 available traefik traefik
+
+  log "starting metrics-server (pod metrics for HorizontalPodAutoscalers)"
+  apply_manifest metrics-server.yaml -e "s|__IMAGE__|$(image_ref metrics-server)|g" \
+    -e "s|__NODE_NAME__|$NODE_NAME|g"
+  wait_node kubelet 120 available kube-system metrics-server
+  # Served once it has scraped the node twice: until then an HPA reads no metrics, and an
+  # unavailable aggregated API fails discovery (namespace deletion waits on it).
+  wait_node kubelet 120 node_metrics
   log "real node $NODE_NAME is up in $((SECONDS - start))s"
 }
 
@@ -568,9 +582,12 @@ cmd_down() {
   fi
   [[ -d "$NODE_DIR" || -d "$BASELINE" ]] || return 0
   log "stopping real node $NODE_NAME"
-  # Delete the Node object when its cluster outlives it, so nothing is scheduled there.
+  # Delete the Node object when its cluster outlives it, so nothing is scheduled there, and
+  # the metrics API, whose server goes with the node (an unavailable aggregated API fails
+  # discovery, and namespace deletion with it).
   if [[ -n "$(owner)" && -f "$SLIPWAY_STATE/clusters/$(owner)/kubeconfig" ]]; then
     kubectl_ --request-timeout=5s delete node "$NODE_NAME" --wait=false >/dev/null 2>&1 || true
+    kubectl_ --request-timeout=5s delete apiservice v1beta1.metrics.k8s.io --wait=false >/dev/null 2>&1 || true
   fi
   stop_pidfiles "$NODE_DIR/pids/kube-proxy.pid" "$NODE_DIR/pids/kubelet.pid"
   kill_pods

@@ -95,6 +95,16 @@ cargo test --workspace --all-targets "$@"
 # of everything, the API on PostgreSQL, reached through its node port): tests/support/mod.rs.
 # Only for the whole suite: arguments select a part of it.
 if (($# == 0)); then
+  # The first pass's tenants still hold the real node's CPU (the scheduler counts requests,
+  # and the tests leave their tenants behind): delete them before Slipway's own pods and the
+  # second pass's join. Their namespaces go now (the namespace controller); the Tenants once
+  # the chart's controller takes their finalizer off.
+  real_kubectl() { "$(tool_path kubectl)" --kubeconfig "$SLIPWAY_STATE/clusters/$real/kubeconfig" "$@"; }
+  real_kubectl delete tenants.slipway.dev --all --wait=false >/dev/null
+  real_kubectl delete namespaces -l slipway.dev/tenant --wait=false >/dev/null
+  tenant_namespaces_gone() { [[ -z "$(real_kubectl get namespaces -l slipway.dev/tenant -o name)" ]]; }
+  wait_for "the first pass's tenant namespaces to go" 300 tenant_namespaces_gone \
+    || die "tenant namespaces are left: $(real_kubectl get namespaces -l slipway.dev/tenant -o name | tr '\n' ' ')"
   log "tests/workloads.rs again, against Slipway installed by its chart"
   SLIPWAY_UNDER_TEST=chart cargo test --test workloads
 fi

@@ -5,7 +5,7 @@
 #   hack/tools.sh                  build every tool that is not cached yet, and install
 #                                  schemathesis (PyPI) with hack/schemathesis.sh
 #   hack/tools.sh build TOOL...    build only these tools (kubernetes etcd kwok mailhog coredns
-#                                  local-path-provisioner traefik helm kubeconform)
+#                                  local-path-provisioner traefik helm kubeconform metrics-server)
 #   hack/tools.sh path BINARY      print the cached path of BINARY (building it if needed)
 #   hack/tools.sh list             print "tool version binary path" for every binary
 #
@@ -33,8 +33,11 @@ TRAEFIK_VERSION=v3.6.12
 HELM_VERSION=v4.3.2
 # Validates the rendered chart against Kubernetes' and Slipway's schemas (hack/chart.sh).
 KUBECONFORM_VERSION=v0.8.0
+# Resource metrics (CPU, memory) of the real node's pods for HorizontalPodAutoscalers
+# (hack/node.sh); v0.8.0 is the newest approved release the module proxy serves.
+METRICS_SERVER_VERSION=v0.8.0
 
-ALL_TOOLS=(kubernetes etcd kwok mailhog coredns local-path-provisioner traefik helm kubeconform)
+ALL_TOOLS=(kubernetes etcd kwok mailhog coredns local-path-provisioner traefik helm kubeconform metrics-server)
 
 tool_version() {
   case "$1" in
@@ -47,6 +50,7 @@ tool_version() {
     traefik) echo "$TRAEFIK_VERSION" ;;
     helm) echo "$HELM_VERSION" ;;
     kubeconform) echo "$KUBECONFORM_VERSION" ;;
+    metrics-server) echo "$METRICS_SERVER_VERSION" ;;
     *) die "unknown tool '$1' (known: ${ALL_TOOLS[*]})" ;;
   esac
 }
@@ -62,6 +66,7 @@ tool_binaries() {
     traefik) echo "traefik" ;;
     helm) echo "helm" ;;
     kubeconform) echo "kubeconform" ;;
+    metrics-server) echo "metrics-server" ;;
   esac
 }
 
@@ -172,6 +177,12 @@ go_build() {
       kubeconform)
         go build "${flags[@]}" -ldflags "$ldflags" -o "$out/kubeconform" \
           github.com/yannh/kubeconform/cmd/kubeconform
+        ;;
+      metrics-server)
+        # Static, for an image with nothing else in it. Upstream's Makefile stamps client-go's
+        # version package, so `--version` names the release.
+        go build "${flags[@]}" -ldflags "$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$version" \
+          -o "$out/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server
         ;;
     esac
   )

@@ -11,6 +11,7 @@ const DATABASE: &str = "sqlite";
 const CLUSTER: support::Cluster = support::Cluster::Real;
 
 use k8s_openapi::api::{
+    autoscaling::v2::HorizontalPodAutoscaler,
     core::v1::{Event, Pod},
     networking::v1::Ingress,
 };
@@ -227,6 +228,78 @@ async fn failed_rollouts_roll_back_by_themselves_and_tell_the_owner_once() {
     }
     // Once per revision, not per reconcile.
     assert_eq!(failure_emails(&email).await.len(), 2);
+}
+
+/// Autoscaling for real: metrics-server (hack/node.sh) measures the pods, the App's
+/// HorizontalPodAutoscaler scales it through its scale subresource from 1 toward
+/// `maxReplicas` while `/burn` keeps its pods busy, never beyond, and back to 1 once the load
+/// stops. The load is one request at a time: at most one pod's CPU limit (500m on the
+/// standard plan) of the two cores CI shares.
+#[tokio::test]
+async fn an_autoscaled_app_grows_under_cpu_load_and_shrinks_after_it() {
+    let (fred, _) = Client::new_user("fred").await;
+    let tenant = fred.create_tenant("busy", "standard").await;
+    let autoscaling = json!({"minReplicas": 1, "maxReplicas": 3, "targetCPUUtilizationPercentage": 50, "scaleDownStabilizationSeconds": 0});
+    let spec = json!({"image": HELLO, "port": 8080, "replicas": 1, "expose": {"type": "NodePort"}, "autoscaling": autoscaling});
+    fred.created(&format!("/tenants/{tenant}/apps"), json!({"name": "web", "spec": spec})).await;
+    let path = format!("/tenants/{tenant}/apps/web");
+    let url = ready(&fred, &path, "the App").await["url"].as_str().unwrap().to_string();
+    eventually(Duration::from_secs(60), "the App to answer", || page(&url)).await;
+
+    // The autoscaler reads the pod's CPU before there is any load: metrics flow.
+    let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(kube_admin().await, &format!("tenant-{tenant}"));
+    eventually(START, "the autoscaler to read the pods' CPU", || async {
+        let hpa = autoscalers.get("web").await.ok()?;
+        let metrics = hpa.status?.current_metrics?;
+        metrics
+            .iter()
+            .any(|m| m.resource.as_ref().is_some_and(|r| r.current.average_utilization.is_some()))
+            .then_some(())
+    })
+    .await;
+
+    let replicas = || async { fred.get(&path).await.body["spec"]["replicas"].as_i64().unwrap() };
+    let burn = format!("{url}/burn?ms=1000");
+    let load = tokio::spawn(async move {
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        loop {
+            let _ = http.get(&burn).send().await;
+        }
+    });
+    let started = Instant::now();
+    // The most replicas seen at any poll.
+    let most = std::cell::Cell::new(1);
+    eventually(START, "the App to scale up under load", || async {
+        let now = replicas().await;
+        most.set(most.get().max(now));
+        (now >= 2).then_some(())
+    })
+    .await;
+    eprintln!("load to the first scale-up: {:?}", started.elapsed());
+    eventually(START, "the App to reach maxReplicas under load", || async {
+        let now = replicas().await;
+        most.set(most.get().max(now));
+        (now == 3).then_some(())
+    })
+    .await;
+    eprintln!("load to maxReplicas (3): {:?}", started.elapsed());
+    load.abort();
+
+    let stopped = Instant::now();
+    eventually(Duration::from_secs(300), "the App to scale back down after the load", || async {
+        let now = replicas().await;
+        most.set(most.get().max(now));
+        (now == 1).then_some(())
+    })
+    .await;
+    eprintln!("load stopped to 1 replica again: {:?}", stopped.elapsed());
+    assert_eq!(most.get(), 3, "never beyond maxReplicas");
+    eventually(START, "one pod to serve again", || async {
+        (ready_pods(&tenant, "web").await.len() == 1).then_some(())
+    })
+    .await;
+    // The node's CPU is shared by every test here.
+    assert_eq!(fred.delete(&path).await.status, 204);
 }
 
 #[tokio::test]
