@@ -24,7 +24,7 @@ pub struct AdmissionEvent {
     /// the same change: it calls admission once more for each retry of an UPDATE or DELETE
     /// that met a conflict (a controller's concurrent write), so a sink keeps one event per id.
     /// A CREATE's is its review's `uid`; an UPDATE's, the object's `uid`, the requester and the
-    /// new content; a DELETE's, the object's `uid` and the requester.
+    /// new content but its status; a DELETE's, the object's `uid` and the requester.
     pub id: String,
     /// The requester's Kubernetes user name (a member's address, `system:serviceaccount:…`).
     pub actor: String,
@@ -92,6 +92,13 @@ fn identity(request: &AdmissionRequest<DynamicObject>, actor: &str) -> String {
                     metadata.remove(volatile);
                 }
             }
+            // Nor the status, which nobody asks for here: the API server keeps the stored
+            // status in an update of the object (the status subresource changes it), and a
+            // Scale's status is the App's. A controller's status write meanwhile is what made
+            // the API server retry, with the newer status in the object.
+            if let Some(content) = content.as_mut().and_then(|c| c.as_object_mut()) {
+                content.remove("status");
+            }
             format!("UPDATE\n{}\n{actor}\n{}", old_uid(), content.unwrap_or_default())
         }
         Operation::Delete => format!("DELETE\n{}\n{actor}", old_uid()),
@@ -155,13 +162,14 @@ mod tests {
 
     #[test]
     fn a_change_asked_about_again_keeps_its_id_and_another_change_gets_another() {
-        let with = |operation: &str, uid: &str, replicas: i64, resource_version: &str| {
+        let with_status = |operation: &str, uid: &str, replicas: i64, resource_version: &str, running: i64| {
             let mut r = request(operation, json!({}), false);
             r.uid = uid.into();
             let object: DynamicObject = serde_json::from_value(json!({
                 "apiVersion": "slipway.dev/v1alpha1", "kind": "App",
                 "metadata": {"name": "web", "uid": "u1", "resourceVersion": resource_version},
                 "spec": {"replicas": replicas},
+                "status": {"replicas": running},
             }))
             .unwrap();
             r.old_object = Some(object.clone());
@@ -169,8 +177,13 @@ mod tests {
             let response = AdmissionResponse::from(&r);
             event(&r, &response, None).unwrap().id
         };
-        // The API server's retry after a conflict: a new review uid, a newer resourceVersion.
+        let with = |operation: &str, uid: &str, replicas: i64, resource_version: &str| {
+            with_status(operation, uid, replicas, resource_version, 1)
+        };
+        // The API server's retry after a conflict: a new review uid, a newer resourceVersion,
+        // and the status the controller wrote meanwhile.
         assert_eq!(with("UPDATE", "a", 2, "10"), with("UPDATE", "b", 2, "11"));
+        assert_eq!(with_status("UPDATE", "a", 2, "10", 1), with_status("UPDATE", "b", 2, "11", 2));
         assert_ne!(with("UPDATE", "a", 2, "10"), with("UPDATE", "a", 3, "10"));
         assert_eq!(with("DELETE", "a", 2, "10"), with("DELETE", "b", 2, "12"));
         assert_ne!(with("CREATE", "a", 2, "10"), with("CREATE", "b", 2, "10"));
