@@ -60,19 +60,24 @@ pub async fn create(state: &AppState, user: &AuthUser, name: &str, plan: &str) -
     };
     let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     let tenants = Api::<Tenant>::all(state.cluster.service());
-    let created = match tenants.create(&params, &Tenant::new(name, spec)).await {
-        Ok(t) => t,
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            // A deleted tenant keeps its name until its namespace, and all its data, are gone
-            // (the controller's finalizer): never hand them to the next claimant.
-            let releasing = tenants.get_opt(name).await?.is_some_and(|t| t.metadata.deletion_timestamp.is_some());
-            return Err(if releasing {
-                ApiError::Conflict(format!("the tenant name {name:?} is being released, try again in a few seconds"))
-            } else {
-                taken()
-            });
+    let tenant = Tenant::new(name, spec);
+    let releasing =
+        || ApiError::Conflict(format!("the tenant name {name:?} is being released, try again in a few seconds"));
+    // A deleted tenant keeps its name until its namespace, and all its data, are gone (the
+    // controller's finalizer): never hand them to the next claimant. The old Tenant may go
+    // between the conflict and the look at it: then the name is free, and one more try takes it.
+    let mut retried = false;
+    let created = loop {
+        match tenants.create(&params, &tenant).await {
+            Ok(t) => break t,
+            Err(kube::Error::Api(s)) if s.code == 409 => match tenants.get_opt(name).await? {
+                Some(old) if old.metadata.deletion_timestamp.is_some() => return Err(releasing()),
+                Some(_) => return Err(taken()),
+                None if !retried => retried = true,
+                None => return Err(releasing()),
+            },
+            Err(e) => return Err(e.into()),
         }
-        Err(e) => return Err(e.into()),
     };
     tx.commit().await?;
     tracing::info!(tenant = %name, %plan, user = %user.id, "tenant created");
