@@ -233,8 +233,9 @@ async fn failed_rollouts_roll_back_by_themselves_and_tell_the_owner_once() {
 /// Autoscaling for real: metrics-server (hack/node.sh) measures the pods, the App's
 /// HorizontalPodAutoscaler scales it through its scale subresource from 1 toward
 /// `maxReplicas` while `/burn` keeps its pods busy, never beyond, and back to 1 once the load
-/// stops. The load is one request at a time: at most one pod's CPU limit (500m on the
-/// standard plan) of the two cores CI shares.
+/// stops. The load is 100 ms of CPU then a 400 ms pause, one request at a time: about 200m of
+/// the two cores CI shares, above the target (50 % of the pods' 100m request) even spread over
+/// 3 pods (67 %), so the autoscaler reaches `maxReplicas` and stays there while it lasts.
 #[tokio::test]
 async fn an_autoscaled_app_grows_under_cpu_load_and_shrinks_after_it() {
     let (fred, _) = Client::new_user("fred").await;
@@ -259,11 +260,12 @@ async fn an_autoscaled_app_grows_under_cpu_load_and_shrinks_after_it() {
     .await;
 
     let replicas = || async { fred.get(&path).await.body["spec"]["replicas"].as_i64().unwrap() };
-    let burn = format!("{url}/burn?ms=1000");
+    let burn = format!("{url}/burn?ms=100");
     let load = tokio::spawn(async move {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
         loop {
             let _ = http.get(&burn).send().await;
+            tokio::time::sleep(Duration::from_millis(400)).await;
         }
     });
     let started = Instant::now();
