@@ -39,7 +39,7 @@ real_node_report() {
   # The kubelet evicts pods when the disk runs low (DiskPressure): say how full it is.
   df -h "$SLIPWAY_STATE" 2>&1 || true
   local f
-  for f in "$SLIPWAY_STATE"/node/logs/{kubelet,containerd}.log; do
+  for f in "$SLIPWAY_STATE"/node/logs/{kubelet,kube-proxy,containerd}.log; do
     [[ -f "$f" ]] && { log "tail of $f"; tail -n 40 "$f"; }
   done
   return 0
