@@ -259,7 +259,17 @@ async fn an_autoscaled_app_grows_under_cpu_load_and_shrinks_after_it() {
     })
     .await;
 
-    let replicas = || async { fred.get(&path).await.body["spec"]["replicas"].as_i64().unwrap() };
+    // Waits (up to `patience`) until the App's replica count satisfies `wanted`, keeping the
+    // most replicas seen at any poll.
+    let most = std::cell::Cell::new(1);
+    let replicas_until = |what: &'static str, patience: Duration, wanted: fn(i64) -> bool| {
+        let (fred, path, most) = (&fred, &path, &most);
+        eventually(patience, what, move || async move {
+            let now = fred.get(path).await.body["spec"]["replicas"].as_i64().unwrap();
+            most.set(most.get().max(now));
+            wanted(now).then_some(())
+        })
+    };
     let burn = format!("{url}/burn?ms=100");
     let load = tokio::spawn(async move {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
@@ -269,31 +279,14 @@ async fn an_autoscaled_app_grows_under_cpu_load_and_shrinks_after_it() {
         }
     });
     let started = Instant::now();
-    // The most replicas seen at any poll.
-    let most = std::cell::Cell::new(1);
-    eventually(START, "the App to scale up under load", || async {
-        let now = replicas().await;
-        most.set(most.get().max(now));
-        (now >= 2).then_some(())
-    })
-    .await;
+    replicas_until("the App to scale up under load", START, |n| n >= 2).await;
     eprintln!("load to the first scale-up: {:?}", started.elapsed());
-    eventually(START, "the App to reach maxReplicas under load", || async {
-        let now = replicas().await;
-        most.set(most.get().max(now));
-        (now == 3).then_some(())
-    })
-    .await;
+    replicas_until("the App to reach maxReplicas under load", START, |n| n == 3).await;
     eprintln!("load to maxReplicas (3): {:?}", started.elapsed());
     load.abort();
 
     let stopped = Instant::now();
-    eventually(Duration::from_secs(300), "the App to scale back down after the load", || async {
-        let now = replicas().await;
-        most.set(most.get().max(now));
-        (now == 1).then_some(())
-    })
-    .await;
+    replicas_until("the App to scale back down after the load", Duration::from_secs(300), |n| n == 1).await;
     eprintln!("load stopped to 1 replica again: {:?}", stopped.elapsed());
     assert_eq!(most.get(), 3, "never beyond maxReplicas");
     eventually(START, "one pod to serve again", || async {
