@@ -12,7 +12,8 @@
 # slipway: the release build) for the chart's tests (tests/chart.rs, with helm from
 # hack/tools.sh, and a second mail catcher and a PostgreSQL server, both chart-<pid>, that
 # pods reach on the node's address),
-# runs `cargo test --workspace`, then the real node's end-to-end tests (tests/workloads.rs) a
+# runs `cargo test --workspace`, then a short smoke of the load tests (loadtest/run.sh mixed, on
+# a stack of its own), then the real node's end-to-end tests (tests/workloads.rs) a
 # second time against Slipway installed by its chart, and tears them down again.
 # The tests read the components from the environment; a missing one fails the suite, it is
 # never skipped.
@@ -95,6 +96,12 @@ cargo test --workspace --all-targets "$@"
 # of everything, the API on PostgreSQL, reached through its node port): tests/support/mod.rs.
 # Only for the whole suite: arguments select a part of it.
 if (($# == 0)); then
+  # The load tests' smoke (loadtest/README.md): the mixed scenario, briefly, on a stack of its
+  # own, so the scenarios and their thresholds never rot.
+  log "loadtest/run.sh mixed (smoke)"
+  SLIPWAY_LOADTEST_STACK="loadtest-$$" SLIPWAY_LOADTEST_RESULTS="$SLIPWAY_STATE/loadtest/results-$$" \
+    loadtest/run.sh mixed -- --users 4 --increase-rate 4 --run-time 20s
+  rm -rf "$SLIPWAY_STATE/loadtest/results-$$"
   # The first pass's tenants still hold the real node's CPU (the scheduler counts requests,
   # and the tests leave their tenants behind): delete them before Slipway's own pods and the
   # second pass's join. Their namespaces go now (the namespace controller); the Tenants once
