@@ -30,6 +30,7 @@ mod limits;
 mod metrics;
 mod pagination;
 mod paths;
+mod read_cache;
 mod routes;
 mod teams;
 mod tenancy;
@@ -58,6 +59,8 @@ pub struct AppState {
     mailer: Arc<slipway_mail::Mailer>,
     public_url: Arc<str>,
     cluster: Cluster,
+    /// Watch caches of tenants' Apps, Databases and Workspaces, for reads.
+    reads: Arc<read_cache::ReadCache>,
     plans: Arc<PlanCatalog>,
     platform: Arc<Platform>,
     entitlements: Arc<EntitlementsConfig>,
@@ -100,6 +103,7 @@ impl Application {
             limits: Arc::new(limits::Limits::new(config.limits)),
             mailer: Arc::new(slipway_mail::Mailer::new(&config.mail)?),
             public_url: config.public_url.trim_end_matches('/').into(),
+            reads: Arc::new(read_cache::ReadCache::start(&cluster.service())),
             cluster,
             plans,
             platform: Arc::new(config.platform.clone()),

@@ -12,6 +12,7 @@ use crate::{
     error::ApiError,
     json::StrictJson,
     paths::{ObjectName, TenantName},
+    read_cache::Cached,
 };
 use axum::{Json, extract::State};
 use kube::api::{Patch, PatchParams};
@@ -72,7 +73,7 @@ pub async fn create(
 ) -> Result<Created<App>, ApiError> {
     let api = objects::member_api::<App>(&state, &user, &tenant).await?;
     preview(&state, &user, &api.clone().into(), &tenant, &req.name, &req.spec, None).await?;
-    objects::create(&api, &tenant, App::new(&req.name, req.spec)).await
+    objects::create(&state.reads, &api, &tenant, App::new(&req.name, req.spec)).await
 }
 
 /// `PUT /api/v1/tenants/{tenant}/apps/{app}` `{"spec"}` → 200; replaces the whole spec.
@@ -101,7 +102,7 @@ pub async fn update(
     let api = objects::member_api::<App>(&state, &user, &tenant).await?;
     let app = objects::fetch(&api, &tenant, &name).await?;
     preview(&state, &user, &api.clone().into(), &tenant, &name, &req.spec, Some(&app.spec)).await?;
-    objects::replace_spec(&api, &tenant, &name, &req.spec).await
+    objects::replace_spec(&state.reads, &api, &tenant, &name, &req.spec).await
 }
 
 /// `PUT /api/v1/tenants/{tenant}/apps/{app}/scale` `{"replicas"}` → 200 with the App: sets
@@ -140,5 +141,7 @@ pub async fn scale(
         kube::Error::Api(s) if s.code == 404 => objects::not_found::<App>(&name, &tenant),
         e => e.into(),
     })?;
-    Ok(Json(View::new(objects::fetch(&api, &tenant, &name).await?, &tenant)))
+    let scaled = objects::fetch(&api, &tenant, &name).await?;
+    App::cache(&state.reads).wrote(&scaled);
+    Ok(Json(View::new(scaled, &tenant)))
 }

@@ -51,5 +51,5 @@ pub async fn create(
 ) -> Result<Created<Database>, ApiError> {
     let api = objects::member_api::<Database>(&state, &user, &tenant).await?;
     preview(&state, &user, &api.clone().into(), &tenant, &req.name, &req.spec, None).await?;
-    objects::create(&api, &tenant, Database::new(&req.name, req.spec)).await
+    objects::create(&state.reads, &api, &tenant, Database::new(&req.name, req.spec)).await
 }

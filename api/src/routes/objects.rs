@@ -7,6 +7,7 @@ use crate::{
     auth::AuthUser,
     error::ApiError,
     paths::{ObjectName, TenantName},
+    read_cache::{Cached, ReadCache},
 };
 use axum::{
     Json,
@@ -38,6 +39,7 @@ pub trait TenantObject:
     + Serialize
     + Send
     + Sync
+    + Cached
     + 'static
 {
 }
@@ -52,6 +54,7 @@ impl<K> TenantObject for K where
         + Serialize
         + Send
         + Sync
+        + Cached
         + 'static
 {
 }
@@ -123,7 +126,12 @@ pub fn already_exists(kind: Kind, name: &str, tenant: &str) -> ApiError {
 /// # Errors
 /// 409 when the name is taken; 422 for schema, CEL and admission webhook (plan) denials; the
 /// rest as `From<kube::Error>`.
-pub async fn create<K: TenantObject>(api: &Api<K>, tenant: &str, mut object: K) -> Result<Created<K>, ApiError> {
+pub async fn create<K: TenantObject>(
+    reads: &ReadCache,
+    api: &Api<K>,
+    tenant: &str,
+    mut object: K,
+) -> Result<Created<K>, ApiError> {
     let name = object.name_any();
     object.labels_mut().insert(TENANT_LABEL.to_string(), tenant.to_string());
     let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
@@ -131,6 +139,7 @@ pub async fn create<K: TenantObject>(api: &Api<K>, tenant: &str, mut object: K) 
         kube::Error::Api(s) if s.code == 409 => already_exists(K::Spec::KIND, &name, tenant),
         e => e.into(),
     })?;
+    K::cache(reads).wrote(&created);
     let location = format!("/api/v1/tenants/{tenant}/{}/{name}", K::plural(&()));
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(View::new(created, tenant))))
 }
@@ -150,6 +159,7 @@ pub async fn fetch<K: TenantObject>(api: &Api<K>, tenant: &str, name: &str) -> R
 /// # Errors
 /// 404 when the object is gone; 403 and 422 for webhook, schema and CEL denials.
 pub async fn replace_spec<K: TenantObject>(
+    reads: &ReadCache,
     api: &Api<K>,
     tenant: &str,
     name: &str,
@@ -164,6 +174,7 @@ pub async fn replace_spec<K: TenantObject>(
         kube::Error::Api(s) if s.code == 404 => not_found::<K>(name, tenant),
         e => e.into(),
     })?;
+    K::cache(reads).wrote(&updated);
     Ok(Json(View::new(updated, tenant)))
 }
 
@@ -174,8 +185,10 @@ pub async fn list<K: TenantObject>(
     TenantName(tenant): TenantName,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let api = member_api::<K>(&state, &user, &tenant).await?;
-    let items: Vec<_> =
-        api.list(&ListParams::default()).await?.items.into_iter().map(|o| View::new(o, &tenant)).collect();
+    let items: Vec<_> = match K::cache(&state.reads).list(&tenant_namespace(&tenant)) {
+        Some(cached) => cached.into_iter().map(|o| View::new(K::clone(&o), &tenant)).collect(),
+        None => api.list(&ListParams::default()).await?.items.into_iter().map(|o| View::new(o, &tenant)).collect(),
+    };
     Ok(Json(serde_json::json!({ "items": items })))
 }
 
@@ -187,7 +200,11 @@ pub async fn get<K: TenantObject>(
     ObjectName { tenant, name }: ObjectName,
 ) -> Result<Json<View<K>>, ApiError> {
     let api = member_api::<K>(&state, &user, &tenant).await?;
-    Ok(Json(View::new(fetch(&api, &tenant, &name).await?, &tenant)))
+    let object = match K::cache(&state.reads).get(&tenant_namespace(&tenant), &name) {
+        Some(cached) => K::clone(&cached),
+        None => fetch(&api, &tenant, &name).await?,
+    };
+    Ok(Json(View::new(object, &tenant)))
 }
 
 /// `DELETE /api/v1/tenants/{tenant}/{apps|databases|workspaces}/{name}` → 204. Kubernetes
@@ -200,7 +217,10 @@ pub async fn delete<K: TenantObject>(
 ) -> Result<StatusCode, ApiError> {
     let api = member_api::<K>(&state, &user, &tenant).await?;
     match api.delete(&name, &DeleteParams::background()).await {
-        Ok(_) => Ok(StatusCode::NO_CONTENT),
+        Ok(_) => {
+            K::cache(&state.reads).deleted(&tenant_namespace(&tenant), &name);
+            Ok(StatusCode::NO_CONTENT)
+        }
         Err(kube::Error::Api(s)) if s.code == 404 => Err(not_found::<K>(&name, tenant.as_str())),
         Err(e) => Err(e.into()),
     }

@@ -159,7 +159,7 @@ pub async fn rollback(
     };
     let spec = app.spec.running(&target.template);
     preview(&state, &user, &apps.clone().into(), &tenant, &name, &spec, Some(&app.spec)).await?;
-    objects::replace_spec(&apps, &tenant, &name, &spec).await
+    objects::replace_spec(&state.reads, &apps, &tenant, &name, &spec).await
 }
 
 #[cfg(test)]

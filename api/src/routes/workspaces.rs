@@ -95,7 +95,7 @@ pub async fn create(
     let api = objects::member_api::<Workspace>(&state, &user, &tenant).await?;
     let spec = req.spec.into_spec(user.email.clone(), Quantity(DEFAULT_STORAGE.into()));
     preview(&state, &user, &api.clone().into(), &tenant, &req.name, &spec, None).await?;
-    objects::create(&api, &tenant, Workspace::new(&req.name, spec)).await
+    objects::create(&state.reads, &api, &tenant, Workspace::new(&req.name, spec)).await
 }
 
 /// `PUT /api/v1/tenants/{tenant}/workspaces/{ws}` `{"spec"}` → 200; replaces `cpu`, `memory`,
@@ -127,7 +127,7 @@ pub async fn update(
     let workspace = objects::fetch(&api, &tenant, &name).await?;
     let spec = req.spec.into_spec(workspace.spec.owner.clone(), workspace.spec.storage.clone());
     preview(&state, &user, &api.clone().into(), &tenant, &name, &spec, Some(&workspace.spec)).await?;
-    objects::replace_spec(&api, &tenant, &name, &spec).await
+    objects::replace_spec(&state.reads, &api, &tenant, &name, &spec).await
 }
 
 #[cfg(test)]
