@@ -122,7 +122,7 @@ pub struct AuditRecord {
     pub client: String,
 }
 
-/// Why a tenant could not be recorded (see [`Database::begin_tenant`]).
+/// Why a tenant could not be recorded (see [`Database::claim_tenant`]).
 #[derive(Debug)]
 pub enum TenantRefusal {
     /// The owner already owns as many tenants as it may: these.
@@ -640,20 +640,23 @@ impl Database {
         Ok(Some(sessions))
     }
 
-    /// Starts recording a new tenant owned by `owner`, who may own `max_tenants` in all:
-    /// returns the open transaction so the caller commits only once the Tenant exists in
-    /// Kubernetes, or why not.
+    /// Records a new tenant owned by `owner`, who may own `max_tenants` in all, and commits:
+    /// the claim of the name and of one of the owner's slots, which the caller releases with
+    /// [`Database::release_tenant_claim`] if the Tenant cannot be created in Kubernetes. Or
+    /// why not.
     ///
     /// The owner's row is written first, which locks it (a row lock in PostgreSQL, the write
     /// lock in SQLite) until the transaction ends: concurrent creates by one account take
-    /// turns, so they cannot both count the same free slot.
-    pub async fn begin_tenant(
+    /// turns, so they cannot both count the same free slot. The transaction holds no lock
+    /// across a Kubernetes call (issue 13: 100 creates 8 at a time waited up to 4.6 s on
+    /// SQLite's write lock, and 2 answered "database is locked").
+    pub async fn claim_tenant(
         &self,
         name: &str,
         plan: &str,
         owner: &str,
         max_tenants: u32,
-    ) -> sqlx::Result<Result<sqlx::Transaction<'static, sqlx::Any>, TenantRefusal>> {
+    ) -> sqlx::Result<Result<(), TenantRefusal>> {
         let mut tx = self.pool.begin().await?;
         let found = sqlx::query("UPDATE users SET max_tenants = max_tenants WHERE id = $1")
             .bind(owner)
@@ -684,7 +687,25 @@ impl Database {
             .bind(now())
             .execute(&mut *tx)
             .await?;
-        Ok(Ok(tx))
+        tx.commit().await?;
+        Ok(Ok(()))
+    }
+
+    /// Takes back the claim [`Database::claim_tenant`] made for `owner` on `name` (the
+    /// Tenant could not be created): its owner membership and the name. Someone else's tenant
+    /// of that name is never touched.
+    pub async fn release_tenant_claim(&self, name: &str, owner: &str) -> sqlx::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let claimed = sqlx::query("SELECT 1 FROM tenants WHERE name = $1 AND created_by = $2")
+            .bind(name)
+            .bind(owner)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if claimed.is_some() {
+            sqlx::query("DELETE FROM memberships WHERE tenant = $1").bind(name).execute(&mut *tx).await?;
+            sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name).execute(&mut *tx).await?;
+        }
+        tx.commit().await
     }
 
     /// The caller's membership of `tenant`, if any.

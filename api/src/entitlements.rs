@@ -61,19 +61,15 @@ pub async fn of(state: &AppState, user: &User) -> Result<Entitlements, ApiError>
     Ok(resolve(&state.entitlements, &state.plans, user, &granted))
 }
 
-/// Starts recording tenant `name` on `plan` for `user`, if the account may have it: returns
-/// the open transaction to commit once the Tenant exists in Kubernetes.
+/// Records (commits) tenant `name` on `plan` for `user`, if the account may have it; the
+/// caller releases the claim if the Tenant cannot be created (see
+/// [`crate::db::Database::claim_tenant`]).
 ///
 /// # Errors
 /// 422 for a plan that does not exist; 403 for a plan the account may not choose or when it
 /// owns as many tenants as it may (saying which, and how to get more); 409 when the name is
 /// taken; 401 when the account was deleted.
-pub async fn claim_tenant(
-    state: &AppState,
-    user_id: &str,
-    name: &str,
-    plan: &str,
-) -> Result<sqlx::Transaction<'static, sqlx::Any>, ApiError> {
+pub async fn claim_tenant(state: &AppState, user_id: &str, name: &str, plan: &str) -> Result<(), ApiError> {
     state.plans.plan(plan).map_err(|e| ApiError::invalid("plan", e.to_string()))?;
     let gone = || ApiError::Unauthorized("the account of this access token no longer exists".into());
     let user = state.db.user_by_id(user_id).await?.ok_or_else(gone)?;
@@ -84,8 +80,8 @@ pub async fn claim_tenant(
             entitled.plans.join(", ")
         )));
     }
-    match state.db.begin_tenant(name, plan, &user.id, entitled.max_tenants).await? {
-        Ok(tx) => Ok(tx),
+    match state.db.claim_tenant(name, plan, &user.id, entitled.max_tenants).await? {
+        Ok(()) => Ok(()),
         Err(TenantRefusal::AtLimit(owned)) => Err(ApiError::Forbidden(format!(
             "your account may own {} tenant(s) and owns {} ({}): delete one (DELETE /api/v1/tenants/NAME) or ask a \
              platform admin for more",

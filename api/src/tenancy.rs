@@ -47,10 +47,26 @@ pub async fn fetch(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
 /// taken or still being released by a deleted tenant.
 pub async fn create(state: &AppState, user: &AuthUser, name: &str, plan: &str) -> Result<Tenant, ApiError> {
     check_tenant_name(name).map_err(|e| ApiError::invalid("name", e))?;
-    // Recorded in SQL first (uncommitted), so a taken name or a used-up entitlement fails
-    // before touching the cluster; committed only once the Tenant exists, so SQL never lists
-    // a tenant Kubernetes lacks.
-    let tx = entitlements::claim_tenant(state, &user.id, name, plan).await?;
+    // Claimed in SQL first (committed: no SQL lock is held across the Kubernetes call), so a
+    // taken name or a used-up entitlement fails before touching the cluster; released again if
+    // the Tenant cannot be created, so SQL keeps no tenant Kubernetes refused.
+    entitlements::claim_tenant(state, &user.id, name, plan).await?;
+    let created = match create_in_cluster(state, user, name, plan).await {
+        Ok(created) => created,
+        Err(e) => {
+            state.db.release_tenant_claim(name, &user.id).await?;
+            return Err(e);
+        }
+    };
+    tracing::info!(tenant = %name, %plan, user = %user.id, "tenant created");
+    Ok(wait_until_ready(state, created).await)
+}
+
+/// Creates the Tenant object of a claimed tenant.
+///
+/// # Errors
+/// 409 when the name is taken or still being released by a deleted tenant.
+async fn create_in_cluster(state: &AppState, user: &AuthUser, name: &str, plan: &str) -> Result<Tenant, ApiError> {
     let taken = || ApiError::Conflict(format!("the tenant name {name:?} is taken; choose another"));
     let spec = TenantSpec {
         owners: vec![TenantOwner { email: user.email.clone() }],
@@ -67,9 +83,9 @@ pub async fn create(state: &AppState, user: &AuthUser, name: &str, plan: &str) -
     // controller's finalizer): never hand them to the next claimant. The old Tenant may go
     // between the conflict and the look at it: then the name is free, and one more try takes it.
     let mut retried = false;
-    let created = loop {
+    loop {
         match tenants.create(&params, &tenant).await {
-            Ok(t) => break t,
+            Ok(t) => return Ok(t),
             Err(kube::Error::Api(s)) if s.code == 409 => match tenants.get_opt(name).await? {
                 Some(old) if old.metadata.deletion_timestamp.is_some() => return Err(releasing()),
                 Some(_) => return Err(taken()),
@@ -78,10 +94,7 @@ pub async fn create(state: &AppState, user: &AuthUser, name: &str, plan: &str) -
             },
             Err(e) => return Err(e.into()),
         }
-    };
-    tx.commit().await?;
-    tracing::info!(tenant = %name, %plan, user = %user.id, "tenant created");
-    Ok(wait_until_ready(state, created).await)
+    }
 }
 
 async fn wait_until_ready(state: &AppState, created: Tenant) -> Tenant {
