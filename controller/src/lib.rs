@@ -21,6 +21,7 @@
 mod app;
 mod apply;
 mod backoff;
+mod cache;
 mod conditions;
 mod database;
 mod error;
@@ -45,8 +46,7 @@ use backoff::Backoff;
 use futures::StreamExt;
 use k8s_openapi::api::{
     apps::v1::{Deployment, StatefulSet},
-    core::v1::{Namespace, Secret, Service},
-    networking::v1::Ingress,
+    core::v1::{Secret, Service},
 };
 use kube::{
     Api, Client,
@@ -93,6 +93,7 @@ pub struct Context {
     workspace_image: String,
     database_images: DatabaseImages,
     backoff: Backoff,
+    caches: cache::Caches,
 }
 
 /// Runs the Tenant, App, Database and Workspace controllers until `shutdown` resolves.
@@ -110,6 +111,8 @@ pub async fn run(
 ) -> Result<()> {
     tenant::apply_shared_roles(&client).await?;
     let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("HOSTNAME").ok() };
+    let tenants = Controller::new(Api::<Tenant>::all(client.clone()), watcher::Config::default());
+    let (caches, streams) = cache::watches(&client, tenants.store());
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
         mailer: Mailer::new(&config.mail)?,
@@ -120,19 +123,22 @@ pub async fn run(
         plans,
         client: client.clone(),
         backoff: Backoff::default(),
+        caches,
     });
     // Every controller stops when the shutdown fires: share one signal.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
-    let tenants = Controller::new(Api::<Tenant>::all(client.clone()), watcher::Config::default())
-        .owns(Api::<Namespace>::all(client.clone()), watcher::Config::default().labels(slipway_crds::TENANT_LABEL))
+    let tenants = tenants
+        .owns_stream(streams.namespaces)
         .graceful_shutdown_on(shutdown.clone())
         .run(metrics::timed("tenant", tenant::reconcile), outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("tenant", res) });
     let managed = watcher::Config::default().labels(slipway_crds::APP_LABEL);
     let apps = Controller::new(Api::<App>::all(client.clone()), watcher::Config::default())
         .owns(Api::<Deployment>::all(client.clone()), managed.clone())
-        .owns(Api::<Service>::all(client.clone()), managed.clone())
-        .owns(Api::<Ingress>::all(client.clone()), managed)
+        .owns(Api::<Service>::all(client.clone()), managed)
+        .owns_stream(streams.app_ingresses)
+        .owns_stream(streams.app_autoscalers)
+        .owns_stream(streams.app_policies)
         .graceful_shutdown_on(shutdown.clone())
         .run(metrics::timed("app", app::reconcile), outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("app", res) });
@@ -140,6 +146,7 @@ pub async fn run(
     let databases = Controller::new(Api::<Database>::all(client.clone()), watcher::Config::default())
         .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
         .owns(Api::<Service>::all(client.clone()), managed)
+        .owns_stream(streams.database_policies)
         .graceful_shutdown_on(shutdown.clone())
         .run(metrics::timed("database", database::reconcile), outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("database", res) });

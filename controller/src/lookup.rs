@@ -1,6 +1,6 @@
 //! Reads every reconciler needs: the tenant behind a namespace, an address of the nodes.
 
-use crate::{Context, Result, conditions::condition};
+use crate::{Context, Result, cache::cached, conditions::condition};
 use k8s_openapi::{
     api::core::v1::{Namespace, Node},
     apimachinery::pkg::apis::meta::v1::Condition,
@@ -10,12 +10,22 @@ use slipway_crds::{TENANT_LABEL, Tenant, namespace_belongs_to};
 
 /// The tenant that owns namespace `ns`: the Tenant its tenant label names, if the namespace
 /// really is that Tenant's; `None` otherwise.
+///
+/// Both are read from the controller's caches; the API server is asked only when a cache
+/// cannot say (still listing, or not holding the object).
 async fn tenant_of(ctx: &Context, ns: &str) -> Result<Option<Tenant>> {
-    let Some(namespace) = Api::<Namespace>::all(ctx.client.clone()).get_opt(ns).await? else {
-        return Ok(None);
+    let namespace = match cached(&ctx.caches.namespaces, None, ns) {
+        Ok(Some(namespace)) => Namespace::clone(&namespace),
+        _ => match Api::<Namespace>::all(ctx.client.clone()).get_opt(ns).await? {
+            Some(namespace) => namespace,
+            None => return Ok(None),
+        },
     };
     let Some(tenant) = namespace.labels().get(TENANT_LABEL) else { return Ok(None) };
-    let tenant = Api::<Tenant>::all(ctx.client.clone()).get_opt(tenant).await?;
+    let tenant = match cached(&ctx.caches.tenants, None, tenant) {
+        Ok(Some(tenant)) => Some(Tenant::clone(&tenant)),
+        _ => Api::<Tenant>::all(ctx.client.clone()).get_opt(tenant).await?,
+    };
     Ok(tenant.filter(|t| namespace_belongs_to(&namespace, t)))
 }
 

@@ -10,7 +10,8 @@ mod status;
 
 use crate::{
     Context, Result,
-    apply::{apply, apply_status, delete_if_exists},
+    apply::{apply, apply_status},
+    cache::delete_if_cached,
     notify,
 };
 use k8s_openapi::api::{
@@ -82,17 +83,20 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns);
     match resources::ingress(&id, &app.spec, ctx.ingress_class.as_deref()) {
         Some(ingress) => drop(apply(&ingresses, &ingress).await?),
-        None => delete_if_exists(&ingresses, &name).await?,
+        None => delete_if_cached(&ctx.caches.app_ingresses, &ingresses, &ns, &name).await?,
     }
     let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
     match autoscaler::autoscaler(&id, &app.spec) {
         Some(hpa) => drop(apply(&autoscalers, &hpa).await?),
-        None => delete_if_exists(&autoscalers, &name).await?,
+        None => delete_if_cached(&ctx.caches.app_autoscalers, &autoscalers, &ns, &name).await?,
     }
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
     match resources::expose_policy(&id, &app.spec) {
         Some(policy) => drop(apply(&policies, &policy).await?),
-        None => delete_if_exists(&policies, &crate::identity::expose_policy_name(&name)).await?,
+        None => {
+            let policy = crate::identity::expose_policy_name(&name);
+            delete_if_cached(&ctx.caches.app_policies, &policies, &ns, &policy).await?;
+        }
     }
 
     let node_address = match status::node_port(Some(&service)) {

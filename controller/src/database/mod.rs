@@ -14,7 +14,8 @@ pub fn connection_profile(engine: slipway_crds::DatabaseEngine) -> (&'static str
 
 use crate::{
     Context, Result,
-    apply::{apply, apply_status, delete_if_exists},
+    apply::{apply, apply_status},
+    cache::delete_if_cached,
     identity::{Identity, expose_policy, expose_policy_name},
     instance, lookup, notify,
 };
@@ -96,7 +97,7 @@ async fn reconcile_inner(db: &Database, ctx: &Context) -> Result<Action> {
     if db.spec.node_port() {
         apply(&policies, &expose_policy(&id, port)).await?;
     } else {
-        delete_if_exists(&policies, &expose_policy_name(&name)).await?;
+        delete_if_cached(&ctx.caches.database_policies, &policies, &ns, &expose_policy_name(&name)).await?;
     }
     let sts =
         apply(&Api::namespaced(client.clone(), &ns), &resources::stateful_set(&id, &db.spec, &ctx.database_images))

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# What a controller restart costs the API server when nothing has changed (issue 13):
+#
+#   hack/bench-controller.sh [TENANTS] [APPS_PER_TENANT]      (default 100 × 10)
+#
+# On a private kwok cluster `bench-controller` it runs the release build of
+# `slipway controller` (CRDs installed, no leader election), applies TENANTS Tenants and
+# APPS_PER_TENANT Apps in each (every fourth App exposed through an Ingress) with kubectl,
+# and waits until every App is Ready. Then it stops the controller, reads kube-apiserver's
+# apiserver_request_total, starts the controller again, waits until it has reconciled every
+# Tenant and App once more (its slipway_reconciles_total), and prints the requests the
+# restart cost by verb and resource, and the number per App. The watches' own LIST and WATCH
+# requests are included, and so are the requests kube-controller-manager and kwok make
+# meanwhile (leases, nodes, events: compare the resources). The cluster is torn down at the end (SLIPWAY_BENCH_KEEP=1 keeps it).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source hack/lib.sh
+
+tenants="${1:-100}" per_tenant="${2:-10}"
+apps=$((tenants * per_tenant))
+name=bench-controller
+state="$SLIPWAY_STATE/bench-controller"
+controller_pid=
+cleanup() {
+  local rc=$?
+  [[ -n "$controller_pid" ]] && kill -9 "$controller_pid" 2>/dev/null
+  [[ "${SLIPWAY_BENCH_KEEP:-0}" == 1 ]] || hack/cluster.sh down "$name" >/dev/null 2>&1 || true
+  exit "$rc"
+}
+trap cleanup EXIT
+
+hack/tools.sh build kubernetes etcd kwok >/dev/null
+# SLIPWAY_BIN: another build to measure (an older commit's, to compare).
+slipway="${SLIPWAY_BIN:-target/release/slipway}"
+[[ -n "${SLIPWAY_BIN:-}" ]] || cargo build --release --bin slipway
+eval "$(hack/cluster.sh up "$name")"
+rm -rf "$state" && mkdir -p "$state"
+k() { "$SLIPWAY_KUBECTL" --kubeconfig "$KUBECONFIG" "$@"; }
+metrics_port="$(free_port)"
+
+start_controller() {
+  SLIPWAY_LEADER_ELECT=false SLIPWAY_HEALTH_LISTEN="127.0.0.1:$(free_port)" \
+    SLIPWAY_METRICS_LISTEN="127.0.0.1:$metrics_port" SLIPWAY_SMTP_URL="smtp://127.0.0.1:9" \
+    RUST_LOG="${RUST_LOG:-error}" "$slipway" controller --install-crds >>"$state/controller.log" 2>&1 &
+  controller_pid=$!
+}
+stop_controller() {
+  kill "$controller_pid"
+  stopped() { ! kill -0 "$controller_pid" 2>/dev/null; }
+  wait_for "the controller to stop" 30 stopped || kill -9 "$controller_pid"
+  controller_pid=
+}
+# Reconciles of KIND (tenant, app) the running controller has finished.
+reconciles() {
+  curl -fs "http://127.0.0.1:$metrics_port/metrics" |
+    awk -v kind="$1" '$1 ~ "^slipway_reconciles_total\\{" && $1 ~ "kind=\"" kind "\"" {n += $2} END {print n + 0}'
+}
+# apiserver_request_total summed by verb and resource, as "verb resource count" lines.
+requests() {
+  k get --raw /metrics | awk '
+    /^apiserver_request_total\{/ {
+      verb = $0; sub(/.*verb="/, "", verb); sub(/".*/, "", verb)
+      res = $0; sub(/.*resource="/, "", res); sub(/".*/, "", res)
+      if ($0 !~ /resource="/) res = "-"
+      n[verb " " res] += $NF
+    }
+    END { for (key in n) print key, n[key] }' | sort
+}
+
+start_controller
+crds_installed() { k get crd apps.slipway.dev; }
+wait_for "the CRDs" 120 crds_installed || die "the controller installed no CRDs: $(tail -n 20 "$state/controller.log")"
+log "applying $tenants Tenants and $apps Apps"
+{
+  for t in $(seq 1 "$tenants"); do
+    printf -- '---\napiVersion: slipway.dev/v1alpha1\nkind: Tenant\nmetadata: {name: b%s}\nspec: {plan: standard, owners: [{email: b%s@example.com}]}\n' "$t" "$t"
+  done
+} | k create -f - >/dev/null
+tenants_ready() { [[ "$(k get tenants.slipway.dev -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True)" == "$tenants" ]]; }
+wait_for "$tenants Tenants Ready" 600 tenants_ready || die "Tenants not Ready"
+{
+  for t in $(seq 1 "$tenants"); do
+    for a in $(seq 1 "$per_tenant"); do
+      expose=''
+      ((a % 4 == 1)) && expose=", expose: {type: Ingress, host: a$a.b$t.apps.slipway.localhost}"
+      printf -- '---\napiVersion: slipway.dev/v1alpha1\nkind: App\nmetadata: {name: a%s, namespace: tenant-b%s, labels: {slipway.dev/tenant: b%s}}\nspec: {image: docker.io/library/nginx:1.27, port: 8080, replicas: 1%s}\n' "$a" "$t" "$t" "$expose"
+    done
+  done
+} | k create -f - >/dev/null
+apps_ready() { [[ "$(k get apps.slipway.dev -A -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -c '^Ready$')" == "$apps" ]]; }
+started=$SECONDS
+wait_for "$apps Apps Ready" 1200 apps_ready || die "Apps not Ready: $(tail -n 20 "$state/controller.log")"
+log "$apps Apps Ready in $((SECONDS - started))s"
+
+stop_controller
+requests >"$state/before"
+start_controller
+restarted=$SECONDS
+caught_up() { (($(reconciles tenant) >= tenants && $(reconciles app) >= apps)); }
+wait_for "the restarted controller to reconcile everything once" 600 caught_up || die "the controller did not catch up"
+# Writes of the last reconciles come back as watch events that may trigger one more round:
+# let it land before counting (a benchmark's settling time, not a test's wait).
+sleep 5
+requests >"$state/after"
+log "restart: every Tenant and App reconciled in $((SECONDS - restarted))s; API requests it cost:"
+join -a2 -e 0 -o 0,1.2,2.2 <(awk '{print $1 "/" $2, $3}' "$state/before" | sort) <(awk '{print $1 "/" $2, $3}' "$state/after" | sort) |
+  awk -v apps="$apps" '{d = $3 - $2; if (d > 0) {printf "%-40s %8d\n", $1, d; total += d}} END {printf "%-40s %8d  (%.2f per App)\n", "total", total, total / apps}'
