@@ -180,7 +180,7 @@ pub async fn change_plan(state: &AppState, admin: &AuthUser, tenant: &str, plan:
     let patch = serde_json::json!({ "spec": { "plan": plan } });
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     match Api::<Tenant>::all(state.cluster.service()).patch(tenant, &params, &Patch::Merge(&patch)).await {
-        Ok(_) => {}
+        Ok(changed) => state.reads.tenants.wrote(&changed),
         Err(kube::Error::Api(s)) if s.code == 404 => return Err(missing()),
         Err(e) => return Err(e.into()),
     }

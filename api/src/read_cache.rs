@@ -1,4 +1,4 @@
-//! Reads of tenants' Apps, Databases and Workspaces from watch caches (kube-runtime
+//! Reads of Tenants and of tenants' Apps, Databases and Workspaces from watch caches (kube-runtime
 //! reflectors of each kind, all namespaces), so that a GET costs a membership lookup and a
 //! map read instead of an impersonated round trip through kube-apiserver (issue 13: about
 //! 490 reads/s that way on 2 cores).
@@ -24,7 +24,7 @@ use kube::{
     },
 };
 use serde::de::DeserializeOwned;
-use slipway_crds::{App, Database, Workspace};
+use slipway_crds::{App, Database, Tenant, Workspace};
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
@@ -79,11 +79,11 @@ where
 
     /// Records that the API wrote `object` (Kubernetes' answer to a create or change).
     pub fn wrote(&self, object: &K) {
-        let (Some(namespace), Some(version)) = (object.namespace(), object.resource_version()) else { return };
-        self.record(namespace, object.name_any(), Written::Version(version));
+        let Some(version) = object.resource_version() else { return };
+        self.record(object.namespace().unwrap_or_default(), object.name_any(), Written::Version(version));
     }
 
-    /// Records that the API deleted `name` in `namespace`.
+    /// Records that the API deleted `name` in `namespace` (`""` for a cluster-scoped kind).
     pub fn deleted(&self, namespace: &str, name: &str) {
         self.record(namespace.to_string(), name.to_string(), Written::Deleted);
     }
@@ -94,9 +94,15 @@ where
         writes.insert((namespace, name), (written, Instant::now()));
     }
 
+    /// The object `name` in `namespace` (`""`: cluster-scoped) in the store.
+    fn stored(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
+        let key = if namespace.is_empty() { ObjectRef::new(name) } else { ObjectRef::new(name).within(namespace) };
+        self.store.get(&key)
+    }
+
     /// Whether the cache shows the API's recent write of `key`, if there is one.
     fn shows(&self, key: &(String, String), written: &Written) -> bool {
-        let cached = self.store.get(&ObjectRef::new(&key.1).within(&key.0));
+        let cached = self.stored(&key.0, &key.1);
         match written {
             Written::Version(v) => cached.is_some_and(|o| o.resource_version().as_ref() == Some(v)),
             Written::Deleted => cached.is_none_or(|o| o.meta().deletion_timestamp.is_some()),
@@ -115,14 +121,14 @@ where
         })
     }
 
-    /// The object `name` in `namespace` as the cache holds it, when the cache can answer: it
-    /// has synced, holds the object, and is not behind one of the API's writes of it. `None`
-    /// means "ask the API server".
+    /// The object `name` in `namespace` (`""` for a cluster-scoped kind) as the cache holds
+    /// it, when the cache can answer: it has synced, holds the object, and is not behind one
+    /// of the API's writes of it. `None` means "ask the API server".
     pub fn get(&self, namespace: &str, name: &str) -> Option<Arc<K>> {
         if !self.synced() {
             return None;
         }
-        let object = self.store.get(&ObjectRef::new(name).within(namespace))?;
+        let object = self.stored(namespace, name)?;
         (!self.behind(namespace, Some(name))).then_some(object)
     }
 
@@ -145,18 +151,20 @@ where
     }
 }
 
-/// The watch caches of the three kinds in tenants' namespaces.
+/// The watch caches of Tenants and of the three kinds in tenants' namespaces.
 pub struct ReadCache {
+    pub tenants: KindCache<Tenant>,
     pub apps: KindCache<App>,
     pub databases: KindCache<Database>,
     pub workspaces: KindCache<Workspace>,
 }
 
 impl ReadCache {
-    /// Starts the three caches' watches on `client` (the API's own identity, which may list
-    /// and watch these kinds in every namespace).
+    /// Starts the caches' watches on `client` (the API's own identity, which may list and
+    /// watch Tenants, and these kinds in every namespace).
     pub fn start(client: &Client) -> Self {
         Self {
+            tenants: KindCache::start(client.clone()),
             apps: KindCache::start(client.clone()),
             databases: KindCache::start(client.clone()),
             workspaces: KindCache::start(client.clone()),
@@ -168,6 +176,12 @@ impl ReadCache {
 pub trait Cached: kube::Resource<DynamicType = ()> + Clone + Sized + 'static {
     /// This kind's cache.
     fn cache(cache: &ReadCache) -> &KindCache<Self>;
+}
+
+impl Cached for Tenant {
+    fn cache(cache: &ReadCache) -> &KindCache<Self> {
+        &cache.tenants
+    }
 }
 
 impl Cached for App {

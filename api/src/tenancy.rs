@@ -28,11 +28,15 @@ pub fn is_ready(tenant: &Tenant) -> bool {
     tenant.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
-/// The Tenant object `name`.
+/// The Tenant object `name`, from the API's watch cache when it can answer
+/// ([`crate::read_cache`]), else from the API server.
 ///
 /// # Errors
 /// 404 when it does not exist.
 pub async fn fetch(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
+    if let Some(cached) = state.reads.tenants.get("", name) {
+        return Ok(Tenant::clone(&cached));
+    }
     Api::<Tenant>::all(state.cluster.service())
         .get_opt(name)
         .await?
@@ -58,6 +62,7 @@ pub async fn create(state: &AppState, user: &AuthUser, name: &str, plan: &str) -
             return Err(e);
         }
     };
+    state.reads.tenants.wrote(&created);
     tracing::info!(tenant = %name, %plan, user = %user.id, "tenant created");
     Ok(wait_until_ready(state, created).await)
 }
@@ -117,8 +122,11 @@ async fn wait_until_ready(state: &AppState, created: Tenant) -> Tenant {
 pub async fn list(state: &AppState, user: &AuthUser) -> Result<Vec<(Tenant, Role)>, ApiError> {
     let mut items = Vec::new();
     for m in state.db.memberships(&user.id).await? {
-        if let Some(t) = Api::<Tenant>::all(state.cluster.service()).get_opt(&m.tenant).await? {
-            items.push((t, Role::parse(&m.role)));
+        match fetch(state, &m.tenant).await {
+            Ok(t) => items.push((t, Role::parse(&m.role))),
+            // Recorded in SQL, not (yet, or any more) in Kubernetes: not listed.
+            Err(ApiError::NotFound(_)) => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(items)
@@ -151,6 +159,7 @@ pub async fn delete(state: &AppState, user: &AuthUser, name: &str) -> Result<(),
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => return Err(e.into()),
     }
+    state.reads.tenants.deleted("", name);
     state.db.delete_tenant(name).await?;
     tracing::info!(tenant = %name, user = %user.id, "tenant deleted");
     Ok(())

@@ -33,6 +33,7 @@ pub async fn publish(state: &AppState, tenant: &str) -> Result<(), ApiError> {
     // A JSON merge patch replaces lists whole (RFC 7386).
     let patch = serde_json::json!({ "spec": { "owners": owners, "members": members } });
     let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
-    Api::<Tenant>::all(state.cluster.service()).patch(tenant, &params, &Patch::Merge(&patch)).await?;
+    let published = Api::<Tenant>::all(state.cluster.service()).patch(tenant, &params, &Patch::Merge(&patch)).await?;
+    state.reads.tenants.wrote(&published);
     Ok(())
 }
