@@ -18,8 +18,8 @@ source hack/lib.sh
 
 tenants="${1:-100}" per_tenant="${2:-10}"
 apps=$((tenants * per_tenant))
-name=bench-controller
-state="$SLIPWAY_STATE/bench-controller"
+name="${SLIPWAY_BENCH_NAME:-bench-controller}"
+state="$SLIPWAY_STATE/$name"
 controller_pid=
 cleanup() {
   local rc=$?
