@@ -3,7 +3,7 @@
 #
 #   hack/bench-controller.sh [TENANTS] [APPS_PER_TENANT]      (default 100 × 10)
 #
-# On a private kwok cluster `bench-controller` it runs the release build of
+# On a private kwok cluster and mail catcher `bench-controller` it runs the release build of
 # `slipway controller` (CRDs installed, no leader election), applies TENANTS Tenants and
 # APPS_PER_TENANT Apps in each (every fourth App exposed through an Ingress) with kubectl,
 # and waits until every App is Ready. Then it stops the controller, reads kube-apiserver's
@@ -24,23 +24,30 @@ controller_pid=
 cleanup() {
   local rc=$?
   [[ -n "$controller_pid" ]] && kill -9 "$controller_pid" 2>/dev/null
-  [[ "${SLIPWAY_BENCH_KEEP:-0}" == 1 ]] || hack/cluster.sh down "$name" >/dev/null 2>&1 || true
+  [[ "${SLIPWAY_BENCH_KEEP:-0}" == 1 ]] || { hack/cluster.sh down "$name"; hack/mail.sh down "$name"; } >/dev/null 2>&1 || true
   exit "$rc"
 }
 trap cleanup EXIT
 
-hack/tools.sh build kubernetes etcd kwok >/dev/null
+hack/tools.sh build kubernetes etcd kwok mailhog >/dev/null
 # SLIPWAY_BIN: another build to measure (an older commit's, to compare).
 slipway="${SLIPWAY_BIN:-target/release/slipway}"
 [[ -n "${SLIPWAY_BIN:-}" ]] || cargo build --release --bin slipway
 eval "$(hack/cluster.sh up "$name")"
+# The "ready" emails need an SMTP server: a failing one would keep every Ready App retrying.
+eval "$(hack/mail.sh up "$name")"
 rm -rf "$state" && mkdir -p "$state"
 k() { "$SLIPWAY_KUBECTL" --kubeconfig "$KUBECONFIG" "$@"; }
+# Room for every App's pod: the dev cluster's two kwok nodes hold 110 pods each.
+room='{"pods":"1000","cpu":"256","memory":"1Ti"}'
+for node in $(k get nodes -o name); do
+  k patch "$node" --subresource=status --type=merge -p "{\"status\":{\"allocatable\":$room,\"capacity\":$room}}" >/dev/null
+done
 metrics_port="$(free_port)"
 
 start_controller() {
   SLIPWAY_LEADER_ELECT=false SLIPWAY_HEALTH_LISTEN="127.0.0.1:$(free_port)" \
-    SLIPWAY_METRICS_LISTEN="127.0.0.1:$metrics_port" SLIPWAY_SMTP_URL="smtp://127.0.0.1:9" \
+    SLIPWAY_METRICS_LISTEN="127.0.0.1:$metrics_port" \
     RUST_LOG="${RUST_LOG:-error}" "$slipway" controller --install-crds >>"$state/controller.log" 2>&1 &
   controller_pid=$!
 }
@@ -58,11 +65,13 @@ reconciles() {
 # apiserver_request_total summed by verb and resource, as "verb resource count" lines.
 requests() {
   k get --raw /metrics | awk '
+    function label(name,   m) {
+      if (match($0, "[{,]" name "=\"[^\"]*\"")) { m = substr($0, RSTART + length(name) + 3, RLENGTH - length(name) - 4); return m }
+      return ""
+    }
     /^apiserver_request_total\{/ {
-      verb = $0; sub(/.*verb="/, "", verb); sub(/".*/, "", verb)
-      res = $0; sub(/.*resource="/, "", res); sub(/".*/, "", res)
-      if ($0 !~ /resource="/) res = "-"
-      n[verb " " res] += $NF
+      key = label("verb") " " label("resource") (label("subresource") == "" ? "" : "/" label("subresource"))
+      n[key] += $NF
     }
     END { for (key in n) print key, n[key] }' | sort
 }
