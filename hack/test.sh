@@ -53,7 +53,8 @@ slipway_log_report() {
   for f in "$SLIPWAY_TEST_LOGS"/*.log; do
     [[ -s "$f" ]] || continue
     log "the last warnings of Slipway in $(basename "$f" .log)"
-    tail -n 40 "$f" | cut -c1-400
+    # Each event's first line (a timestamp), not the backtraces under errors.
+    grep -E '^[0-9]{4}-[0-9]{2}-[0-9]{2}T' "$f" | tail -n 40 | cut -c1-600
   done
   return 0
 }

@@ -695,15 +695,18 @@ impl Database {
     /// Tenant could not be created): its owner membership and the name. Someone else's tenant
     /// of that name is never touched.
     pub async fn release_tenant_claim(&self, name: &str, owner: &str) -> sqlx::Result<()> {
+        // A write first, as in every transaction here: in SQLite a transaction that reads and
+        // then writes can be refused at once ("database is locked") when another writer came
+        // between, where one that writes first waits its turn.
         let mut tx = self.pool.begin().await?;
-        let claimed = sqlx::query("SELECT 1 FROM tenants WHERE name = $1 AND created_by = $2")
+        let released = sqlx::query("DELETE FROM tenants WHERE name = $1 AND created_by = $2")
             .bind(name)
             .bind(owner)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if claimed.is_some() {
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if released == 1 {
             sqlx::query("DELETE FROM memberships WHERE tenant = $1").bind(name).execute(&mut *tx).await?;
-            sqlx::query("DELETE FROM tenants WHERE name = $1").bind(name).execute(&mut *tx).await?;
         }
         tx.commit().await
     }
