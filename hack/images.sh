@@ -315,9 +315,11 @@ trap cleanup_build EXIT
 build() {
   local name="$1" path
   if [[ "$name" == slipway ]]; then
-    # cargo decides whether the binary is current; the archive's hash then covers it.
+    # cargo decides whether the binary is current; the archive's hash then covers it. Without
+    # the SOURCE_DATE_EPOCH the images' layers use: build scripts (cc's) watch it, so a build
+    # with it and one without (loadtest/run.sh's, a developer's) rebuilt each other's binary.
     log "cargo build --release --bin slipway"
-    (cd "$REPO" && cargo build --release --locked --bin slipway) >&2
+    (cd "$REPO" && env -u SOURCE_DATE_EPOCH cargo build --release --locked --bin slipway) >&2
   fi
   define "$name"
   path="$(image_path "$name")"

@@ -70,6 +70,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# Builds and images need room (CI once ran out of it while linking): say how much there is.
+log "free disk: $(df -h --output=avail . | tail -n 1 | tr -d ' ') in $(pwd), $(df -h --output=avail "$SLIPWAY_STATE" 2>/dev/null | tail -n 1 | tr -d ' ') in $SLIPWAY_STATE"
 hack/tools.sh
 # tests/openapi.rs runs schemathesis against the API's document.
 SLIPWAY_SCHEMATHESIS="$(hack/schemathesis.sh path)"

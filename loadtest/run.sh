@@ -29,8 +29,8 @@ results="${SLIPWAY_LOADTEST_RESULTS:-loadtest/results}"
 mkdir -p "$results"
 
 log "building slipway-loadtest and slipway (release)"
-cargo build --release --manifest-path loadtest/Cargo.toml
-cargo build --release --bin slipway
+cargo build --release --locked --manifest-path loadtest/Cargo.toml
+cargo build --release --locked --bin slipway
 
 host="${SLIPWAY_LOADTEST_HOST:-}"
 if [[ -z "$host" ]]; then
