@@ -34,6 +34,7 @@ mod notify;
 mod outcome;
 mod ready;
 mod tenant;
+mod triggers;
 mod workspace;
 
 pub use database::{DatabaseImages, RepositoryOverride};
@@ -51,7 +52,6 @@ use k8s_openapi::api::{
 use kube::{
     Api, Client,
     runtime::{
-        Controller,
         events::{Recorder, Reporter},
         watcher,
     },
@@ -111,7 +111,7 @@ pub async fn run(
 ) -> Result<()> {
     tenant::apply_shared_roles(&client).await?;
     let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("HOSTNAME").ok() };
-    let tenants = Controller::new(Api::<Tenant>::all(client.clone()), watcher::Config::default());
+    let tenants = triggers::controller(Api::<Tenant>::all(client.clone()));
     let (caches, streams) = cache::watches(&client, tenants.store());
     let ctx = Arc::new(Context {
         recorder: Recorder::new(client.clone(), reporter),
@@ -133,7 +133,7 @@ pub async fn run(
         .run(metrics::timed("tenant", tenant::reconcile), outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("tenant", res) });
     let managed = watcher::Config::default().labels(slipway_crds::APP_LABEL);
-    let apps = Controller::new(Api::<App>::all(client.clone()), watcher::Config::default())
+    let apps = triggers::controller(Api::<App>::all(client.clone()))
         .owns(Api::<Deployment>::all(client.clone()), managed.clone())
         .owns(Api::<Service>::all(client.clone()), managed)
         .owns_stream(streams.app_ingresses)
@@ -143,7 +143,7 @@ pub async fn run(
         .run(metrics::timed("app", app::reconcile), outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("app", res) });
     let managed = watcher::Config::default().labels(slipway_crds::DATABASE_LABEL);
-    let databases = Controller::new(Api::<Database>::all(client.clone()), watcher::Config::default())
+    let databases = triggers::controller(Api::<Database>::all(client.clone()))
         .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
         .owns(Api::<Service>::all(client.clone()), managed)
         .owns_stream(streams.database_policies)
@@ -151,7 +151,7 @@ pub async fn run(
         .run(metrics::timed("database", database::reconcile), outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("database", res) });
     let managed = watcher::Config::default().labels(slipway_crds::WORKSPACE_LABEL);
-    let workspaces = Controller::new(Api::<Workspace>::all(client.clone()), watcher::Config::default())
+    let workspaces = triggers::controller(Api::<Workspace>::all(client.clone()))
         .owns(Api::<StatefulSet>::all(client.clone()), managed.clone())
         .owns(Api::<Service>::all(client.clone()), managed.clone())
         .owns(Api::<Secret>::all(client.clone()), managed)
