@@ -9,7 +9,8 @@
 # and waits until every App is Ready. Then it stops the controller, reads kube-apiserver's
 # apiserver_request_total, starts the controller again, waits until it has reconciled every
 # Tenant and App once more (its slipway_reconciles_total), and prints the requests the
-# restart cost by verb and resource, and the number per App. The watches' own LIST and WATCH
+# restart cost by verb and resource, and the number per App. Then it annotates every App (a
+# change that asks for nothing new) and prints what those reconciles cost. The watches' own LIST and WATCH
 # requests are included, and so are the requests kube-controller-manager and kwok make
 # meanwhile (leases, nodes, events: compare the resources). The cluster is torn down at the end (SLIPWAY_BENCH_KEEP=1 keeps it).
 set -euo pipefail
@@ -101,6 +102,12 @@ started=$SECONDS
 wait_for "$apps Apps Ready" 1200 apps_ready || die "Apps not Ready: $(tail -n 20 "$state/controller.log")"
 log "$apps Apps Ready in $((SECONDS - started))s"
 
+# The requests by verb and resource between two `requests` snapshots, and their number per App.
+cost() {
+  join -a2 -e 0 -o 0,1.2,2.2 <(awk '{print $1 "/" $2, $3}' "$1" | sort) <(awk '{print $1 "/" $2, $3}' "$2" | sort) |
+    awk -v apps="$apps" '{d = $3 - $2; if (d > 0) {printf "%-40s %8d\n", $1, d; total += d}} END {printf "%-40s %8d  (%.2f per App)\n", "total", total, total / apps}'
+}
+
 stop_controller
 requests >"$state/before"
 start_controller
@@ -112,5 +119,17 @@ wait_for "the restarted controller to reconcile everything once" 600 caught_up |
 sleep 5
 requests >"$state/after"
 log "restart: every Tenant and App reconciled in $((SECONDS - restarted))s; API requests it cost:"
-join -a2 -e 0 -o 0,1.2,2.2 <(awk '{print $1 "/" $2, $3}' "$state/before" | sort) <(awk '{print $1 "/" $2, $3}' "$state/after" | sort) |
-  awk -v apps="$apps" '{d = $3 - $2; if (d > 0) {printf "%-40s %8d\n", $1, d; total += d}} END {printf "%-40s %8d  (%.2f per App)\n", "total", total, total / apps}'
+cost "$state/before" "$state/after"
+
+# A change of every App that asks for nothing new (an annotation): each App is reconciled
+# once more, and its reconcile should find every owned object as it left it and write nothing.
+# What remains is kubectl's own PATCH of each App and the watches' traffic.
+done_before=$(reconciles app)
+requests >"$state/before-touch"
+k annotate apps.slipway.dev --all -A --overwrite "bench.slipway.dev/touched=$(date +%s)" >/dev/null
+touched() { (($(reconciles app) >= done_before + apps)); }
+wait_for "every App to be reconciled after the annotation" 600 touched || die "the controller did not reconcile the Apps"
+sleep 5
+requests >"$state/after-touch"
+log "an annotation on every App: $(($(reconciles app) - done_before)) reconciles; API requests (kubectl's PATCHes included):"
+cost "$state/before-touch" "$state/after-touch"

@@ -11,12 +11,14 @@
 use crate::Result;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::{
+    apps::v1::Deployment,
     autoscaling::v2::HorizontalPodAutoscaler,
-    core::v1::Namespace,
+    core::v1::{LimitRange, Namespace, ResourceQuota, Service},
     networking::v1::{Ingress, NetworkPolicy},
+    rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding},
 };
 use kube::{
-    Api, Client, Resource,
+    Api, Client, Resource, ResourceExt,
     runtime::{
         WatchStreamExt,
         reflector::{self, ObjectRef, Store},
@@ -35,7 +37,9 @@ where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff()).touched_objects();
+    // Nothing here reads managedFields: keep them out of memory.
+    let events = watcher(api, config).default_backoff().modify(|obj| obj.managed_fields_mut().clear());
+    let stream = reflector::reflector(writer, events).touched_objects();
     (store, stream)
 }
 
@@ -46,7 +50,18 @@ pub struct Caches {
     pub namespaces: Store<Namespace>,
     /// Every Tenant (the Tenant controller's own store).
     pub tenants: Store<slipway_crds::Tenant>,
-    /// Ingresses, autoscalers and network policies of Apps (labelled `slipway.dev/app`).
+    /// The guard rails of tenants (labelled `slipway.dev/tenant`, and for network policies
+    /// not also by an App, Database or Workspace).
+    pub tenant_quotas: Store<ResourceQuota>,
+    pub tenant_limits: Store<LimitRange>,
+    pub tenant_bindings: Store<RoleBinding>,
+    pub tenant_roles: Store<ClusterRole>,
+    pub tenant_role_bindings: Store<ClusterRoleBinding>,
+    pub tenant_policies: Store<NetworkPolicy>,
+    /// Deployments, Services, Ingresses, autoscalers and network policies of Apps (labelled
+    /// `slipway.dev/app`).
+    pub app_deployments: Store<Deployment>,
+    pub app_services: Store<Service>,
     pub app_ingresses: Store<Ingress>,
     pub app_autoscalers: Store<HorizontalPodAutoscaler>,
     pub app_policies: Store<NetworkPolicy>,
@@ -88,26 +103,62 @@ where
 /// The caches over `client`, with `tenants` (the Tenant controller's store), and the watch
 /// streams that fill them: nothing runs until the controllers poll the streams.
 pub fn watches(client: &Client, tenants: Store<slipway_crds::Tenant>) -> (Caches, Streams) {
-    let labelled = |label: &str| watcher::Config::default().labels(label);
-    let (namespaces, namespace_events) =
-        reflect(Api::<Namespace>::all(client.clone()), labelled(slipway_crds::TENANT_LABEL));
-    let (app_ingresses, app_ingress_events) =
-        reflect(Api::<Ingress>::all(client.clone()), labelled(slipway_crds::APP_LABEL));
-    let (app_autoscalers, app_autoscaler_events) =
-        reflect(Api::<HorizontalPodAutoscaler>::all(client.clone()), labelled(slipway_crds::APP_LABEL));
-    let (app_policies, app_policy_events) =
-        reflect(Api::<NetworkPolicy>::all(client.clone()), labelled(slipway_crds::APP_LABEL));
-    let (database_policies, database_policy_events) =
-        reflect(Api::<NetworkPolicy>::all(client.clone()), labelled(slipway_crds::DATABASE_LABEL));
-    let caches = Caches { namespaces, tenants, app_ingresses, app_autoscalers, app_policies, database_policies };
+    use slipway_crds::{APP_LABEL, DATABASE_LABEL, TENANT_LABEL, WORKSPACE_LABEL};
+    let tenant_only = format!("{TENANT_LABEL},!{APP_LABEL},!{DATABASE_LABEL},!{WORKSPACE_LABEL}");
+    let (namespaces, namespace_events) = labelled(client, TENANT_LABEL);
+    let (tenant_quotas, tenant_quota_events) = labelled(client, TENANT_LABEL);
+    let (tenant_limits, tenant_limit_events) = labelled(client, TENANT_LABEL);
+    let (tenant_bindings, tenant_binding_events) = labelled(client, TENANT_LABEL);
+    let (tenant_roles, tenant_role_events) = labelled(client, TENANT_LABEL);
+    let (tenant_role_bindings, tenant_role_binding_events) = labelled(client, TENANT_LABEL);
+    let (tenant_policies, tenant_policy_events) = labelled(client, &tenant_only);
+    let (app_deployments, app_deployment_events) = labelled(client, APP_LABEL);
+    let (app_services, app_service_events) = labelled(client, APP_LABEL);
+    let (app_ingresses, app_ingress_events) = labelled(client, APP_LABEL);
+    let (app_autoscalers, app_autoscaler_events) = labelled(client, APP_LABEL);
+    let (app_policies, app_policy_events) = labelled(client, APP_LABEL);
+    let (database_policies, database_policy_events) = labelled(client, DATABASE_LABEL);
+    let caches = Caches {
+        namespaces,
+        tenants,
+        tenant_quotas,
+        tenant_limits,
+        tenant_bindings,
+        tenant_roles,
+        tenant_role_bindings,
+        tenant_policies,
+        app_deployments,
+        app_services,
+        app_ingresses,
+        app_autoscalers,
+        app_policies,
+        database_policies,
+    };
     let streams = Streams {
-        namespaces: namespace_events.boxed(),
-        app_ingresses: app_ingress_events.boxed(),
-        app_autoscalers: app_autoscaler_events.boxed(),
-        app_policies: app_policy_events.boxed(),
-        database_policies: database_policy_events.boxed(),
+        namespaces: namespace_events,
+        tenant_quotas: tenant_quota_events,
+        tenant_limits: tenant_limit_events,
+        tenant_bindings: tenant_binding_events,
+        tenant_roles: tenant_role_events,
+        tenant_role_bindings: tenant_role_binding_events,
+        tenant_policies: tenant_policy_events,
+        app_deployments: app_deployment_events,
+        app_services: app_service_events,
+        app_ingresses: app_ingress_events,
+        app_autoscalers: app_autoscaler_events,
+        app_policies: app_policy_events,
+        database_policies: database_policy_events,
     };
     (caches, streams)
+}
+
+/// [`reflect`] of every `K` in the cluster that matches the label `selector`.
+fn labelled<K>(client: &Client, selector: &str) -> (Store<K>, Events<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, events) = reflect(Api::<K>::all(client.clone()), watcher::Config::default().labels(selector));
+    (store, events.boxed())
 }
 
 type Events<K> = futures::stream::BoxStream<'static, std::result::Result<K, watcher::Error>>;
@@ -115,6 +166,14 @@ type Events<K> = futures::stream::BoxStream<'static, std::result::Result<K, watc
 /// The watch streams behind [`Caches`], each to be given to one controller's `owns_stream`.
 pub struct Streams {
     pub namespaces: Events<Namespace>,
+    pub tenant_quotas: Events<ResourceQuota>,
+    pub tenant_limits: Events<LimitRange>,
+    pub tenant_bindings: Events<RoleBinding>,
+    pub tenant_roles: Events<ClusterRole>,
+    pub tenant_role_bindings: Events<ClusterRoleBinding>,
+    pub tenant_policies: Events<NetworkPolicy>,
+    pub app_deployments: Events<Deployment>,
+    pub app_services: Events<Service>,
     pub app_ingresses: Events<Ingress>,
     pub app_autoscalers: Events<HorizontalPodAutoscaler>,
     pub app_policies: Events<NetworkPolicy>,

@@ -15,10 +15,14 @@
 //! ```
 //!
 //! Every object is written with server-side apply under the field manager [`MANAGER`], so a
-//! reconcile is idempotent; failures are requeued with per-object exponential backoff.
+//! reconcile is idempotent, and only when it differs from what the last apply wrote
+//! (`applied`), so a reconcile that changes nothing writes nothing; reads come from reflector
+//! stores (`cache`); a controller wakes on its kind's changes of intent, not on its own status
+//! writes (`triggers`); failures are requeued with per-object exponential backoff.
 #![forbid(unsafe_code)]
 
 mod app;
+mod applied;
 mod apply;
 mod backoff;
 mod cache;
@@ -46,7 +50,7 @@ pub use notify::{Mailer, MailerConfig};
 use backoff::Backoff;
 use futures::StreamExt;
 use k8s_openapi::api::{
-    apps::v1::{Deployment, StatefulSet},
+    apps::v1::StatefulSet,
     core::v1::{Secret, Service},
 };
 use kube::{
@@ -94,6 +98,7 @@ pub struct Context {
     database_images: DatabaseImages,
     backoff: Backoff,
     caches: cache::Caches,
+    applied: applied::Applied,
 }
 
 /// Runs the Tenant, App, Database and Workspace controllers until `shutdown` resolves.
@@ -124,18 +129,25 @@ pub async fn run(
         client: client.clone(),
         backoff: Backoff::default(),
         caches,
+        applied: applied::Applied::default(),
     });
     // Every controller stops when the shutdown fires: share one signal.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    // Each guard rail wakes its Tenant when it changes (a quota observed, a policy deleted).
     let tenants = tenants
-        .owns_stream(streams.namespaces)
+        .watches_stream(streams.namespaces, triggers::owning_tenant)
+        .watches_stream(streams.tenant_quotas, triggers::owning_tenant)
+        .watches_stream(streams.tenant_limits, triggers::owning_tenant)
+        .watches_stream(streams.tenant_bindings, triggers::owning_tenant)
+        .watches_stream(streams.tenant_roles, triggers::owning_tenant)
+        .watches_stream(streams.tenant_role_bindings, triggers::owning_tenant)
+        .watches_stream(streams.tenant_policies, triggers::owning_tenant)
         .graceful_shutdown_on(shutdown.clone())
         .run(metrics::timed("tenant", tenant::reconcile), outcome::requeue_with_backoff, ctx.clone())
         .for_each(|res| async move { log_outcome("tenant", res) });
-    let managed = watcher::Config::default().labels(slipway_crds::APP_LABEL);
     let apps = triggers::controller(Api::<App>::all(client.clone()))
-        .owns(Api::<Deployment>::all(client.clone()), managed.clone())
-        .owns(Api::<Service>::all(client.clone()), managed)
+        .owns_stream(streams.app_deployments)
+        .owns_stream(streams.app_services)
         .owns_stream(streams.app_ingresses)
         .owns_stream(streams.app_autoscalers)
         .owns_stream(streams.app_policies)

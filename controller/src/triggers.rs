@@ -9,9 +9,10 @@
 
 use kube::{
     Api, Resource,
-    runtime::{Controller, WatchStreamExt, reflector, watcher},
+    runtime::{Controller, WatchStreamExt, reflector, reflector::ObjectRef, watcher},
 };
 use serde::de::DeserializeOwned;
+use slipway_crds::Tenant;
 use std::{
     collections::hash_map::DefaultHasher,
     fmt::Debug,
@@ -49,6 +50,19 @@ pub fn intent<K: Resource>(obj: &K) -> Option<u64> {
     Some(hasher.finish())
 }
 
+/// The Tenant that owns `obj`, as the Tenant controller's queue knows it: by name alone.
+///
+/// `Controller::owns_stream` would name the owner of a namespaced object in that object's
+/// namespace, and a Tenant is cluster-scoped: its guard rails in `tenant-<name>` would queue
+/// the Tenant under a second key, and the two keys were reconciled at the same time (seen:
+/// every guard rail applied twice at once after a restart).
+pub fn owning_tenant<K: Resource>(obj: K) -> Option<ObjectRef<Tenant>> {
+    let owners = obj.meta().owner_references.as_deref().unwrap_or_default();
+    let kind = Tenant::kind(&());
+    let api_version = Tenant::api_version(&());
+    owners.iter().find(|o| o.kind == kind && o.api_version == api_version).map(|o| ObjectRef::new(&o.name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,6 +77,21 @@ mod tests {
             "spec": { "image": "nginx" },
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn a_guard_rail_names_its_tenant_without_a_namespace() {
+        let quota: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(serde_json::json!({
+            "metadata": {
+                "name": "slipway-plan", "namespace": "tenant-a",
+                "ownerReferences": [
+                    { "apiVersion": "v1", "kind": "Namespace", "name": "x", "uid": "1" },
+                    { "apiVersion": "slipway.dev/v1alpha1", "kind": "Tenant", "name": "a", "uid": "2", "controller": true },
+                ],
+            },
+        }))
+        .unwrap();
+        assert_eq!(owning_tenant(quota), Some(ObjectRef::new("a")));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use crate::{
     AppState,
     auth::AuthUser,
+    db::Membership,
     error::ApiError,
     paths::{ObjectName, TenantName},
     read_cache::{Cached, ReadCache},
@@ -92,7 +93,20 @@ pub type Created<K> = (StatusCode, [(header::HeaderName, String); 1], Json<View<
 /// 404 for non-members; 502 if no client can be built (bad TLS material).
 pub async fn member_client(state: &AppState, user: &AuthUser, tenant: &str) -> Result<Client, ApiError> {
     let m = crate::teams::membership(state, user, tenant).await?;
-    Ok(state.cluster.as_member(&user.email, tenant, &m.role)?)
+    impersonating(state, user, &m)
+}
+
+/// The client of [`member_client`] for a membership already checked.
+///
+/// # Errors
+/// 502 if no client can be built.
+fn impersonating(state: &AppState, user: &AuthUser, m: &Membership) -> Result<Client, ApiError> {
+    Ok(state.cluster.as_member(&user.email, &m.tenant, &m.role)?)
+}
+
+/// Objects of kind `K` in the tenant's namespace through [`impersonating`].
+fn api_as<K: TenantObject>(state: &AppState, user: &AuthUser, m: &Membership) -> Result<Api<K>, ApiError> {
+    Ok(Api::namespaced(impersonating(state, user, m)?, &tenant_namespace(&m.tenant)))
 }
 
 /// Objects of kind `K` in `tenant`'s namespace, through [`member_client`].
@@ -184,10 +198,15 @@ pub async fn list<K: TenantObject>(
     user: AuthUser,
     TenantName(tenant): TenantName,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let api = member_api::<K>(&state, &user, &tenant).await?;
+    // Members may list every kind (tenant RBAC): after the membership check the cache may
+    // answer; the impersonating client is built only when it cannot.
+    let m = crate::teams::membership(&state, &user, &tenant).await?;
     let items: Vec<_> = match K::cache(&state.reads).list(&tenant_namespace(&tenant)) {
         Some(cached) => cached.into_iter().map(|o| View::new(K::clone(&o), &tenant)).collect(),
-        None => api.list(&ListParams::default()).await?.items.into_iter().map(|o| View::new(o, &tenant)).collect(),
+        None => {
+            let items = api_as::<K>(&state, &user, &m)?.list(&ListParams::default()).await?.items;
+            items.into_iter().map(|o| View::new(o, &tenant)).collect()
+        }
     };
     Ok(Json(serde_json::json!({ "items": items })))
 }
@@ -199,10 +218,11 @@ pub async fn get<K: TenantObject>(
     user: AuthUser,
     ObjectName { tenant, name }: ObjectName,
 ) -> Result<Json<View<K>>, ApiError> {
-    let api = member_api::<K>(&state, &user, &tenant).await?;
+    // As in `list`: the membership check, then the cache, then the API server as the member.
+    let m = crate::teams::membership(&state, &user, &tenant).await?;
     let object = match K::cache(&state.reads).get(&tenant_namespace(&tenant), &name) {
         Some(cached) => K::clone(&cached),
-        None => fetch(&api, &tenant, &name).await?,
+        None => fetch(&api_as::<K>(&state, &user, &m)?, &tenant, &name).await?,
     };
     Ok(Json(View::new(object, &tenant)))
 }

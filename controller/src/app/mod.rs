@@ -8,16 +8,11 @@ mod revisions;
 mod rollout;
 mod status;
 
-use crate::{
-    Context, Result,
-    apply::{apply, apply_status},
-    cache::delete_if_cached,
-    notify,
-};
+use crate::{Context, Result, apply::apply_status, cache::delete_if_cached, notify};
 use k8s_openapi::api::{
     apps::v1::ControllerRevision,
     autoscaling::v2::HorizontalPodAutoscaler,
-    core::v1::{Pod, Service},
+    core::v1::Pod,
     networking::v1::{Ingress, NetworkPolicy},
 };
 use kube::{
@@ -77,25 +72,29 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
         _ => revisions::record(&revisions, app, &tenant_name, &key).await?,
     };
 
-    let deployment =
-        apply(&Api::namespaced(client.clone(), &ns), &resources::deployment(&id, &app.spec, replicas)).await?;
-    let service = apply(&Api::<Service>::namespaced(client.clone(), &ns), &resources::service(&id, &app.spec)).await?;
+    // Each owned object is applied unless the last apply of the same object still stands
+    // (src/applied.rs): a reconcile that changes nothing writes nothing.
+    let (caches, applied) = (&ctx.caches, &ctx.applied);
+    let desired = resources::deployment(&id, &app.spec, replicas);
+    let deployment = applied.apply(&caches.app_deployments, &Api::namespaced(client.clone(), &ns), &desired).await?;
+    let desired = resources::service(&id, &app.spec);
+    let service = applied.apply(&caches.app_services, &Api::namespaced(client.clone(), &ns), &desired).await?;
     let ingresses: Api<Ingress> = Api::namespaced(client.clone(), &ns);
     match resources::ingress(&id, &app.spec, ctx.ingress_class.as_deref()) {
-        Some(ingress) => drop(apply(&ingresses, &ingress).await?),
-        None => delete_if_cached(&ctx.caches.app_ingresses, &ingresses, &ns, &name).await?,
+        Some(ingress) => drop(applied.apply(&caches.app_ingresses, &ingresses, &ingress).await?),
+        None => delete_if_cached(&caches.app_ingresses, &ingresses, &ns, &name).await?,
     }
     let autoscalers: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), &ns);
     match autoscaler::autoscaler(&id, &app.spec) {
-        Some(hpa) => drop(apply(&autoscalers, &hpa).await?),
-        None => delete_if_cached(&ctx.caches.app_autoscalers, &autoscalers, &ns, &name).await?,
+        Some(hpa) => drop(applied.apply(&caches.app_autoscalers, &autoscalers, &hpa).await?),
+        None => delete_if_cached(&caches.app_autoscalers, &autoscalers, &ns, &name).await?,
     }
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
     match resources::expose_policy(&id, &app.spec) {
-        Some(policy) => drop(apply(&policies, &policy).await?),
+        Some(policy) => drop(applied.apply(&caches.app_policies, &policies, &policy).await?),
         None => {
             let policy = crate::identity::expose_policy_name(&name);
-            delete_if_cached(&ctx.caches.app_policies, &policies, &ns, &policy).await?;
+            delete_if_cached(&caches.app_policies, &policies, &ns, &policy).await?;
         }
     }
 

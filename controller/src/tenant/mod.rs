@@ -10,11 +10,7 @@ use crate::{
     apply::{apply, apply_status},
     conditions::{condition, is_true},
 };
-use k8s_openapi::api::{
-    core::v1::{LimitRange, Namespace, ResourceQuota},
-    networking::v1::NetworkPolicy,
-    rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding},
-};
+use k8s_openapi::api::{core::v1::Namespace, rbac::v1::ClusterRole};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, PostParams, Preconditions},
@@ -85,7 +81,13 @@ enum Site {
 /// Tenant's UID for good.
 async fn claim_namespace(ctx: &Context, tenant: &Tenant, ns: &str) -> Result<Site> {
     let namespaces = Api::<Namespace>::all(ctx.client.clone());
-    let existing = match namespaces.get_opt(ns).await? {
+    // The store holds tenant namespaces only: one it lacks may still exist unlabelled (the
+    // create below then answers 409 and the GET judges it).
+    let found = match crate::cache::cached(&ctx.caches.namespaces, None, ns) {
+        Ok(cached) => cached.map(|n| Namespace::clone(&n)),
+        Err(()) => namespaces.get_opt(ns).await?,
+    };
+    let existing = match found {
         Some(existing) => existing,
         None => {
             let owner = tenant.controller_owner_ref(&()).expect("Tenant has a name and uid");
@@ -145,18 +147,24 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
     }
 
     let owner = tenant.controller_owner_ref(&()).expect("Tenant has a name and uid");
-    apply(&Api::<Namespace>::all(ctx.client.clone()), &resources::namespace(&name, owner.clone())).await?;
-    let client = &ctx.client;
-    let quota_api = Api::<ResourceQuota>::namespaced(client.clone(), &ns);
-    let quota = apply(&quota_api, &resources::quota(&name, &policy, owner.clone())).await?;
-    apply(&Api::<LimitRange>::namespaced(client.clone(), &ns), &resources::limit_range(&name, &policy, owner.clone()))
+    // Each guard rail is applied unless the last apply of it still stands (src/applied.rs).
+    let (client, caches, applied) = (&ctx.client, &ctx.caches, &ctx.applied);
+    let namespace = resources::namespace(&name, owner.clone());
+    applied.apply(&caches.namespaces, &Api::all(client.clone()), &namespace).await?;
+    let quota = resources::quota(&name, &policy, owner.clone());
+    let quota = applied.apply(&caches.tenant_quotas, &Api::namespaced(client.clone(), &ns), &quota).await?;
+    let limits = resources::limit_range(&name, &policy, owner.clone());
+    applied.apply(&caches.tenant_limits, &Api::namespaced(client.clone(), &ns), &limits).await?;
+    for binding in [resources::member_binding(&name, owner.clone()), resources::admin_binding(&name, owner.clone())] {
+        applied.apply(&caches.tenant_bindings, &Api::namespaced(client.clone(), &ns), &binding).await?;
+    }
+    let role = resources::owner_role(&name, owner.clone());
+    applied.apply(&caches.tenant_roles, &Api::all(client.clone()), &role).await?;
+    let binding = resources::owner_binding(&name, owner.clone());
+    applied.apply(&caches.tenant_role_bindings, &Api::all(client.clone()), &binding).await?;
+    applied
+        .apply(&caches.tenant_policies, &Api::namespaced(client.clone(), &ns), &resources::default_deny(&name, owner))
         .await?;
-    let bindings = Api::<RoleBinding>::namespaced(client.clone(), &ns);
-    apply(&bindings, &resources::member_binding(&name, owner.clone())).await?;
-    apply(&bindings, &resources::admin_binding(&name, owner.clone())).await?;
-    apply(&Api::<ClusterRole>::all(client.clone()), &resources::owner_role(&name, owner.clone())).await?;
-    apply(&Api::<ClusterRoleBinding>::all(client.clone()), &resources::owner_binding(&name, owner.clone())).await?;
-    apply(&Api::<NetworkPolicy>::namespaced(client.clone(), &ns), &resources::default_deny(&name, owner)).await?;
 
     let quota_observed = resources::quota_observed(&quota);
     let ready = if quota_observed {
