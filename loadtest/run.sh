@@ -3,7 +3,7 @@
 #
 #   loadtest/run.sh [KIND...] [-- goose options]
 #
-# KIND is signup, tenants, apps, dashboard, reads or mixed (default: all six, in that order).
+# KIND is signup, logins, tenants, apps, dashboard, reads or mixed (default: all seven, in that order).
 # Without SLIPWAY_LOADTEST_HOST it starts its own local stack: a control plane with kwok
 # nodes and a mail catcher named `loadtest` (hack/cluster.sh, hack/mail.sh) and a release
 # build of `slipway all` on a fresh SQLite file, and tears them down afterwards. With
@@ -23,7 +23,7 @@ kinds=()
 while (($#)) && [[ "$1" != -- ]]; do kinds+=("$1"); shift; done
 (($#)) && shift
 goose=("$@")
-((${#kinds[@]})) || kinds=(signup tenants apps dashboard reads mixed)
+((${#kinds[@]})) || kinds=(signup logins tenants apps dashboard reads mixed)
 ((${#goose[@]})) || goose=(--users 16 --increase-rate 8 --run-time 60s)
 results="${SLIPWAY_LOADTEST_RESULTS:-loadtest/results}"
 mkdir -p "$results"
@@ -87,7 +87,17 @@ for kind in "${kinds[@]}"; do
   else
     verdict=FAILED failed=1
   fi
-  { echo "## $kind: $verdict"; echo; sed -n '/Thresholds/,/^## /p' "$results/$kind.md" | sed '$d'; echo; } >>"$summary"
+  {
+    echo "## $kind: $verdict"
+    echo
+    # The local Slipway's memory once the test is over (issue 13: logins must give it back).
+    if [[ -n "${slipway_pid:-}" && -r "/proc/$slipway_pid/status" ]]; then
+      echo "Slipway's memory after it: $(awk '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END {printf "resident %d MB, peak %d MB", r / 1024, h / 1024}' "/proc/$slipway_pid/status")"
+      echo
+    fi
+    sed -n '/Thresholds/,/^## /p' "$results/$kind.md" | sed '$d'
+    echo
+  } >>"$summary"
 done
 cat "$summary"
 exit "$failed"

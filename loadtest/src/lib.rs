@@ -13,7 +13,8 @@ mod steps;
 
 use session::Session;
 use steps::{
-    app_churn, connect, log_in, read_app, read_apps, read_me, read_tenants, register_and_log_in, tenant_cycle,
+    app_churn, connect, log_in, log_in_or_probe, read_app, read_apps, read_me, read_tenants, register_and_log_in,
+    tenant_cycle,
 };
 
 use goose::config::{GooseConfiguration, GooseDefault};
@@ -61,6 +62,10 @@ fn prepared(index: usize) -> Option<Session> {
 pub enum Kind {
     /// Sign-up and login storm: each iteration registers a new account and logs in with it.
     Signup,
+    /// Logins beside a health probe: the first user asks `/healthz` in a closed loop while
+    /// every other one logs in again and again (issue 13: twenty concurrent logins must not
+    /// stall other requests, `/healthz` p99 within 5 ms; password hashing is the work).
+    Logins,
     /// Tenant creation: each user opens a tenant, waits until it is Ready, deletes it and
     /// waits until it is gone.
     Tenants,
@@ -78,12 +83,14 @@ pub enum Kind {
 
 impl Kind {
     /// Every load test, in the order the README lists them.
-    pub const ALL: [Kind; 6] = [Kind::Signup, Kind::Tenants, Kind::Apps, Kind::Dashboard, Kind::Reads, Kind::Mixed];
+    pub const ALL: [Kind; 7] =
+        [Kind::Signup, Kind::Logins, Kind::Tenants, Kind::Apps, Kind::Dashboard, Kind::Reads, Kind::Mixed];
 
     /// The name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Signup => "signup",
+            Kind::Logins => "logins",
             Kind::Tenants => "tenants",
             Kind::Apps => "apps",
             Kind::Dashboard => "dashboard",
@@ -99,6 +106,7 @@ impl Kind {
     pub fn thresholds(self) -> &'static [&'static str] {
         match self {
             Kind::Signup => &["error-rate<=0%", "p95<1s for POST /auth/register", "p95<1s for POST /auth/login"],
+            Kind::Logins => &["error-rate<=0%", "p99<5ms for GET /healthz", "p95<3s for POST /auth/login"],
             Kind::Tenants => &["error-rate<=0%", "p95<3s for POST /tenants", "p95<1s for DELETE /tenants/{tenant}"],
             Kind::Apps => &[
                 "error-rate<=0%",
@@ -136,6 +144,7 @@ impl Kind {
         ];
         match self {
             Kind::Signup => s.register_transaction(transaction!(register_and_log_in).set_name("register, log in")),
+            Kind::Logins => s.register_transaction(transaction!(log_in_or_probe).set_name("log in, or probe")),
             Kind::Tenants => s.register_transaction(transaction!(tenant_cycle).set_name("tenant lifecycle")),
             Kind::Apps => s.register_transaction(transaction!(app_churn).set_name("App churn")),
             Kind::Dashboard => reads.into_iter().fold(s, Scenario::register_transaction),

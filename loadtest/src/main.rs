@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[command(after_help = "Goose's options follow `--`, e.g. -- --host http://127.0.0.1:8080 --users 8 \
     --increase-rate 4 --run-time 60s --report-file report.html (goose --help lists them).")]
 struct Cli {
-    /// The load test: signup, tenants, apps, dashboard, reads or mixed.
+    /// The load test: signup, logins, tenants, apps, dashboard, reads or mixed.
     kind: Kind,
     /// MailHog's HTTP API, where sign-ups find their confirmation link.
     #[arg(long, env = "SLIPWAY_MAIL_API")]

@@ -26,13 +26,18 @@ pub fn failed(why: impl Into<String>) -> Box<TransactionError> {
     Box::new(TransactionError::Custom(why.into()))
 }
 
+/// Where the REST API's paths start.
+const API: &str = "/api/v1";
+
 /// One API request.
 pub struct Call<'a> {
     pub method: GooseMethod,
     /// The route template the figures are kept under, such as `/tenants/{tenant}`.
     pub name: &'a str,
-    /// The path under `/api/v1`.
+    /// The path under [`Call::prefix`].
     pub path: String,
+    /// `/api/v1`, or nothing for the probes at the root (`/healthz`).
+    pub prefix: &'static str,
     pub body: Option<Value>,
     /// The status that counts as success; any other fails the request.
     pub expect: u16,
@@ -40,26 +45,31 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     pub fn get(name: &'a str, path: String) -> Self {
-        Self { method: GooseMethod::Get, name, path, body: None, expect: 200 }
+        Self { method: GooseMethod::Get, name, path, prefix: API, body: None, expect: 200 }
     }
 
     pub fn post(name: &'a str, path: String, body: Value, expect: u16) -> Self {
-        Self { method: GooseMethod::Post, name, path, body: Some(body), expect }
+        Self { method: GooseMethod::Post, name, path, prefix: API, body: Some(body), expect }
     }
 
     pub fn put(name: &'a str, path: String, body: Value) -> Self {
-        Self { method: GooseMethod::Put, name, path, body: Some(body), expect: 200 }
+        Self { method: GooseMethod::Put, name, path, prefix: API, body: Some(body), expect: 200 }
     }
 
     pub fn delete(name: &'a str, path: String, expect: u16) -> Self {
-        Self { method: GooseMethod::Delete, name, path, body: None, expect }
+        Self { method: GooseMethod::Delete, name, path, prefix: API, body: None, expect }
+    }
+
+    /// The same call to `path` at the root rather than under `/api/v1`.
+    pub fn unversioned(self) -> Self {
+        Self { prefix: "", ..self }
     }
 
     /// Sends the call as `user` (with its access token once it has one) and returns the
     /// response body as JSON (`null` when empty), or fails the request when the status is
     /// not the expected one.
     pub async fn send(self, user: &mut GooseUser) -> Step<Value> {
-        let path = format!("/api/v1{}", self.path);
+        let path = format!("{}{}", self.prefix, self.path);
         let mut builder = user.get_request_builder(&self.method, &path)?;
         if let Some(s) = user.get_session_data::<Session>().filter(|s| !s.access_token.is_empty()) {
             builder = builder.bearer_auth(&s.access_token);

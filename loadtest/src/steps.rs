@@ -44,6 +44,16 @@ pub async fn log_in(user: &mut GooseUser) -> TransactionResult {
     Ok(())
 }
 
+/// The first user probes `/healthz` (what a load balancer or kubelet asks); every other one
+/// logs in again ([`log_in`]).
+pub async fn log_in_or_probe(user: &mut GooseUser) -> TransactionResult {
+    if user.weighted_users_index == 0 {
+        Call::get("/healthz", "/healthz".into()).unversioned().send(user).await.map(drop)
+    } else {
+        log_in(user).await
+    }
+}
+
 fn tenant_of(user: &GooseUser) -> Step<String> {
     session(user)?.tenant.ok_or_else(|| failed("the user has no tenant"))
 }
