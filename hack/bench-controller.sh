@@ -10,7 +10,9 @@
 # apiserver_request_total, starts the controller again, waits until it has reconciled every
 # Tenant and App once more (its slipway_reconciles_total), and prints the requests the
 # restart cost by verb and resource, and the number per App. Then it annotates every App (a
-# change that asks for nothing new) and prints what those reconciles cost. The watches' own LIST and WATCH
+# change that asks for nothing new) and prints what those reconciles cost. Last it creates
+# the same Deployments directly and prints how long the Apps took against that floor, and the
+# controller's resident memory. The watches' own LIST and WATCH
 # requests are included, and so are the requests kube-controller-manager and kwok make
 # meanwhile (leases, nodes, events: compare the resources). The cluster is torn down at the end (SLIPWAY_BENCH_KEEP=1 keeps it).
 set -euo pipefail
@@ -88,6 +90,7 @@ log "applying $tenants Tenants and $apps Apps"
 } | k create -f - >/dev/null
 tenants_ready() { [[ "$(k get tenants.slipway.dev -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True)" == "$tenants" ]]; }
 wait_for "$tenants Tenants Ready" 600 tenants_ready || die "Tenants not Ready"
+started=$SECONDS
 {
   for t in $(seq 1 "$tenants"); do
     for a in $(seq 1 "$per_tenant"); do
@@ -98,9 +101,11 @@ wait_for "$tenants Tenants Ready" 600 tenants_ready || die "Tenants not Ready"
   done
 } | k create -f - >/dev/null
 apps_ready() { [[ "$(k get apps.slipway.dev -A -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -c '^Ready$')" == "$apps" ]]; }
-started=$SECONDS
 wait_for "$apps Apps Ready" 1200 apps_ready || die "Apps not Ready: $(tail -n 20 "$state/controller.log")"
-log "$apps Apps Ready in $((SECONDS - started))s"
+apps_took=$((SECONDS - started))
+# The controller's memory (issue 13's goal: at most 150 MB with 1,000 Apps).
+memory() { awk '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END {printf "resident %d MB, peak %d MB", r / 1024, h / 1024}' "/proc/$controller_pid/status"; }
+log "$apps Apps Ready in ${apps_took}s (from the first create); the controller: $(memory)"
 
 # The requests by verb and resource between two `requests` snapshots, and their number per App.
 cost() {
@@ -133,3 +138,25 @@ sleep 5
 requests >"$state/after-touch"
 log "an annotation on every App: $(($(reconciles app) - done_before)) reconciles; API requests (kubectl's PATCHes included):"
 cost "$state/before-touch" "$state/after-touch"
+log "the controller after it all: $(memory)"
+
+# The floor: the same Deployments created directly (copies of the controller's, with labels of
+# their own, in namespaces floor-tenant-* without the tenants' quotas), from the first create
+# until every one is Available. Both this and the Apps above wait on kube-controller-manager's
+# ReplicaSets and pods.
+log "the floor: $apps Deployments like the controller's, created directly"
+floor_label=bench.slipway.dev/floor
+k get deployments -A -l slipway.dev/app -o json | jq --arg l "$floor_label" '{apiVersion: "v1", kind: "List", items: [
+  .items[] | . as $d | {apiVersion: "apps/v1", kind: "Deployment",
+    metadata: {name: $d.metadata.name, namespace: ("floor-" + $d.metadata.namespace), labels: {($l): $d.metadata.name}},
+    spec: ($d.spec | .selector = {matchLabels: {($l): $d.metadata.name}}
+                   | .template.metadata = {labels: {($l): $d.metadata.name}})}]}' >"$state/floor.json"
+for ns in $(k get namespaces -l slipway.dev/tenant -o jsonpath='{.items[*].metadata.name}'); do
+  k create namespace "floor-$ns" >/dev/null
+done
+started=$SECONDS
+k create -f "$state/floor.json" >/dev/null
+floor_ready() { [[ "$(k get deployments -A -l "$floor_label" -o jsonpath='{range .items[*]}{.status.availableReplicas}{"\n"}{end}' | grep -c '^1$')" == "$apps" ]]; }
+wait_for "$apps Deployments Available" 1200 floor_ready || die "the floor's Deployments did not become Available"
+floor_took=$((SECONDS - started))
+log "floor: $apps Deployments Available in ${floor_took}s; $apps Apps Ready in ${apps_took}s: $(awk -v a="$apps_took" -v f="$floor_took" 'BEGIN {printf "%.2f", a / (f > 0 ? f : 1)}') times the floor"
