@@ -101,7 +101,13 @@ pub struct Context {
     applied: applied::Applied,
 }
 
-/// Runs the Tenant, App, Database and Workspace controllers until `shutdown` resolves.
+/// How long [`run`] lets reconciles in flight finish after its shutdown signal before it drops
+/// them: under the 30 s a Pod gets between SIGTERM and SIGKILL (Kubernetes' default
+/// `terminationGracePeriodSeconds`), so the Lease is still released.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Runs the Tenant, App, Database and Workspace controllers until `shutdown` resolves, then
+/// waits for the reconciles in flight for at most [`SHUTDOWN_GRACE`].
 ///
 /// Applies the shared ClusterRoles `slipway:tenant-member` and `slipway:tenant-admin` first. The CRDs must be installed
 /// (see [`slipway_crds::install`]).
@@ -133,6 +139,7 @@ pub async fn run(
     });
     // Every controller stops when the shutdown fires: share one signal.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+    let shutdown_copy = shutdown.clone();
     // Each guard rail wakes its Tenant when it changes (a quota observed, a policy deleted).
     let tenants = tenants
         .watches_stream(streams.namespaces, triggers::owning_tenant)
@@ -171,8 +178,20 @@ pub async fn run(
         .run(metrics::timed("workspace", workspace::reconcile), outcome::requeue_with_backoff, ctx)
         .for_each(|res| async move { log_outcome("workspace", res) });
     tracing::info!("controllers started");
-    futures::join!(tenants, apps, databases, workspaces);
-    tracing::info!("controllers stopped");
+    let controllers = async { futures::join!(tenants, apps, databases, workspaces) };
+    // A graceful shutdown waits for the reconciles in flight, and kube-runtime's waits for a
+    // store that never listed (the API server was unreachable) for ever: bound it.
+    let grace_over = async {
+        shutdown_copy.await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    match futures::future::select(std::pin::pin!(controllers), std::pin::pin!(grace_over)).await {
+        futures::future::Either::Left(_) => tracing::info!("controllers stopped"),
+        // Dropping the controllers aborts their reconciles; each is retried by the next leader.
+        futures::future::Either::Right(_) => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "controllers still busy after the shutdown grace period: abandoned");
+        }
+    }
     Ok(())
 }
 

@@ -6,6 +6,12 @@ use lettre::{
     message::{Mailbox, header::ContentType},
 };
 use secrecy::{ExposeSecret, SecretString};
+use std::time::Duration;
+
+/// How long one message may take to hand over, connection included: lettre's blocking
+/// transport gives each SMTP command 60 s, its async one bounds only the connect, so a server
+/// that accepts and then stalls would hold a reconcile (and a controller's shutdown) forever.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Why mail could not be sent.
 #[derive(Debug, thiserror::Error)]
@@ -13,7 +19,8 @@ pub enum MailError {
     /// The SMTP URL or the From address does not parse.
     #[error("{0}")]
     Config(String),
-    /// A recipient is invalid or the SMTP server refused the message.
+    /// A recipient is invalid, or the SMTP server refused the message or did not take it
+    /// within the send timeout ([`SEND_TIMEOUT`] unless set by [`Mailer::with_timeout`]).
     #[error("{0}")]
     Send(String),
 }
@@ -52,6 +59,7 @@ pub fn describe_metrics() {
 pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
+    timeout: Duration,
 }
 
 impl Mailer {
@@ -64,7 +72,13 @@ impl Mailer {
             .map_err(|e| MailError::Config(format!("the SMTP URL does not parse: {e}")))?
             .build();
         let from = config.from.parse().map_err(|e| MailError::Config(format!("mail From {:?}: {e}", config.from)))?;
-        Ok(Self { transport, from })
+        Ok(Self { transport, from, timeout: SEND_TIMEOUT })
+    }
+
+    /// The same mailer giving up on a message after `timeout` instead of [`SEND_TIMEOUT`].
+    #[must_use]
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self { timeout, ..self }
     }
 
     /// Sends `email` to each recipient separately (owners do not see each other's addresses).
@@ -82,9 +96,14 @@ impl Mailer {
                 .header(ContentType::TEXT_PLAIN)
                 .body(email.body.clone())
                 .map_err(|e| MailError::Send(e.to_string()))?;
-            let sent = self.transport.send(message).await;
+            let sent = match tokio::time::timeout(self.timeout, self.transport.send(message)).await {
+                Ok(sent) => sent.map_err(|e| MailError::Send(e.to_string())),
+                Err(_) => {
+                    Err(MailError::Send(format!("the SMTP server did not take the message within {:?}", self.timeout)))
+                }
+            };
             metrics::counter!(EMAILS, "result" => if sent.is_ok() { "sent" } else { "failed" }).increment(1);
-            sent.map_err(|e| MailError::Send(e.to_string()))?;
+            sent?;
         }
         Ok(())
     }
@@ -103,5 +122,27 @@ mod tests {
         assert!(e.contains("SMTP URL") && !e.contains("hunter2"), "{e}");
         let from = Mailer::new(&MailerConfig { smtp_url: "smtp://127.0.0.1:25".into(), from: "not an address".into() });
         assert!(matches!(from, Err(MailError::Config(e)) if e.contains("mail From")));
+    }
+
+    /// A server that accepts the connection and never greets: the send gives up with an error
+    /// instead of waiting for ever (it once held a controller's shutdown for 15 minutes).
+    #[tokio::test]
+    async fn a_stalled_smtp_server_fails_the_send_after_the_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let silent = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.unwrap();
+            std::future::pending::<()>().await;
+            drop(socket);
+        });
+        let config = MailerConfig { smtp_url: format!("smtp://127.0.0.1:{port}").into(), from: "a@b.c".into() };
+        let mailer = Mailer::new(&config).unwrap().with_timeout(Duration::from_millis(300));
+        let email = Email { subject: "s".into(), body: "b".into(), message_id: None };
+        let sent = mailer.send(&["owner@example.com"], &email).await;
+        assert!(
+            matches!(&sent, Err(MailError::Send(e)) if e.contains("did not take the message within 300ms")),
+            "{sent:?}"
+        );
+        silent.abort();
     }
 }
