@@ -15,6 +15,13 @@
 //! regardless (an object a later admission step refused is never seen). A ledger keeps only
 //! what counting needs (kind, name, footprint), never a spec, and is owned by its Tenant, so
 //! the garbage collector deletes it with the tenant.
+//!
+//! Each replica remembers the last version of each ledger it wrote or read and writes on top
+//! of it: with one replica (or one replica at a time per tenant) a reservation costs one
+//! request, the write, instead of a read and a write; when another replica wrote meanwhile,
+//! the write loses on its `resourceVersion` precondition and the next attempt reads again. A
+//! dry run judges against the remembered version without waiting for its turn: it writes
+//! nothing, so it may be a moment behind another replica's writes (issue 13).
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
@@ -116,15 +123,41 @@ fn inventory(entries: &BTreeMap<String, Reservation>, except: &str) -> Inventory
 pub struct Ledger {
     api: Api<ConfigMap>,
     ttl: Duration,
-    /// One lock per tenant: this replica's reservations for a tenant take turns, so only
-    /// requests on other replicas can make a write lose its race (409).
-    locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
+    /// Per ledger: this replica's turn and its last known version of it.
+    tenants: Arc<Mutex<HashMap<String, Arc<TenantLedger>>>>,
+}
+
+/// What a replica keeps of one tenant's ledger.
+#[derive(Default)]
+struct TenantLedger {
+    /// This replica's reservations for the tenant take turns, so only requests on other
+    /// replicas can make a write lose its race (409).
+    turn: tokio::sync::Mutex<()>,
+    /// The ledger as this replica last wrote or read it (`None`: unknown, read it).
+    known: Mutex<Option<ConfigMap>>,
+}
+
+impl TenantLedger {
+    fn known(&self) -> Option<ConfigMap> {
+        self.known.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn remember(&self, ledger: Option<ConfigMap>) {
+        *self.known.lock().unwrap_or_else(PoisonError::into_inner) = ledger;
+    }
+
+    fn remember_if_unknown(&self, ledger: Option<ConfigMap>) {
+        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
+        if known.is_none() {
+            *known = ledger;
+        }
+    }
 }
 
 impl Ledger {
     /// Ledgers kept as ConfigMaps in `namespace` (the webhook's own, never a tenant's).
     pub fn new(client: Client, namespace: &str, ttl: Duration) -> Self {
-        Self { api: Api::namespaced(client, namespace), ttl, locks: Arc::default() }
+        Self { api: Api::namespaced(client, namespace), ttl, tenants: Arc::default() }
     }
 
     /// Judges `claim` against the tenant's pending reservations and, when `judge` admits it
@@ -146,22 +179,37 @@ impl Ledger {
     ) -> Result<T, kube::Error> {
         let tenant_name = tenant.name_any();
         let ledger = ledger_name(tenant.uid().as_deref().unwrap_or(&tenant_name));
-        let lock =
-            self.locks.lock().unwrap_or_else(PoisonError::into_inner).entry(tenant_name.clone()).or_default().clone();
+        // Keyed by the ledger (the tenant's UID): a later tenant of the same name starts afresh.
+        let state =
+            self.tenants.lock().unwrap_or_else(PoisonError::into_inner).entry(ledger.clone()).or_default().clone();
         // A dry run writes nothing, so it need not wait for its turn.
-        let _turn = if dry_run { None } else { Some(lock.lock().await) };
+        let _turn = if dry_run { None } else { Some(state.turn.lock().await) };
         let own_key = key(claim.kind, &claim.name);
         for attempt in 0..MAX_ATTEMPTS {
-            if attempt > 0 {
-                // Lost a race to another replica: back off with jitter so the next try is
-                // unlikely to collide again (5-25 ms, growing with the attempt, at most 200 ms).
-                let step = u64::try_from(attempt.min(8)).unwrap_or(8);
-                tokio::time::sleep(Duration::from_millis(rand::random_range(5..=25) * step)).await;
-            }
-            let current = self.api.get_opt(&ledger).await?;
+            // The remembered version on the first attempt; after a lost race, the current one.
+            let remembered = state.known().filter(|_| attempt == 0);
+            let from_memory = remembered.is_some();
+            let current = match remembered {
+                Some(known) => Some(known),
+                None => {
+                    let read = self.api.get_opt(&ledger).await?;
+                    if dry_run {
+                        // Without the turn, never replace what the turn's holder wrote.
+                        state.remember_if_unknown(read.clone());
+                    } else {
+                        state.remember(read.clone());
+                    }
+                    read
+                }
+            };
             let at = now();
             let mut entries = pending(current.as_ref().and_then(|c| c.data.as_ref()), at, &observed);
             let (admit, verdict) = judge(inventory(&entries, &own_key));
+            if !admit && from_memory && !dry_run {
+                // Never refuse on a version that may be out of date: read the current one.
+                state.remember(None);
+                continue;
+            }
             if !admit || dry_run {
                 return Ok(verdict);
             }
@@ -180,7 +228,7 @@ impl Ledger {
             let written = match current {
                 Some(mut cm) => {
                     cm.data = Some(data);
-                    self.api.replace(&ledger, &PostParams::default(), &cm).await.map(drop)
+                    self.api.replace(&ledger, &PostParams::default(), &cm).await
                 }
                 None => {
                     let cm = ConfigMap {
@@ -194,17 +242,29 @@ impl Ledger {
                         data: Some(data),
                         ..Default::default()
                     };
-                    self.api.create(&PostParams::default(), &cm).await.map(drop)
+                    self.api.create(&PostParams::default(), &cm).await
                 }
             };
             match written {
-                Ok(()) => return Ok(verdict),
-                // 409: another request (here or on another replica) wrote first; judge again.
-                Err(kube::Error::Api(s)) if s.code == 409 => {
-                    metrics::counter!(crate::metrics::RESERVATION_CONFLICTS).increment(1);
-                    continue;
+                Ok(written) => {
+                    state.remember(Some(written));
+                    return Ok(verdict);
                 }
-                Err(e) => return Err(e),
+                // 409: another request (here or on another replica) wrote first; 404: the
+                // remembered ledger is gone (its tenant was deleted and made again). Read and
+                // judge again.
+                Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
+                    metrics::counter!(crate::metrics::RESERVATION_CONFLICTS).increment(1);
+                    state.remember(None);
+                    // Back off with jitter so the next try is unlikely to collide again
+                    // (5-25 ms, growing with the attempt, at most 200 ms).
+                    let step = u64::try_from(attempt.min(7) + 1).unwrap_or(8);
+                    tokio::time::sleep(Duration::from_millis(rand::random_range(5..=25) * step)).await;
+                }
+                Err(e) => {
+                    state.remember(None);
+                    return Err(e);
+                }
             }
         }
         Err(kube::Error::Service(format!("lost {MAX_ATTEMPTS} races reserving room in {ledger}").into()))
