@@ -9,7 +9,8 @@
 //! certificate from [`slipway_webhook::certs::generate`]) is driven with AdmissionReview POSTs
 //! over keep-alive HTTP/1.1 connections (rustls client trusting the generated CA), a fixed
 //! number in flight (one request at a time per connection), for `/mutate` and `/validate`:
-//! UPDATE (no reservation), CREATE with `dryRun: true` (reads the ledger, writes nothing) and
+//! UPDATE (a scale-up from 1 to 3 replicas: it grows, so it writes a reservation), CREATE with
+//! `dryRun: true` (judged against the ledger version the replica remembers, writes nothing) and
 //! real CREATE (writes the tenant's reservation ConfigMap, so bounded by the API server).
 //!
 //! Phase 2, the overhead through kube-apiserver: Apps created with a Kubernetes client,
