@@ -251,8 +251,8 @@ impl Ledger {
                     return Ok(verdict);
                 }
                 // 409: another request (here or on another replica) wrote first; 404: the
-                // remembered ledger is gone (its tenant was deleted and made again). Read and
-                // judge again.
+                // remembered ledger was deleted (by the garbage collector with its Tenant, or
+                // by hand). Read and judge again.
                 Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
                     metrics::counter!(crate::metrics::RESERVATION_CONFLICTS).increment(1);
                     state.remember(None);
