@@ -209,12 +209,23 @@ pub async fn run_as_leader(
     lead(client.clone(), election, shutdown, |stop| run(client, plans, config, stop)).await
 }
 
-fn log_outcome<K: kube::Resource, E: std::fmt::Display>(
+fn log_outcome<K, E1, E2>(
     kind: &str,
-    res: std::result::Result<(kube::runtime::reflector::ObjectRef<K>, kube::runtime::controller::Action), E>,
-) {
+    res: std::result::Result<
+        (kube::runtime::reflector::ObjectRef<K>, kube::runtime::controller::Action),
+        kube::runtime::controller::Error<E1, E2>,
+    >,
+) where
+    K: kube::Resource,
+    E1: std::error::Error + 'static,
+    E2: std::error::Error + 'static,
+{
     match res {
         Ok((obj, _)) => tracing::debug!(kind, object = %obj, "reconciled"),
+        // Woken for an object already gone (a guard rail deleted after its Tenant): no failure.
+        Err(kube::runtime::controller::Error::ObjectNotFound(obj)) => {
+            tracing::debug!(kind, object = %obj, "woken for an object that is gone");
+        }
         Err(e) => tracing::warn!(kind, error = %e, "reconcile failed"),
     }
 }
