@@ -8,9 +8,9 @@
 //! Kubernetes bumps on every change of a workload's spec, by anyone) or, for kinds without
 //! one (Services, Secrets, quotas, RBAC objects), the same content outside `metadata` and
 //! `status` (a quota's usage, written by Kubernetes to its status, changes nothing here); its
-//! labels and annotations still hold the desired ones. Anything else (a store that lags behind, another writer, a controller
-//! restart that emptied the memory) applies as before: a stale judgement costs one idempotent
-//! write, never a missed one.
+//! labels and annotations still hold the desired ones. Anything else (a store that lags
+//! behind, another writer, a controller restart that emptied the memory) applies as before: a
+//! stale judgement costs one idempotent write, never a missed one.
 
 use crate::{Result, apply::apply, cache::cached};
 use kube::{Api, Resource, ResourceExt, runtime::reflector::Store};

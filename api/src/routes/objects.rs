@@ -114,7 +114,7 @@ fn api_as<K: TenantObject>(state: &AppState, user: &AuthUser, m: &Membership) ->
 /// # Errors
 /// As [`member_client`].
 pub async fn member_api<K: TenantObject>(state: &AppState, user: &AuthUser, tenant: &str) -> Result<Api<K>, ApiError> {
-    Ok(Api::namespaced(member_client(state, user, tenant).await?, &tenant_namespace(tenant)))
+    api_as(state, user, &crate::teams::membership(state, user, tenant).await?)
 }
 
 /// The kind `K` as messages name it: `app`, `database`, `workspace`.
