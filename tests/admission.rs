@@ -188,22 +188,34 @@ async fn ingress_hosts_are_confined_to_the_tenants_domain_and_held_once() {
 /// Room for 3 Apps, 20 creates at once, two webhook replicas: exactly 3 are admitted.
 #[tokio::test]
 async fn concurrent_creates_never_overflow_the_plan() {
-    let (_, apps) = tenant_apps("race", "free").await;
-    let creates = (0..20).map(|i| {
+    creates_at_once_admit_exactly_the_room("race", "free", 20, 3).await;
+}
+
+/// Room for 10 Apps, 30 creates at once: each replica writes the reservations it admits in
+/// batches (group commit), and still exactly 10 are admitted, none wrongly refused.
+#[tokio::test]
+async fn batched_reservations_admit_exactly_the_room() {
+    creates_at_once_admit_exactly_the_room("batch", "standard", 30, 10).await;
+}
+
+/// Creates `creates` one-replica Apps at once in a new tenant on `plan`, whose App count
+/// allows `room` of them: exactly `room` are admitted and stored, the rest refused by the
+/// count.
+async fn creates_at_once_admit_exactly_the_room(prefix: &str, plan: &str, creates: usize, room: usize) {
+    let (_, apps) = tenant_apps(prefix, plan).await;
+    let creates = (0..creates).map(|i| {
         let apps = apps.clone();
         async move { apps.create(&PostParams::default(), &app(&format!("racer-{i}"), Some(1))).await }
     });
     let results = join_all(creates).await;
     let admitted = results.iter().filter(|r| r.is_ok()).count();
     let denied: Vec<_> = results.into_iter().filter_map(Result::err).collect();
-    assert_eq!(admitted, 3, "denials: {denied:?}");
+    assert_eq!(admitted, room, "denials: {denied:?}");
+    let count_rule = format!("the plan \"{plan}\" allows {room}");
     for e in &denied {
-        assert!(
-            matches!(e, kube::Error::Api(s) if s.code == 422 && s.message.contains("the plan \"free\" allows 3")),
-            "{e:?}"
-        );
+        assert!(matches!(e, kube::Error::Api(s) if s.code == 422 && s.message.contains(&count_rule)), "{e:?}");
     }
-    assert_eq!(apps.list(&ListParams::default()).await.unwrap().items.len(), 3);
+    assert_eq!(apps.list(&ListParams::default()).await.unwrap().items.len(), room);
 }
 
 /// `kubectl scale` goes through the App's scale subresource, which a webhook rule for `apps`

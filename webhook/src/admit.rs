@@ -221,9 +221,9 @@ async fn validate<K: Admissible>(
             generation: object.meta().generation.unwrap_or(0),
             footprint: spec.footprint(policy).unwrap_or_default(),
         };
-        let observed = |kind, name: &str, r: &crate::reservations::Reservation| {
-            webhook.index.observed(kind, &ns, name, r.uid.as_deref(), r.generation)
-        };
+        let (index, ns) = (webhook.index.clone(), ns.clone());
+        let observed: crate::reservations::Observed =
+            Arc::new(move |kind, name, r| index.observed(kind, &ns, name, r.uid.as_deref(), r.generation));
         webhook.ledger.reserve(tenant, &claim, request.dry_run, observed, judge).await
     } else {
         // A change that grows nothing cannot break a total: no reservation to read or write.

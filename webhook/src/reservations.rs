@@ -20,8 +20,15 @@
 //! of it: with one replica (or one replica at a time per tenant) a reservation costs one
 //! request, the write, instead of a read and a write; when another replica wrote meanwhile,
 //! the write loses on its `resourceVersion` precondition and the next attempt reads again. A
-//! dry run judges against the remembered version without waiting for its turn: it writes
-//! nothing, so it may be a moment behind another replica's writes (issue 13).
+//! dry run judges against the remembered version and writes nothing, so it may be a moment
+//! behind another replica's writes (issue 13).
+//!
+//! Writes are group commits: a replica has at most one write of a ledger in flight; the
+//! reservations its judges admit meanwhile (each judged counting the ones before it) queue
+//! and go out together in the next write, so eight concurrent creates of one tenant cost about
+//! two writes, not eight in turn. A queued reservation is only written on the ledger version
+//! it was judged against (or this replica's own write on top of it, which it counted): when
+//! the replica learns of a newer version, the queue is judged again.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
@@ -97,7 +104,7 @@ fn now() -> u64 {
 fn pending(
     data: Option<&BTreeMap<String, String>>,
     at: u64,
-    observed: impl Fn(Kind, &str, &Reservation) -> bool,
+    observed: &(dyn Fn(Kind, &str, &Reservation) -> bool + Send + Sync),
 ) -> BTreeMap<String, Reservation> {
     data.into_iter()
         .flatten()
@@ -118,40 +125,97 @@ fn inventory(entries: &BTreeMap<String, Reservation>, except: &str) -> Inventory
         .collect()
 }
 
+/// Whether this replica's caches already cover a reservation (see [`Index::observed`]): its
+/// object `(kind, name)` at the reservation's version or later, stored or deleted.
+///
+/// [`Index::observed`]: crate::Index::observed
+pub type Observed = Arc<dyn Fn(Kind, &str, &Reservation) -> bool + Send + Sync>;
+
 /// The reservation ledgers of all tenants.
 #[derive(Clone)]
 pub struct Ledger {
     api: Api<ConfigMap>,
     ttl: Duration,
-    /// Per ledger: this replica's turn and its last known version of it.
+    /// Per ledger: what this replica knows of it and what it is about to write to it.
     tenants: Arc<Mutex<HashMap<String, Arc<TenantLedger>>>>,
+}
+
+/// What a replica knows of one ledger's current version.
+#[derive(Clone, Default)]
+enum Known {
+    /// Nothing it can trust: read it.
+    #[default]
+    Unknown,
+    /// The ledger does not exist yet: the next write creates it.
+    Absent,
+    /// The version this replica last wrote or read.
+    At(Arc<ConfigMap>),
+}
+
+impl From<Option<ConfigMap>> for Known {
+    fn from(read: Option<ConfigMap>) -> Self {
+        read.map_or(Known::Absent, |cm| Known::At(Arc::new(cm)))
+    }
+}
+
+/// How the write carrying a reservation ended.
+#[derive(Debug)]
+enum Commit {
+    /// Written: the room is reserved.
+    Written,
+    /// Not written: it was judged against a version of the ledger this replica no longer
+    /// trusts (another request read a newer one, or found it out of date). Judge again.
+    Stale,
+    /// Not written: another replica wrote the ledger first (409), or it was deleted (404).
+    /// Judge again against the current version.
+    Lost,
+    /// Not written: the API server failed the write.
+    Failed(String),
+}
+
+/// A reservation admitted by its judge and waiting for the write that carries it.
+struct Queued {
+    key: String,
+    reservation: Reservation,
+    /// The [`Shared::epoch`] it was judged in: it may only be written on that ledger version.
+    epoch: u64,
+    done: tokio::sync::oneshot::Sender<Commit>,
+}
+
+/// The state of one ledger on this replica, behind one lock.
+#[derive(Default)]
+struct Shared {
+    known: Known,
+    /// Bumped whenever `known` is replaced by anything but this replica's own write of
+    /// reservations judged against it: queued reservations judged in an earlier epoch are
+    /// judged again.
+    epoch: u64,
+    /// Admitted, waiting for the next write (in the order they were judged).
+    queued: Vec<Queued>,
+    /// In the write in flight, by ledger key: counted by every judge until it ends.
+    writing: BTreeMap<String, Reservation>,
+    /// Whether a write is in flight (at most one per ledger and replica).
+    flushing: bool,
 }
 
 /// What a replica keeps of one tenant's ledger.
 #[derive(Default)]
 struct TenantLedger {
-    /// This replica's reservations for the tenant take turns, so only requests on other
-    /// replicas can make a write lose its race (409).
-    turn: tokio::sync::Mutex<()>,
-    /// The ledger as this replica last wrote or read it (`None`: unknown, read it).
-    known: Mutex<Option<ConfigMap>>,
+    shared: Mutex<Shared>,
 }
 
 impl TenantLedger {
-    fn known(&self) -> Option<ConfigMap> {
-        self.known.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    fn remember(&self, ledger: Option<ConfigMap>) {
-        *self.known.lock().unwrap_or_else(PoisonError::into_inner) = ledger;
-    }
-
-    fn remember_if_unknown(&self, ledger: Option<ConfigMap>) {
-        let mut known = self.known.lock().unwrap_or_else(PoisonError::into_inner);
-        if known.is_none() {
-            *known = ledger;
-        }
-    }
+/// Where a tenant's ledger lives and what a new one carries.
+#[derive(Clone)]
+struct Target {
+    name: String,
+    tenant: String,
+    owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 }
 
 impl Ledger {
@@ -161,11 +225,15 @@ impl Ledger {
     }
 
     /// Judges `claim` against the tenant's pending reservations and, when `judge` admits it
-    /// (returns `true`), reserves its room, all under one optimistic-concurrency write.
-    /// `judge` receives the pending reservations of the tenant's other objects and may be
-    /// called several times: once per lost race. `observed` says which reservations this
-    /// replica's caches already cover. With `dry_run`, nothing is written
-    /// (`sideEffects: NoneOnDryRun`).
+    /// (returns `true`), reserves its room with an optimistic-concurrency write of the ledger.
+    /// `judge` receives the pending reservations of the tenant's other objects (this replica's
+    /// admitted but not yet written ones included) and may be called several times: once per
+    /// lost race. `observed` says which reservations this replica's caches already cover. With
+    /// `dry_run`, nothing is written (`sideEffects: NoneOnDryRun`).
+    ///
+    /// Reservations of one tenant admitted while a write of its ledger is in flight are written
+    /// together by the next one (group commit), so concurrent creates of a tenant cost one
+    /// write per round trip, not one each.
     ///
     /// # Errors
     /// Kubernetes API errors, or [`MAX_ATTEMPTS`] lost races in a row.
@@ -174,101 +242,207 @@ impl Ledger {
         tenant: &Tenant,
         claim: &Claim,
         dry_run: bool,
-        observed: impl Fn(Kind, &str, &Reservation) -> bool,
+        observed: Observed,
         mut judge: impl FnMut(Inventory) -> (bool, T),
     ) -> Result<T, kube::Error> {
         let tenant_name = tenant.name_any();
-        let ledger = ledger_name(tenant.uid().as_deref().unwrap_or(&tenant_name));
+        let target = Target {
+            name: ledger_name(tenant.uid().as_deref().unwrap_or(&tenant_name)),
+            owner: tenant.owner_ref(&()),
+            tenant: tenant_name,
+        };
         // Keyed by the ledger (the tenant's UID): a later tenant of the same name starts afresh.
         let state =
-            self.tenants.lock().unwrap_or_else(PoisonError::into_inner).entry(ledger.clone()).or_default().clone();
-        // A dry run writes nothing, so it need not wait for its turn.
-        let _turn = if dry_run { None } else { Some(state.turn.lock().await) };
+            self.tenants.lock().unwrap_or_else(PoisonError::into_inner).entry(target.name.clone()).or_default().clone();
         let own_key = key(claim.kind, &claim.name);
         for attempt in 0..MAX_ATTEMPTS {
-            // The remembered version on the first attempt; after a lost race, the current one.
-            let remembered = state.known().filter(|_| attempt == 0);
-            let from_memory = remembered.is_some();
-            let current = match remembered {
-                Some(known) => Some(known),
-                None => {
-                    let read = self.api.get_opt(&ledger).await?;
-                    if dry_run {
-                        // Without the turn, never replace what the turn's holder wrote.
-                        state.remember_if_unknown(read.clone());
-                    } else {
-                        state.remember(read.clone());
-                    }
-                    read
+            let fresh = self.ensure_known(&state, &target.name).await?;
+            let (verdict, done) = {
+                let mut shared = state.lock();
+                if matches!(shared.known, Known::Unknown) {
+                    continue;
                 }
-            };
-            let at = now();
-            let mut entries = pending(current.as_ref().and_then(|c| c.data.as_ref()), at, &observed);
-            let (admit, verdict) = judge(inventory(&entries, &own_key));
-            if !admit && from_memory && !dry_run {
-                // Never refuse on a version that may be out of date: read the current one.
-                state.remember(None);
-                continue;
-            }
-            if !admit || dry_run {
-                return Ok(verdict);
-            }
-            let reservation = Reservation {
-                uid: claim.uid.clone(),
-                generation: claim.generation,
-                footprint: claim.footprint.clone(),
-                expires: at + self.ttl.as_secs(),
-            };
-            // Released and lapsed entries are dropped with this write.
-            entries.insert(own_key.clone(), reservation);
-            let data = entries
-                .into_iter()
-                .map(|(k, r)| (k, serde_json::to_string(&r).expect("a reservation serializes")))
-                .collect();
-            let written = match current {
-                Some(mut cm) => {
-                    cm.data = Some(data);
-                    self.api.replace(&ledger, &PostParams::default(), &cm).await
-                }
-                None => {
-                    let cm = ConfigMap {
-                        metadata: ObjectMeta {
-                            name: Some(ledger.clone()),
-                            labels: Some([(TENANT_LABEL.to_string(), tenant_name.clone())].into()),
-                            // Deleted by the garbage collector with its tenant.
-                            owner_references: tenant.owner_ref(&()).map(|o| vec![o]),
-                            ..Default::default()
-                        },
-                        data: Some(data),
-                        ..Default::default()
-                    };
-                    self.api.create(&PostParams::default(), &cm).await
-                }
-            };
-            match written {
-                Ok(written) => {
-                    state.remember(Some(written));
+                let at = now();
+                let mut entries = pending(known_data(&shared.known), at, observed.as_ref());
+                // Admitted here a moment ago: counted before the ledger holds them.
+                entries.extend(shared.writing.iter().map(|(k, r)| (k.clone(), r.clone())));
+                entries.extend(shared.queued.iter().map(|q| (q.key.clone(), q.reservation.clone())));
+                let (admit, verdict) = judge(inventory(&entries, &own_key));
+                if dry_run {
                     return Ok(verdict);
                 }
-                // 409: another request (here or on another replica) wrote first; 404: the
-                // remembered ledger was deleted (by the garbage collector with its Tenant, or
-                // by hand). Read and judge again.
-                Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {
+                if !admit {
+                    if fresh {
+                        return Ok(verdict);
+                    }
+                    // Never refuse on a version that may be out of date: read the current one.
+                    forget(&mut shared);
+                    continue;
+                }
+                let reservation = Reservation {
+                    uid: claim.uid.clone(),
+                    generation: claim.generation,
+                    footprint: claim.footprint.clone(),
+                    expires: at + self.ttl.as_secs(),
+                };
+                let (done, written) = tokio::sync::oneshot::channel();
+                let epoch = shared.epoch;
+                shared.queued.push(Queued { key: own_key.clone(), reservation, epoch, done });
+                if !shared.flushing {
+                    shared.flushing = true;
+                    tokio::spawn(self.clone().flush(state.clone(), target.clone(), observed.clone()));
+                }
+                (verdict, written)
+            };
+            match done.await.unwrap_or_else(|_| Commit::Failed("the ledger writer stopped".into())) {
+                Commit::Written => return Ok(verdict),
+                Commit::Stale => {}
+                Commit::Lost => {
                     metrics::counter!(crate::metrics::RESERVATION_CONFLICTS).increment(1);
-                    state.remember(None);
                     // Back off with jitter so the next try is unlikely to collide again
                     // (5-25 ms, growing with the attempt, at most 200 ms).
                     let step = u64::try_from(attempt.min(7) + 1).unwrap_or(8);
                     tokio::time::sleep(Duration::from_millis(rand::random_range(5..=25) * step)).await;
                 }
-                Err(e) => {
-                    state.remember(None);
-                    return Err(e);
+                Commit::Failed(message) => return Err(kube::Error::Service(message.into())),
+            }
+        }
+        Err(kube::Error::Service(format!("lost {MAX_ATTEMPTS} races reserving room in {}", target.name).into()))
+    }
+
+    /// Reads the ledger when this replica does not know its current version; `true` when it
+    /// read (so a refusal may rest on what it read).
+    async fn ensure_known(&self, state: &TenantLedger, ledger: &str) -> Result<bool, kube::Error> {
+        let epoch = {
+            let shared = state.lock();
+            if !matches!(shared.known, Known::Unknown) {
+                return Ok(false);
+            }
+            shared.epoch
+        };
+        let read = self.api.get_opt(ledger).await?;
+        let mut shared = state.lock();
+        // Unless another request installed a version meanwhile (it may be newer than this one).
+        if shared.epoch == epoch && matches!(shared.known, Known::Unknown) {
+            shared.known = read.into();
+            shared.epoch += 1;
+        }
+        Ok(true)
+    }
+
+    /// Writes the queued reservations of one ledger, a batch per write, until none is left.
+    /// Runs in its own task, so a request given up by its caller never leaves a write half
+    /// done.
+    async fn flush(self, state: Arc<TenantLedger>, target: Target, observed: Observed) {
+        // Should this task end early (a panic), its waiters fail and the next reservation
+        // starts a writer, instead of waiting for ever.
+        struct Abandoned<'a>(&'a TenantLedger);
+        impl Drop for Abandoned<'_> {
+            fn drop(&mut self) {
+                let mut shared = self.0.lock();
+                if shared.flushing {
+                    shared.flushing = false;
+                    shared.writing.clear();
+                    shared.queued.clear();
+                    forget(&mut shared);
                 }
             }
         }
-        Err(kube::Error::Service(format!("lost {MAX_ATTEMPTS} races reserving room in {ledger}").into()))
+        let _abandoned = Abandoned(&state);
+        loop {
+            let (base, batch) = {
+                let mut shared = state.lock();
+                if shared.queued.is_empty() {
+                    // In the same critical section that saw the queue empty: a reservation
+                    // queued after it starts the next writer.
+                    shared.flushing = false;
+                    return;
+                }
+                let epoch = shared.epoch;
+                let (batch, stale): (Vec<_>, Vec<_>) = shared.queued.drain(..).partition(|q| q.epoch == epoch);
+                for q in stale {
+                    let _ = q.done.send(Commit::Stale);
+                }
+                if batch.is_empty() {
+                    continue;
+                }
+                shared.writing = batch.iter().map(|q| (q.key.clone(), q.reservation.clone())).collect();
+                (shared.known.clone(), batch)
+            };
+            let mut entries = pending(known_data(&base), now(), observed.as_ref());
+            // Released and lapsed entries are dropped with this write.
+            entries.extend(batch.iter().map(|q| (q.key.clone(), q.reservation.clone())));
+            let written = self.write(&target, base, entries).await;
+            let mut shared = state.lock();
+            shared.writing.clear();
+            let commit = || match &written {
+                Ok(_) => Commit::Written,
+                // 409: another replica wrote first; 404: the remembered ledger was deleted (by
+                // the garbage collector with its Tenant, or by hand). Read and judge again.
+                Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Commit::Lost,
+                Err(e) => Commit::Failed(e.to_string()),
+            };
+            let outcomes: Vec<_> = batch.iter().map(|_| commit()).collect();
+            match written {
+                Ok(ledger) => shared.known = Known::At(Arc::new(ledger)),
+                Err(_) => forget(&mut shared),
+            }
+            drop(shared);
+            for (q, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = q.done.send(outcome);
+            }
+        }
     }
+
+    /// Writes `entries` as the ledger's data on top of version `base` (creating the ledger when
+    /// it is absent).
+    async fn write(
+        &self,
+        target: &Target,
+        base: Known,
+        entries: BTreeMap<String, Reservation>,
+    ) -> Result<ConfigMap, kube::Error> {
+        let data = entries
+            .into_iter()
+            .map(|(k, r)| (k, serde_json::to_string(&r).expect("a reservation serializes")))
+            .collect();
+        match base {
+            Known::At(base) => {
+                let mut cm = Arc::unwrap_or_clone(base);
+                cm.data = Some(data);
+                self.api.replace(&target.name, &PostParams::default(), &cm).await
+            }
+            Known::Absent | Known::Unknown => {
+                let cm = ConfigMap {
+                    metadata: ObjectMeta {
+                        name: Some(target.name.clone()),
+                        labels: Some([(TENANT_LABEL.to_string(), target.tenant.clone())].into()),
+                        // Deleted by the garbage collector with its tenant.
+                        owner_references: target.owner.clone().map(|o| vec![o]),
+                        ..Default::default()
+                    },
+                    data: Some(data),
+                    ..Default::default()
+                };
+                self.api.create(&PostParams::default(), &cm).await
+            }
+        }
+    }
+}
+
+/// The data of a known ledger version.
+fn known_data(known: &Known) -> Option<&BTreeMap<String, String>> {
+    match known {
+        Known::At(cm) => cm.data.as_ref(),
+        Known::Absent | Known::Unknown => None,
+    }
+}
+
+/// Stops trusting the remembered version: the next judge reads the ledger, and reservations
+/// judged against the old version are judged again.
+fn forget(shared: &mut Shared) {
+    shared.known = Known::Unknown;
+    shared.epoch += 1;
 }
 
 #[cfg(test)]
@@ -294,7 +468,7 @@ mod tests {
             ("apps.garbled".to_string(), "not json".to_string()),
             ("gizmos.unknown".to_string(), entry(1, 200)),
         ]);
-        let pending = pending(Some(&data), 150, |kind, name, _| kind == Kind::App && name == "seen");
+        let pending = pending(Some(&data), 150, &|kind, name, _| kind == Kind::App && name == "seen");
         assert_eq!(pending.keys().collect::<Vec<_>>(), ["apps.live"]);
         assert_eq!(inventory(&pending, "apps.other").usage().cpu, Amount::parse("500m").unwrap());
         assert_eq!(inventory(&pending, "apps.live").count(Kind::App), 0, "the judged object is left out");
