@@ -46,6 +46,7 @@ pub use error::{Error, Result};
 pub use leader::{LeaderElection, Stop, lead};
 pub use metrics::describe as describe_metrics;
 pub use notify::{Mailer, MailerConfig};
+pub use tenant::{GuardRails, guard_rails};
 
 use backoff::Backoff;
 use futures::StreamExt;

@@ -15,7 +15,9 @@
 //!
 //! Phase 2, the overhead through kube-apiserver: Apps created with a Kubernetes client,
 //! sequentially and concurrently, with the webhook registered (both configurations pointing at
-//! the server above) and without it.
+//! the server above) and without it; then as many ConfigMaps of a small ledger's size, the
+//! floor of the one write each admitted create adds (its tenant's ledger), so the overhead can
+//! be read as "webhook round trips + one write".
 //!
 //! Tuning by environment: `SLIPWAY_BENCH_REQUESTS` (requests per phase-1 scenario, 20000),
 //! `SLIPWAY_BENCH_CREATES` (real CREATEs per concurrency, 1000), `SLIPWAY_BENCH_CONCURRENCY`
@@ -33,7 +35,7 @@ use hyper_util::rt::TokioIo;
 use k8s_openapi::{
     api::{
         admissionregistration::v1::{MutatingWebhookConfiguration, ValidatingWebhookConfiguration},
-        core::v1::Namespace,
+        core::v1::{ConfigMap, Namespace},
     },
     apimachinery::pkg::{api::resource::Quantity, apis::meta::v1::ObjectMeta},
 };
@@ -360,11 +362,11 @@ impl Bench {
             wait_for_webhook(&apps, registered).await?;
             let mode = if registered { "with webhook" } else { "without webhook" };
             let label = if registered { "with" } else { "without" };
-            create_batch(&apps, &format!("{label}-warm"), 20, 1).await?;
+            create_batch(&apps, &format!("{label}-warm"), 20, 1, bare_app).await?;
             for concurrency in [1, 8] {
                 let batch = format!("{label}-c{concurrency}");
                 let started = Instant::now();
-                let latency = create_batch(&apps, &batch, settings.apps, concurrency).await?;
+                let latency = create_batch(&apps, &batch, settings.apps, concurrency, bare_app).await?;
                 let elapsed = started.elapsed();
                 eprintln!("  {mode:<16} c={concurrency}: {} Apps in {:.1} s", settings.apps, elapsed.as_secs_f64());
                 rows.push((mode, concurrency, elapsed, latency));
@@ -374,6 +376,17 @@ impl Bench {
             wait_until_empty(&apps).await?;
         }
         self.unregister().await?;
+        // The floor of the reservation: the same number of plain ConfigMap writes.
+        let config_maps: Api<ConfigMap> =
+            Api::namespaced(self.client.clone(), &slipway_crds::tenant_namespace(&tenant));
+        for concurrency in [1, 8] {
+            let started = Instant::now();
+            let batch = format!("ledger-c{concurrency}");
+            let latency =
+                create_batch(&config_maps, &batch, settings.apps, concurrency, ledger_sized_config_map).await?;
+            rows.push(("ConfigMap alone", concurrency, started.elapsed(), latency));
+        }
+        config_maps.delete_collection(&DeleteParams::default(), &ListParams::default().labels(BATCH_LABEL)).await?;
         println!("\nPhase 2: {} App creates through kube-apiserver (kube client), per batch", settings.apps);
         println!(
             "{:<16} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8}",
@@ -396,6 +409,16 @@ impl Bench {
             if let (Some(without), Some(with)) = (find("without webhook"), find("with webhook")) {
                 let ratio = |q: f64| with.value_at_quantile(q) as f64 / without.value_at_quantile(q).max(1) as f64;
                 println!("ratio with/without, c={concurrency}: p50 x{:.2}, p99 x{:.2}", ratio(0.5), ratio(0.99));
+                if let Some(write) = find("ConfigMap alone") {
+                    let added = |q: f64| ms(with.value_at_quantile(q).saturating_sub(without.value_at_quantile(q)));
+                    println!(
+                        "  added by the webhooks, c={concurrency}: p50 {:.2} ms, p99 {:.2} ms; one ConfigMap write (the ledger's) p50 {:.2} ms, p99 {:.2} ms",
+                        added(0.5),
+                        added(0.99),
+                        ms(write.value_at_quantile(0.5)),
+                        ms(write.value_at_quantile(0.99)),
+                    );
+                }
             }
         }
         Ok(())
@@ -669,16 +692,20 @@ async fn wait_for_webhook(apps: &Api<App>, registered: bool) -> anyhow::Result<(
 }
 
 /// Creates `count` Apps labelled `batch`, `concurrency` at a time; the latency of each create.
-async fn create_batch(
-    apps: &Api<App>,
+async fn create_batch<K>(
+    api: &Api<K>,
     batch: &str,
     count: usize,
     concurrency: usize,
-) -> anyhow::Result<Histogram<u64>> {
+    make: fn(&str) -> K,
+) -> anyhow::Result<Histogram<u64>>
+where
+    K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        let (apps, next, batch) = (apps.clone(), next.clone(), batch.to_string());
+        let (api, next, batch) = (api.clone(), next.clone(), batch.to_string());
         workers.push(tokio::spawn(async move {
             let mut latency = histogram();
             loop {
@@ -686,10 +713,11 @@ async fn create_batch(
                 if i >= count {
                     return anyhow::Ok(latency);
                 }
-                let mut app = App::new(&format!("{batch}-{i}"), bare_spec());
-                app.labels_mut().insert(BATCH_LABEL.into(), batch.clone());
+                let name = format!("{batch}-{i}");
+                let mut object = make(&name);
+                object.labels_mut().insert(BATCH_LABEL.into(), batch.clone());
                 let began = Instant::now();
-                apps.create(&PostParams::default(), &app).await.with_context(|| format!("creating App {batch}-{i}"))?;
+                api.create(&PostParams::default(), &object).await.with_context(|| format!("creating {name}"))?;
                 latency.saturating_record(u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
             }
         }));
@@ -699,6 +727,22 @@ async fn create_batch(
         total.add(&worker.await??)?;
     }
     Ok(total)
+}
+
+/// An App of the bench's bare spec.
+fn bare_app(name: &str) -> App {
+    App::new(name, bare_spec())
+}
+
+/// A ConfigMap the size of a small reservation ledger: one etcd write each, the cost every
+/// admitted create adds by writing its tenant's ledger.
+fn ledger_sized_config_map(name: &str) -> ConfigMap {
+    let entry = r#"{"uid":"6f1c2a9e-0000-4000-8000-000000000000","generation":1,"footprint":{"cpu":"250m","memory":"128Mi","storage":"0"},"expires":1800000000}"#;
+    ConfigMap {
+        metadata: ObjectMeta { name: Some(name.into()), ..Default::default() },
+        data: Some((0..3).map(|i| (format!("apps.bench-{i}"), entry.to_string())).collect()),
+        ..Default::default()
+    }
 }
 
 async fn wait_until_empty(apps: &Api<App>) -> anyhow::Result<()> {

@@ -10,13 +10,21 @@ use crate::{
     apply::{apply, apply_status},
     conditions::{condition, is_true},
 };
-use k8s_openapi::api::{core::v1::Namespace, rbac::v1::ClusterRole};
+use k8s_openapi::{
+    api::{
+        core::v1::{LimitRange, Namespace, ResourceQuota},
+        networking::v1::NetworkPolicy,
+        rbac::v1::{ClusterRole, ClusterRoleBinding, RoleBinding},
+    },
+    apimachinery::pkg::apis::meta::v1::OwnerReference,
+};
 use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, PostParams, Preconditions},
     runtime::{controller::Action, events::EventType},
 };
 use slipway_crds::{Tenant, TenantStatus, namespace_belongs_to, tenant_namespace};
+use slipway_policies::TenantPolicy;
 use std::{sync::Arc, time::Duration};
 
 /// Re-check period of a healthy tenant, so drift (a deleted quota, an edited policy) heals
@@ -35,6 +43,40 @@ const TERMINATING_POLL: Duration = Duration::from_secs(2);
 /// Re-check period while another tenant's (or nobody's) namespace is in the way: an operator
 /// has to act, and a namespace without our owner reference sends us no events.
 const CONFLICT_POLL: Duration = Duration::from_secs(30);
+
+/// Everything Slipway makes for a tenant, each object owned by its Tenant: the namespace
+/// `tenant-<name>` and the guard rails in and around it.
+pub struct GuardRails {
+    /// The namespace (Pod Security `restricted`).
+    pub namespace: Namespace,
+    /// The plan's totals as a ResourceQuota (the tenant is Ready once the quota controller has
+    /// observed it).
+    pub quota: ResourceQuota,
+    /// The plan's per-container defaults.
+    pub limit_range: LimitRange,
+    /// The members' and the admins' RoleBindings to the shared ClusterRoles.
+    pub bindings: [RoleBinding; 2],
+    /// The owners' ClusterRole over the Tenant object itself, and its binding.
+    pub owner_role: ClusterRole,
+    /// Binds [`GuardRails::owner_role`] to the tenant's owners.
+    pub owner_binding: ClusterRoleBinding,
+    /// Deny-by-default NetworkPolicy with the tenant's own exceptions.
+    pub default_deny: NetworkPolicy,
+}
+
+/// The objects of tenant `name` under `policy`, owned by `owner` (see [`GuardRails`]). Public
+/// so the tenant benchmark can create the same objects directly, as its floor.
+pub fn guard_rails(name: &str, policy: &TenantPolicy, owner: OwnerReference) -> GuardRails {
+    GuardRails {
+        namespace: resources::namespace(name, owner.clone()),
+        quota: resources::quota(name, policy, owner.clone()),
+        limit_range: resources::limit_range(name, policy, owner.clone()),
+        bindings: [resources::member_binding(name, owner.clone()), resources::admin_binding(name, owner.clone())],
+        owner_role: resources::owner_role(name, owner.clone()),
+        owner_binding: resources::owner_binding(name, owner.clone()),
+        default_deny: resources::default_deny(name, owner),
+    }
+}
 
 /// Applies the ClusterRoles that every tenant's RoleBindings refer to.
 pub async fn apply_shared_roles(client: &Client) -> Result<()> {
@@ -147,24 +189,18 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
     }
 
     let owner = tenant.controller_owner_ref(&()).expect("Tenant has a name and uid");
+    let rails = guard_rails(&name, &policy, owner);
     // Each guard rail is applied unless the last apply of it still stands (src/applied.rs).
     let (client, caches, applied) = (&ctx.client, &ctx.caches, &ctx.applied);
-    let namespace = resources::namespace(&name, owner.clone());
-    applied.apply(&caches.namespaces, &Api::all(client.clone()), &namespace).await?;
-    let quota = resources::quota(&name, &policy, owner.clone());
-    let quota = applied.apply(&caches.tenant_quotas, &Api::namespaced(client.clone(), &ns), &quota).await?;
-    let limits = resources::limit_range(&name, &policy, owner.clone());
-    applied.apply(&caches.tenant_limits, &Api::namespaced(client.clone(), &ns), &limits).await?;
-    for binding in [resources::member_binding(&name, owner.clone()), resources::admin_binding(&name, owner.clone())] {
-        applied.apply(&caches.tenant_bindings, &Api::namespaced(client.clone(), &ns), &binding).await?;
+    applied.apply(&caches.namespaces, &Api::all(client.clone()), &rails.namespace).await?;
+    let quota = applied.apply(&caches.tenant_quotas, &Api::namespaced(client.clone(), &ns), &rails.quota).await?;
+    applied.apply(&caches.tenant_limits, &Api::namespaced(client.clone(), &ns), &rails.limit_range).await?;
+    for binding in &rails.bindings {
+        applied.apply(&caches.tenant_bindings, &Api::namespaced(client.clone(), &ns), binding).await?;
     }
-    let role = resources::owner_role(&name, owner.clone());
-    applied.apply(&caches.tenant_roles, &Api::all(client.clone()), &role).await?;
-    let binding = resources::owner_binding(&name, owner.clone());
-    applied.apply(&caches.tenant_role_bindings, &Api::all(client.clone()), &binding).await?;
-    applied
-        .apply(&caches.tenant_policies, &Api::namespaced(client.clone(), &ns), &resources::default_deny(&name, owner))
-        .await?;
+    applied.apply(&caches.tenant_roles, &Api::all(client.clone()), &rails.owner_role).await?;
+    applied.apply(&caches.tenant_role_bindings, &Api::all(client.clone()), &rails.owner_binding).await?;
+    applied.apply(&caches.tenant_policies, &Api::namespaced(client.clone(), &ns), &rails.default_deny).await?;
 
     let quota_observed = resources::quota_observed(&quota);
     let ready = if quota_observed {
