@@ -196,6 +196,9 @@ struct Shared {
     writing: BTreeMap<String, Reservation>,
     /// Whether a write is in flight (at most one per ledger and replica).
     flushing: bool,
+    /// Counts the versions this replica has learned (read or written): a version learned after
+    /// a request stopped trusting the one before is fresh enough to refuse on.
+    learned: u64,
 }
 
 /// What a replica keeps of one tenant's ledger.
@@ -255,13 +258,16 @@ impl Ledger {
         let state =
             self.tenants.lock().unwrap_or_else(PoisonError::into_inner).entry(target.name.clone()).or_default().clone();
         let own_key = key(claim.kind, &claim.name);
+        // What `learned` was when this request last found the known version too old to refuse on.
+        let mut distrusted: Option<u64> = None;
         for attempt in 0..MAX_ATTEMPTS {
-            let fresh = self.ensure_known(&state, &target.name).await?;
+            let read = self.ensure_known(&state, &target.name).await?;
             let (verdict, done) = {
                 let mut shared = state.lock();
                 if matches!(shared.known, Known::Unknown) {
                     continue;
                 }
+                let fresh = read || distrusted.is_some_and(|n| shared.learned > n);
                 let at = now();
                 let mut entries = pending(known_data(&shared.known), at, observed.as_ref());
                 // Admitted here a moment ago: counted before the ledger holds them.
@@ -277,6 +283,7 @@ impl Ledger {
                     }
                     // Never refuse on a version that may be out of date: read the current one.
                     forget(&mut shared);
+                    distrusted = Some(shared.learned);
                     continue;
                 }
                 let reservation = Reservation {
@@ -311,7 +318,7 @@ impl Ledger {
     }
 
     /// Reads the ledger when this replica does not know its current version; `true` when it
-    /// read (so a refusal may rest on what it read).
+    /// read (so a refusal may rest on what it read, or on what another request read meanwhile).
     async fn ensure_known(&self, state: &TenantLedger, ledger: &str) -> Result<bool, kube::Error> {
         let epoch = {
             let shared = state.lock();
@@ -326,6 +333,7 @@ impl Ledger {
         if shared.epoch == epoch && matches!(shared.known, Known::Unknown) {
             shared.known = read.into();
             shared.epoch += 1;
+            shared.learned += 1;
         }
         Ok(true)
     }
@@ -384,7 +392,10 @@ impl Ledger {
             };
             let outcomes: Vec<_> = batch.iter().map(|_| commit()).collect();
             match written {
-                Ok(ledger) => shared.known = Known::At(Arc::new(ledger)),
+                Ok(ledger) => {
+                    shared.known = Known::At(Arc::new(ledger));
+                    shared.learned += 1;
+                }
                 Err(_) => forget(&mut shared),
             }
             drop(shared);
