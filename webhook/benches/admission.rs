@@ -9,7 +9,8 @@
 //! certificate from [`slipway_webhook::certs::generate`]) is driven with AdmissionReview POSTs
 //! over keep-alive HTTP/1.1 connections (rustls client trusting the generated CA), a fixed
 //! number in flight (one request at a time per connection), for `/mutate` and `/validate`:
-//! UPDATE (a scale-up from 1 to 3 replicas: it grows, so it writes a reservation), CREATE with
+//! UPDATE (a scale-up from 1 to 3 replicas: it grows, so it writes a reservation), UPDATE
+//! "same size" (a new image: it grows nothing, so it is judged without a reservation), CREATE with
 //! `dryRun: true` (judged against the ledger version the replica remembers, writes nothing) and
 //! real CREATE (writes the tenant's reservation ConfigMap, so bounded by the API server).
 //!
@@ -270,12 +271,24 @@ impl Bench {
             app_object(&main, "seed-0", &scaled),
             Some(app_object(&main, "seed-0", &stored)),
         );
+        // A change that grows nothing (a new image at the same size): judged, never reserved.
+        let mut reimaged = stored.clone();
+        reimaged.image = "nginx:1.27".into();
+        let same_size = review(
+            "UPDATE",
+            &ns,
+            "seed-0",
+            false,
+            app_object(&main, "seed-0", &reimaged),
+            Some(app_object(&main, "seed-0", &stored)),
+        );
         let create_dry = review("CREATE", &ns, "fresh", true, app_object(&main, "fresh", &bare_spec()), None);
         let mut table = vec![];
         for &concurrency in &settings.concurrency {
-            let cases: [(&str, &str, &Bytes); 4] = [
+            let cases: [(&str, &str, &Bytes); 5] = [
                 ("mutate UPDATE", "/mutate", &update),
                 ("validate UPDATE", "/validate", &update),
+                ("validate UPDATE same size", "/validate", &same_size),
                 ("mutate CREATE", "/mutate", &create_dry),
                 ("validate CREATE dryRun", "/validate", &create_dry),
             ];
