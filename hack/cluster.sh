@@ -325,6 +325,10 @@ EOF
   log "starting kube-controller-manager, kube-scheduler and kwok"
   # HPAs are evaluated every 5 s (default 15 s): with metrics-server's 10 s resolution on the
   # real node, an autoscaled App answers load within a test's patience.
+  # Client rate limits of 200 requests/s, burst 400 (defaults 20 and 30, for each controller
+  # with --use-service-account-credentials): at the defaults the quota controller observes at
+  # most 20 new ResourceQuotas a second and the ReplicaSet controller creates 20 pods a second,
+  # so they, not this machine, set the pace of the tenant and scale benchmarks (issue 13).
   start_daemon kube-controller-manager "$dir" "$kcm" \
     --kubeconfig="$dir/kube-controller-manager.kubeconfig" \
     --authentication-kubeconfig="$dir/kube-controller-manager.kubeconfig" \
@@ -341,6 +345,8 @@ EOF
     --service-cluster-ip-range="$SERVICE_CIDR" \
     --enable-hostpath-provisioner=true \
     --horizontal-pod-autoscaler-sync-period=5s \
+    --kube-api-qps=200 \
+    --kube-api-burst=400 \
     --profiling=false \
     --v=1
   start_daemon kube-scheduler "$dir" "$scheduler" \

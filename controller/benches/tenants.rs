@@ -60,6 +60,10 @@ fn main() -> ExitCode {
         );
         return ExitCode::FAILURE;
     }
+    // The controller's logs on standard error, when RUST_LOG asks for them.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
