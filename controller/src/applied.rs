@@ -96,6 +96,20 @@ impl Applied {
         Ok(written)
     }
 
+    /// Records that `written` is `desired` as the API server stored it, when the caller wrote
+    /// it some other way than [`Applied::apply`] (a create that must not adopt an existing
+    /// object): the next apply of the same `desired` makes no request once the store holds it.
+    ///
+    /// # Errors
+    /// `desired` does not serialize.
+    pub fn record<K>(&self, desired: &K, written: &K) -> Result<()>
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+    {
+        self.remember(key(desired), fingerprint(desired)?, written);
+        Ok(())
+    }
+
     fn is_current<K: Resource + Serialize>(&self, key: &str, desired: u64, live: &K) -> bool {
         let Some(last) = self.last.get(key) else { return false };
         last.desired == desired && last.uid == live.meta().uid && Version::of(live).is_ok_and(|v| v == last.version)

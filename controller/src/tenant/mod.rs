@@ -110,7 +110,9 @@ async fn not_ready(ctx: &Context, tenant: &Tenant, reason: &str, message: String
 
 /// What stands where the tenant's namespace should be.
 enum Site {
-    /// Its own namespace (just created, or created earlier for this very Tenant object).
+    /// Its own namespace, created just now as the tenant's guard rails describe it.
+    Created,
+    /// Its own namespace, created earlier for this very Tenant object.
     Own,
     /// A namespace being deleted: one of an earlier tenant of this name, or its own.
     Terminating,
@@ -134,8 +136,13 @@ async fn claim_namespace(ctx: &Context, tenant: &Tenant, ns: &str) -> Result<Sit
         None => {
             let owner = tenant.controller_owner_ref(&()).expect("Tenant has a name and uid");
             let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-            match namespaces.create(&params, &resources::namespace(&tenant.name_any(), owner)).await {
-                Ok(_) => return Ok(Site::Own),
+            let desired = resources::namespace(&tenant.name_any(), owner);
+            match namespaces.create(&params, &desired).await {
+                Ok(created) => {
+                    // What an apply would write: the next reconciles need not apply it.
+                    ctx.applied.record(&desired, &created)?;
+                    return Ok(Site::Created);
+                }
                 // Someone made it between our read and our create: judge that one.
                 Err(kube::Error::Api(s)) if s.code == 409 => namespaces.get(ns).await?,
                 Err(e) => return Err(e.into()),
@@ -171,8 +178,9 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
         }
     };
 
-    match claim_namespace(ctx, tenant, &ns).await? {
-        Site::Own => {}
+    let created = match claim_namespace(ctx, tenant, &ns).await? {
+        Site::Created => true,
+        Site::Own => false,
         Site::Terminating => {
             let message = format!("namespace {ns} is still being deleted; the tenant gets a new one once it is gone");
             not_ready(ctx, tenant, "NamespaceTerminating", message).await?;
@@ -186,13 +194,15 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
             not_ready(ctx, tenant, "NamespaceConflict", message).await?;
             return Ok(Action::requeue(CONFLICT_POLL));
         }
-    }
+    };
 
     let owner = tenant.controller_owner_ref(&()).expect("Tenant has a name and uid");
     let rails = guard_rails(&name, &policy, owner);
     // Each guard rail is applied unless the last apply of it still stands (src/applied.rs).
     let (client, caches, applied) = (&ctx.client, &ctx.caches, &ctx.applied);
-    applied.apply(&caches.namespaces, &Api::all(client.clone()), &rails.namespace).await?;
+    if !created {
+        applied.apply(&caches.namespaces, &Api::all(client.clone()), &rails.namespace).await?;
+    }
     let quota = applied.apply(&caches.tenant_quotas, &Api::namespaced(client.clone(), &ns), &rails.quota).await?;
     applied.apply(&caches.tenant_limits, &Api::namespaced(client.clone(), &ns), &rails.limit_range).await?;
     for binding in &rails.bindings {
@@ -211,7 +221,12 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
         condition(&previous.conditions, "Ready", false, "QuotaPending", message, generation)
     };
     let status = TenantStatus { namespace: Some(ns.clone()), observed_generation: generation, conditions: vec![ready] };
-    if status != previous {
+    // A new tenant's quota is usually observed a moment after this reconcile, whose event
+    // wakes the next one: report it pending only when it still is then (one status write
+    // fewer per tenant: issue 13).
+    let fresh = !previous.conditions.iter().any(|c| c.type_ == "Ready");
+    let report = quota_observed || !fresh || !created;
+    if report && status != previous {
         apply_status(&api, &name, &status).await?;
         if !is_true(&previous.conditions, "Ready") {
             ctx.publish(tenant, EventType::Normal, "Provisioned", format!("namespace {ns} is ready")).await;
