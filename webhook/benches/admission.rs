@@ -16,9 +16,10 @@
 //!
 //! Phase 2, the overhead through kube-apiserver: Apps created with a Kubernetes client,
 //! sequentially and concurrently, with the webhook registered (both configurations pointing at
-//! the server above) and without it; then as many ConfigMaps of a small ledger's size, the
-//! floor of the one write each admitted create adds (its tenant's ledger), so the overhead can
-//! be read as "webhook round trips + one write".
+//! the server above) and without it; the Apps of the sequential batch then get a new image (an
+//! UPDATE that reserves nothing: the webhooks' round trips alone); last as many ConfigMaps of a
+//! small ledger's size, the floor of the one write each admitted create adds (its tenant's
+//! ledger), so the overhead can be read as "webhook round trips + one write".
 //!
 //! Tuning by environment: `SLIPWAY_BENCH_REQUESTS` (requests per phase-1 scenario, 20000),
 //! `SLIPWAY_BENCH_CREATES` (real CREATEs per concurrency, 1000), `SLIPWAY_BENCH_CONCURRENCY`
@@ -384,6 +385,15 @@ impl Bench {
                 eprintln!("  {mode:<16} c={concurrency}: {} Apps in {:.1} s", settings.apps, elapsed.as_secs_f64());
                 rows.push((mode, concurrency, elapsed, latency));
             }
+            // The same Apps given a new image: both webhooks are called, no reservation is
+            // written (the change grows nothing), so this is their round trips alone.
+            let update_mode = if registered { "UPDATE with" } else { "UPDATE without" };
+            for concurrency in [1, 8] {
+                let started = Instant::now();
+                let image = format!("nginx:1.27-c{concurrency}");
+                let latency = update_batch(&apps, &format!("{label}-c1"), settings.apps, concurrency, &image).await?;
+                rows.push((update_mode, concurrency, started.elapsed(), latency));
+            }
             let lp = ListParams::default().labels(BATCH_LABEL);
             apps.delete_collection(&DeleteParams::default(), &lp).await?;
             wait_until_empty(&apps).await?;
@@ -422,6 +432,14 @@ impl Bench {
             if let (Some(without), Some(with)) = (find("without webhook"), find("with webhook")) {
                 let ratio = |q: f64| with.value_at_quantile(q) as f64 / without.value_at_quantile(q).max(1) as f64;
                 println!("ratio with/without, c={concurrency}: p50 x{:.2}, p99 x{:.2}", ratio(0.5), ratio(0.99));
+                if let (Some(without), Some(with)) = (find("UPDATE without"), find("UPDATE with")) {
+                    let added = |q: f64| ms(with.value_at_quantile(q).saturating_sub(without.value_at_quantile(q)));
+                    println!(
+                        "  added by the webhooks to an UPDATE that reserves nothing (their round trips), c={concurrency}: p50 {:.2} ms, p99 {:.2} ms",
+                        added(0.5),
+                        added(0.99)
+                    );
+                }
                 if let Some(write) = find("ConfigMap alone") {
                     let added = |q: f64| ms(with.value_at_quantile(q).saturating_sub(without.value_at_quantile(q)));
                     println!(
@@ -731,6 +749,43 @@ where
                 object.labels_mut().insert(BATCH_LABEL.into(), batch.clone());
                 let began = Instant::now();
                 api.create(&PostParams::default(), &object).await.with_context(|| format!("creating {name}"))?;
+                latency.saturating_record(u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
+            }
+        }));
+    }
+    let mut total = histogram();
+    for worker in workers {
+        total.add(&worker.await??)?;
+    }
+    Ok(total)
+}
+
+/// Patches the image of Apps `<batch>-0` to `<batch>-<count - 1>` to `image`, `concurrency`
+/// at a time, and returns each patch's latency in microseconds.
+async fn update_batch(
+    apps: &Api<App>,
+    batch: &str,
+    count: usize,
+    concurrency: usize,
+    image: &str,
+) -> anyhow::Result<Histogram<u64>> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        let (apps, next, batch, image) = (apps.clone(), next.clone(), batch.to_string(), image.to_string());
+        workers.push(tokio::spawn(async move {
+            let mut latency = histogram();
+            let patch = kube::api::Patch::Merge(json!({"spec": {"image": image}}));
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count {
+                    return anyhow::Ok(latency);
+                }
+                let name = format!("{batch}-{i}");
+                let began = Instant::now();
+                apps.patch(&name, &kube::api::PatchParams::default(), &patch)
+                    .await
+                    .with_context(|| format!("patching App {name}"))?;
                 latency.saturating_record(u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX).max(1));
             }
         }));
