@@ -23,6 +23,8 @@
 # kubeconfig, env). SLIPWAY_STATE defaults to ${XDG_STATE_HOME:-~/.local/state}/slipway.
 # The env file exports KUBECONFIG, SLIPWAY_KUBECONFIG, SLIPWAY_CLUSTER_NAME,
 # SLIPWAY_KUBE_APISERVER, SLIPWAY_KUBECTL and puts kubectl on PATH.
+# SLIPWAY_APISERVER_PROFILING=true serves kube-apiserver's /debug/pprof (its binaries are
+# stripped, so perf cannot name its functions: `kubectl get --raw '/debug/pprof/profile?seconds=20'`).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 source "$HACK_DIR/pki.sh"
 
@@ -318,7 +320,7 @@ EOF
     --kubelet-client-key="$pki/apiserver-kubelet-client.key" \
     --kubelet-preferred-address-types=InternalIP,Hostname \
     --allow-privileged=true \
-    --profiling=false \
+    --profiling="${SLIPWAY_APISERVER_PROFILING:-false}" \
     --v=1
   wait_component kube-apiserver "$dir" 120 apiserver_ready "$dir"
 
