@@ -3,6 +3,7 @@
 //! ([`Spec::review`]) against the tenant's inventory of every kind (watch caches plus pending
 //! reservations). No rule lives here: they are all in `slipway-policies`.
 
+use crate::by_namespace::Watched;
 use crate::{
     Webhook,
     answer::{Phase, deny},
@@ -19,14 +20,14 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
-use slipway_crds::{Kind, TENANT_LABEL, Tenant, namespace_belongs_to, revision::CHANGED_BY_ANNOTATION, tenant_group};
+use slipway_crds::{TENANT_LABEL, Tenant, namespace_belongs_to, revision::CHANGED_BY_ANNOTATION, tenant_group};
 use slipway_policies::{Inventory, Outcome, Requester, Review, Spec, TenantPolicy};
 use std::sync::Arc;
 
 /// A Slipway kind the webhook admits: a custom resource whose spec the plan judges.
-pub trait Admissible: Resource<DynamicType = ()> + HasSpec<Spec: Spec + Serialize> + DeserializeOwned {}
+pub trait Admissible: Watched + HasSpec<Spec: Spec + Serialize> {}
 
-impl<K> Admissible for K where K: Resource<DynamicType = ()> + HasSpec<Spec: Spec + Serialize> + DeserializeOwned {}
+impl<K> Admissible for K where K: Watched + HasSpec<Spec: Spec + Serialize> {}
 
 /// Admits one request for kind `K` in `phase`.
 pub async fn admit<K: Admissible>(
@@ -180,7 +181,7 @@ async fn validate<K: Admissible>(
     let previous: Option<K::Spec> =
         request.old_object.as_ref().and_then(|o| parse::<K>(o).ok()).map(|o| o.spec().clone());
     let spec = object.spec();
-    let hosts = if kind == Kind::App { webhook.index.host_claims() } else { Vec::new() };
+    let hosts = K::ingress_host(spec).map(|host| webhook.index.host_claims(&host)).unwrap_or_default();
     let requester = requester(request, &tenant_name);
     let judge = |reserved: Inventory| {
         // The tenant's other objects from the cache, read now: after the ledger has dropped

@@ -1,59 +1,38 @@
 //! Watch-backed caches of what admission decisions depend on: every App, Database and
-//! Workspace, every tenant namespace and every Tenant; and what the watches saw deleted a
-//! moment ago, so a reservation is released as soon as this replica has seen its object.
-//! Requests read these caches; they never list the API.
+//! Workspace (by namespace and Ingress host, see [`ByNamespace`]), every tenant namespace and
+//! every Tenant; and what the watches saw deleted a moment ago, so a reservation is released as
+//! soon as this replica has seen its object. Requests read these caches; they never list the API.
 
+use crate::by_namespace::{ByNamespace, Deleted};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api, Client, ResourceExt,
-    core::object::HasSpec,
     runtime::{
         WatchStreamExt,
         reflector::{self, ObjectRef, Store, reflector},
         watcher,
     },
 };
-use slipway_crds::{App, Database, ExposeType, Kind, TENANT_LABEL, Tenant, Workspace, namespace_belongs_to};
-use slipway_policies::{HostClaim, Inventory, Spec, TenantPolicy};
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
-};
+use slipway_crds::{App, Database, Kind, TENANT_LABEL, Tenant, Workspace, namespace_belongs_to};
+use slipway_policies::{HostClaim, Inventory, TenantPolicy};
+use std::{sync::Arc, time::Duration};
 
-/// UIDs of objects the watches saw deleted, with the generation they had, for as long as a
-/// reservation of theirs could still be live.
-#[derive(Default)]
-struct Deleted {
-    seen: Mutex<HashMap<String, (i64, Instant)>>,
-}
-
-impl Deleted {
-    fn record(&self, uid: String, generation: i64, keep: Duration) {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.retain(|_, (_, at)| at.elapsed() < keep);
-        seen.insert(uid, (generation, Instant::now()));
-    }
-
-    fn at_least(&self, uid: &str, generation: i64) -> bool {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).get(uid).is_some_and(|(g, _)| *g >= generation)
-    }
-}
-
-/// Read-only views of the cluster, kept current by watches (kube-runtime reflectors).
+/// Read-only views of the cluster, kept current by watches. A review reads only its own
+/// namespace's objects and its own host's holders, so it costs the same whatever the number
+/// of objects stored.
 #[derive(Clone)]
 pub struct Index {
-    apps: Store<App>,
-    databases: Store<Database>,
-    workspaces: Store<Workspace>,
+    apps: Arc<ByNamespace<App>>,
+    databases: Arc<ByNamespace<Database>>,
+    workspaces: Arc<ByNamespace<Workspace>>,
     namespaces: Store<Namespace>,
     tenants: Store<Tenant>,
     deleted: Arc<Deleted>,
 }
 
-/// A reflector of `api`, its watch driven in a task; `deleted` (if any) learns what goes.
-fn reflect<K>(api: Api<K>, config: watcher::Config, deleted: Option<(Arc<Deleted>, Duration)>) -> Store<K>
+/// A kube-runtime reflector of `api`, its watch driven in a task.
+fn reflect<K>(api: Api<K>, config: watcher::Config) -> Store<K>
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
@@ -63,39 +42,12 @@ where
         // The watcher retries with backoff; an error here is logged and the watch resumes.
         let mut stream = std::pin::pin!(stream);
         while let Some(event) = stream.next().await {
-            match event {
-                Ok(watcher::Event::Delete(object)) => {
-                    if let (Some((deleted, keep)), Some(uid)) = (&deleted, object.uid()) {
-                        deleted.record(uid, object.meta().generation.unwrap_or(0), *keep);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "watch error; retrying"),
+            if let Err(e) = event {
+                tracing::warn!(error = %e, "watch error; retrying");
             }
         }
     });
     reader
-}
-
-/// The objects of a store in namespace `ns`, by name, as an inventory under `policy`.
-fn add_all<K>(inventory: &mut Inventory, store: &Store<K>, ns: &str, policy: &TenantPolicy)
-where
-    K: kube::Resource<DynamicType = ()> + HasSpec + Clone,
-    K::Spec: Spec,
-{
-    for object in store.state_filter(|o| o.namespace().as_deref() == Some(ns)) {
-        inventory.insert_spec(policy, object.name_any(), object.spec());
-    }
-}
-
-/// The UID and generation of the object `name` in `ns` of `store`, if it holds one.
-fn version_of<K: kube::Resource<DynamicType = ()> + Clone>(
-    store: &Store<K>,
-    ns: &str,
-    name: &str,
-) -> Option<(Option<String>, i64)> {
-    let object = store.get(&ObjectRef::new(name).within(ns))?;
-    Some((object.uid(), object.meta().generation.unwrap_or(0)))
 }
 
 impl Index {
@@ -106,15 +58,13 @@ impl Index {
     /// A watch task ended before its first list (the client was dropped).
     pub async fn start(client: Client, keep: Duration) -> anyhow::Result<Self> {
         let deleted = Arc::new(Deleted::default());
-        let all = watcher::Config::default;
-        let track = || Some((deleted.clone(), keep));
         let index = Self {
-            apps: reflect(Api::all(client.clone()), all(), track()),
-            databases: reflect(Api::all(client.clone()), all(), track()),
-            workspaces: reflect(Api::all(client.clone()), all(), track()),
-            namespaces: reflect(Api::all(client.clone()), all().labels(TENANT_LABEL), None),
-            tenants: reflect(Api::all(client), all(), None),
-            deleted: deleted.clone(),
+            apps: ByNamespace::start(Api::all(client.clone()), deleted.clone(), keep),
+            databases: ByNamespace::start(Api::all(client.clone()), deleted.clone(), keep),
+            workspaces: ByNamespace::start(Api::all(client.clone()), deleted.clone(), keep),
+            namespaces: reflect(Api::all(client.clone()), watcher::Config::default().labels(TENANT_LABEL)),
+            tenants: reflect(Api::all(client), watcher::Config::default()),
+            deleted,
         };
         index.apps.wait_until_ready().await?;
         index.databases.wait_until_ready().await?;
@@ -136,9 +86,9 @@ impl Index {
     /// footprints under `policy`.
     pub fn inventory(&self, ns: &str, policy: &TenantPolicy) -> Inventory {
         let mut inventory = Inventory::default();
-        add_all(&mut inventory, &self.apps, ns, policy);
-        add_all(&mut inventory, &self.databases, ns, policy);
-        add_all(&mut inventory, &self.workspaces, ns, policy);
+        self.apps.add_to(&mut inventory, ns, policy);
+        self.databases.add_to(&mut inventory, ns, policy);
+        self.workspaces.add_to(&mut inventory, ns, policy);
         inventory
     }
 
@@ -147,41 +97,24 @@ impl Index {
     /// it, or rightly no longer does, and its reservation is released.
     pub fn observed(&self, kind: Kind, ns: &str, name: &str, uid: Option<&str>, generation: i64) -> bool {
         let stored = match kind {
-            Kind::App => version_of(&self.apps, ns, name),
-            Kind::Database => version_of(&self.databases, ns, name),
-            Kind::Workspace => version_of(&self.workspaces, ns, name),
+            Kind::App => self.apps.version(ns, name),
+            Kind::Database => self.databases.version(ns, name),
+            Kind::Workspace => self.workspaces.version(ns, name),
         };
         let seen = stored.is_some_and(|(u, g)| uid.is_none_or(|uid| u.as_deref() == Some(uid)) && g >= generation);
         seen || uid.is_some_and(|uid| self.deleted.at_least(uid, generation))
     }
 
-    /// Every Ingress host held by an App, cluster-wide, with its tenant.
-    pub fn host_claims(&self) -> Vec<HostClaim> {
+    /// Every App holding Ingress host `host` (lowercase), with its tenant: all that the host
+    /// rule needs to know of other Apps' hosts.
+    pub fn host_claims(&self, host: &str) -> Vec<HostClaim> {
         self.apps
-            .state()
-            .iter()
-            .filter_map(|app| {
-                let expose = app.spec.expose.as_ref().filter(|e| e.type_ == ExposeType::Ingress)?;
-                let ns = app.namespace()?;
+            .holders(host)
+            .into_iter()
+            .filter_map(|(ns, name)| {
                 let tenant = self.namespaces.get(&ObjectRef::new(&ns))?.labels().get(TENANT_LABEL)?.clone();
-                Some(HostClaim { host: expose.host.clone()?.to_ascii_lowercase(), tenant, app: app.name_any() })
+                Some(HostClaim { host: host.to_string(), tenant, app: name })
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn deletions_are_remembered_for_a_while_at_their_generation() {
-        let deleted = Deleted::default();
-        deleted.record("u1".into(), 3, Duration::from_secs(60));
-        assert!(deleted.at_least("u1", 3) && deleted.at_least("u1", 1));
-        assert!(!deleted.at_least("u1", 4), "a reservation of a later generation is not covered");
-        assert!(!deleted.at_least("u2", 1));
-        deleted.record("u2".into(), 1, Duration::ZERO);
-        assert!(!deleted.at_least("u1", 1), "older entries are pruned");
     }
 }

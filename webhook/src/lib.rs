@@ -15,6 +15,7 @@
 mod admit;
 mod answer;
 pub mod audit;
+mod by_namespace;
 pub mod certs;
 mod index;
 mod managed_certificate;

@@ -228,7 +228,8 @@ async fn reconcile_inner(tenant: &Tenant, ctx: &Context) -> Result<Action> {
     let report = quota_observed || !fresh || !created;
     if report && status != previous {
         apply_status(&api, &name, &status).await?;
-        if !is_true(&previous.conditions, "Ready") {
+        // Once, when the tenant becomes Ready: not when it is reported QuotaPending.
+        if quota_observed && !is_true(&previous.conditions, "Ready") {
             ctx.publish(tenant, EventType::Normal, "Provisioned", format!("namespace {ns} is ready")).await;
         }
     }

@@ -1,0 +1,303 @@
+//! One kind's objects (Apps, Databases or Workspaces) kept by a watch, indexed by namespace and,
+//! for Apps, by Ingress host, so that a review reads only what its verdict depends on: the
+//! objects of its own namespace and the holders of its own host, never the whole cluster.
+//!
+//! Why not kube-runtime's reflector `Store`: it has no secondary indexes (client-go's
+//! `Indexer`), so a namespace's objects could only be found by filtering every object of the
+//! cluster, in every review and inside the tenant's reservation lock. With 2,000 Apps stored
+//! that made an UPDATE through the webhooks cost 15.3 ms instead of 2.6 ms. Everything here
+//! sits under one lock, so the namespace view, the host view and [`ByNamespace::version`]
+//! (which decides when a reservation is covered) always agree.
+
+use futures::StreamExt;
+use kube::{
+    Api, ResourceExt,
+    core::object::HasSpec,
+    runtime::{WatchStreamExt, watcher},
+};
+use slipway_policies::{Inventory, Spec, TenantPolicy};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{Arc, Mutex, PoisonError, RwLock},
+    time::{Duration, Instant},
+};
+use tokio::sync::watch;
+
+/// UIDs of objects the watches saw deleted, with the generation they had, for as long as a
+/// reservation of theirs could still be live.
+#[derive(Default)]
+pub struct Deleted {
+    seen: Mutex<HashMap<String, (i64, Instant)>>,
+}
+
+impl Deleted {
+    fn record(&self, uid: String, generation: i64, keep: Duration) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.retain(|_, (_, at)| at.elapsed() < keep);
+        seen.insert(uid, (generation, Instant::now()));
+    }
+
+    /// Whether the object `uid` was seen deleted at `generation` or later.
+    pub fn at_least(&self, uid: &str, generation: i64) -> bool {
+        self.seen.lock().unwrap_or_else(PoisonError::into_inner).get(uid).is_some_and(|(g, _)| *g >= generation)
+    }
+}
+
+/// A kind [`ByNamespace`] can keep.
+pub trait Watched:
+    kube::Resource<DynamicType = ()>
+    + HasSpec<Spec: Spec + Clone + Send + Sync>
+    + Clone
+    + std::fmt::Debug
+    + serde::de::DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The Ingress host `spec` holds, lowercase, if it holds one (only Apps do).
+    fn ingress_host(_spec: &Self::Spec) -> Option<String> {
+        None
+    }
+}
+
+impl Watched for slipway_crds::Database {}
+impl Watched for slipway_crds::Workspace {}
+impl Watched for slipway_crds::App {
+    fn ingress_host(spec: &slipway_crds::AppSpec) -> Option<String> {
+        let expose = spec.expose.as_ref().filter(|e| e.type_ == slipway_crds::ExposeType::Ingress)?;
+        Some(expose.host.as_ref()?.to_ascii_lowercase())
+    }
+}
+
+/// What a review needs of one stored object.
+struct Entry<S> {
+    uid: Option<String>,
+    generation: i64,
+    spec: S,
+    /// The Ingress host it holds, lowercase.
+    host: Option<String>,
+}
+
+/// Objects by namespace, then name.
+type Objects<S> = HashMap<String, BTreeMap<String, Entry<S>>>;
+
+struct State<S> {
+    objects: Objects<S>,
+    /// Ingress host → the (namespace, name) of every object holding it.
+    hosts: HashMap<String, BTreeSet<(String, String)>>,
+    /// What a re-list has returned so far; it replaces `objects` when the list is complete.
+    relisting: Option<Objects<S>>,
+}
+
+/// The objects of kind `K` in the cluster, kept current by a watch (see the module's docs).
+pub struct ByNamespace<K: Watched> {
+    state: RwLock<State<K::Spec>>,
+    ready: watch::Sender<bool>,
+}
+
+fn entry<K: Watched>(object: &K) -> Option<(String, String, Entry<K::Spec>)> {
+    let entry = Entry {
+        uid: object.uid(),
+        generation: object.meta().generation.unwrap_or(0),
+        spec: object.spec().clone(),
+        host: K::ingress_host(object.spec()),
+    };
+    Some((object.namespace()?, object.name_any(), entry))
+}
+
+impl<K: Watched> ByNamespace<K> {
+    /// Holds nothing and is not ready until its first list.
+    fn empty() -> Self {
+        Self {
+            state: RwLock::new(State { objects: HashMap::new(), hosts: HashMap::new(), relisting: None }),
+            ready: watch::Sender::new(false),
+        }
+    }
+
+    /// Starts watching `api` in a task. Deletions are recorded in `deleted` and kept for `keep`.
+    pub fn start(api: Api<K>, deleted: Arc<Deleted>, keep: Duration) -> Arc<Self> {
+        let this = Arc::new(Self::empty());
+        let cache = this.clone();
+        tokio::spawn(async move {
+            // The watcher retries with backoff; an error here is logged and the watch resumes.
+            let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+            while let Some(event) = stream.next().await {
+                match event {
+                    Ok(event) => cache.apply(event, &deleted, keep),
+                    Err(e) => tracing::warn!(error = %e, "watch error; retrying"),
+                }
+            }
+        });
+        this
+    }
+
+    fn apply(&self, event: watcher::Event<K>, deleted: &Deleted, keep: Duration) {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        match event {
+            watcher::Event::Init => state.relisting = Some(HashMap::new()),
+            watcher::Event::InitApply(object) => {
+                if let (Some(relisting), Some((ns, name, entry))) = (&mut state.relisting, entry(&object)) {
+                    relisting.entry(ns).or_default().insert(name, entry);
+                }
+            }
+            watcher::Event::InitDone => {
+                state.objects = state.relisting.take().unwrap_or_default();
+                let mut hosts: HashMap<String, BTreeSet<(String, String)>> = HashMap::new();
+                for (ns, objects) in &state.objects {
+                    for (name, entry) in objects {
+                        if let Some(host) = &entry.host {
+                            hosts.entry(host.clone()).or_default().insert((ns.clone(), name.clone()));
+                        }
+                    }
+                }
+                state.hosts = hosts;
+                self.ready.send_replace(true);
+            }
+            watcher::Event::Apply(object) => {
+                if let Some((ns, name, entry)) = entry(&object) {
+                    state.remove(&ns, &name);
+                    if let Some(host) = &entry.host {
+                        state.hosts.entry(host.clone()).or_default().insert((ns.clone(), name.clone()));
+                    }
+                    state.objects.entry(ns).or_default().insert(name, entry);
+                }
+            }
+            watcher::Event::Delete(object) => {
+                if let Some(ns) = object.namespace() {
+                    state.remove(&ns, &object.name_any());
+                }
+                if let Some(uid) = object.uid() {
+                    deleted.record(uid, object.meta().generation.unwrap_or(0), keep);
+                }
+            }
+        }
+    }
+
+    /// Waits until the first full list has been read.
+    ///
+    /// # Errors
+    /// The watch task ended before (the runtime is shutting down).
+    pub async fn wait_until_ready(&self) -> anyhow::Result<()> {
+        self.ready.subscribe().wait_for(|ready| *ready).await?;
+        Ok(())
+    }
+
+    /// Adds every object of namespace `ns` to `inventory`, with its footprint under `policy`.
+    pub fn add_to(&self, inventory: &mut Inventory, ns: &str, policy: &TenantPolicy) {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        for (name, entry) in state.objects.get(ns).into_iter().flatten() {
+            inventory.insert_spec(policy, name.clone(), &entry.spec);
+        }
+    }
+
+    /// The UID and generation of the object `name` in `ns`, if it is stored.
+    pub fn version(&self, ns: &str, name: &str) -> Option<(Option<String>, i64)> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        state.objects.get(ns)?.get(name).map(|e| (e.uid.clone(), e.generation))
+    }
+
+    /// The namespace and name of every object holding Ingress host `host` (lowercase).
+    pub fn holders(&self, host: &str) -> Vec<(String, String)> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        state.hosts.get(host).into_iter().flatten().cloned().collect()
+    }
+}
+
+impl<S> State<S> {
+    /// Forgets `ns`/`name` and the host it held.
+    fn remove(&mut self, ns: &str, name: &str) {
+        let Some(objects) = self.objects.get_mut(ns) else { return };
+        let Some(removed) = objects.remove(name) else { return };
+        if objects.is_empty() {
+            self.objects.remove(ns);
+        }
+        let Some(host) = removed.host else { return };
+        if let Some(holders) = self.hosts.get_mut(&host) {
+            holders.remove(&(ns.to_string(), name.to_string()));
+            if holders.is_empty() {
+                self.hosts.remove(&host);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slipway_crds::App;
+    use slipway_policies::PlanCatalog;
+
+    fn app(ns: &str, name: &str, generation: i64, host: Option<&str>) -> App {
+        let expose = host.map(|h| serde_json::json!({"type": "Ingress", "host": h}));
+        let spec = serde_json::json!({"image": "nginx", "expose": expose});
+        let mut app = App::new(name, serde_json::from_value(spec).unwrap());
+        app.metadata.namespace = Some(ns.into());
+        app.metadata.uid = Some(format!("{ns}/{name}"));
+        app.metadata.generation = Some(generation);
+        app
+    }
+
+    fn names(cache: &ByNamespace<App>, ns: &str) -> Vec<String> {
+        let policy = PlanCatalog::embedded().effective("free", None).unwrap();
+        let mut inventory = Inventory::default();
+        cache.add_to(&mut inventory, ns, &policy);
+        inventory.names().map(|(_, n)| n.to_string()).collect()
+    }
+
+    #[test]
+    fn reviews_read_their_namespace_and_their_host_only() {
+        let (cache, deleted, keep) = (ByNamespace::<App>::empty(), Deleted::default(), Duration::from_secs(60));
+        for event in [
+            watcher::Event::Init,
+            watcher::Event::InitApply(app("t1", "web", 1, Some("Web.t1.example"))),
+            watcher::Event::InitApply(app("t2", "api", 1, None)),
+            watcher::Event::InitDone,
+            watcher::Event::Apply(app("t1", "db-ui", 2, None)),
+        ] {
+            cache.apply(event, &deleted, keep);
+        }
+        assert_eq!(names(&cache, "t1"), ["db-ui", "web"]);
+        assert_eq!(names(&cache, "t2"), ["api"]);
+        assert_eq!(cache.holders("web.t1.example"), [("t1".to_string(), "web".to_string())]);
+        assert_eq!(cache.version("t1", "db-ui"), Some((Some("t1/db-ui".into()), 2)));
+
+        // A new host replaces the old one; a deletion forgets the object and remembers its UID.
+        cache.apply(watcher::Event::Apply(app("t1", "web", 2, Some("www.t1.example"))), &deleted, keep);
+        assert!(cache.holders("web.t1.example").is_empty());
+        assert_eq!(cache.holders("www.t1.example").len(), 1);
+        cache.apply(watcher::Event::Delete(app("t1", "web", 2, Some("www.t1.example"))), &deleted, keep);
+        assert!(cache.holders("www.t1.example").is_empty());
+        assert_eq!(names(&cache, "t1"), ["db-ui"]);
+        assert!(deleted.at_least("t1/web", 2) && !deleted.at_least("t1/web", 3));
+    }
+
+    #[test]
+    fn a_relist_replaces_everything_only_when_complete() {
+        let (cache, deleted, keep) = (ByNamespace::<App>::empty(), Deleted::default(), Duration::from_secs(60));
+        assert!(!*cache.ready.borrow());
+        for event in [watcher::Event::Init, watcher::Event::InitApply(app("t1", "old", 1, Some("old.t1.example")))] {
+            cache.apply(event, &deleted, keep);
+        }
+        assert!(names(&cache, "t1").is_empty(), "nothing is served before the first list is complete");
+        cache.apply(watcher::Event::InitDone, &deleted, keep);
+        assert!(*cache.ready.borrow());
+
+        cache.apply(watcher::Event::Init, &deleted, keep);
+        cache.apply(watcher::Event::InitApply(app("t1", "new", 1, None)), &deleted, keep);
+        assert_eq!(names(&cache, "t1"), ["old"], "the previous list serves until the new one is complete");
+        cache.apply(watcher::Event::InitDone, &deleted, keep);
+        assert_eq!(names(&cache, "t1"), ["new"]);
+        assert!(cache.holders("old.t1.example").is_empty(), "hosts follow the new list");
+    }
+
+    #[test]
+    fn deletions_are_remembered_for_a_while_at_their_generation() {
+        let deleted = Deleted::default();
+        deleted.record("u1".into(), 3, Duration::from_secs(60));
+        assert!(deleted.at_least("u1", 3) && deleted.at_least("u1", 1));
+        assert!(!deleted.at_least("u1", 4), "a reservation of a later generation is not covered");
+        assert!(!deleted.at_least("u2", 1));
+        deleted.record("u2".into(), 1, Duration::ZERO);
+        assert!(!deleted.at_least("u1", 1), "older entries are pruned");
+    }
+}
