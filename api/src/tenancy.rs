@@ -81,7 +81,10 @@ async fn create_in_cluster(state: &AppState, user: &AuthUser, name: &str, plan: 
     };
     let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
     let tenants = Api::<Tenant>::all(state.cluster.service());
-    let tenant = Tenant::new(name, spec);
+    let mut tenant = Tenant::new(name, spec);
+    // Created with the controller's finalizer, so the controller need not add it in a write of
+    // its own (issue 13): the Tenant is protected from its first moment.
+    tenant.metadata.finalizers = Some(vec![slipway_crds::TENANT_FINALIZER.into()]);
     let releasing =
         || ApiError::Conflict(format!("the tenant name {name:?} is being released, try again in a few seconds"));
     // A deleted tenant keeps its name until its namespace, and all its data, are gone (the

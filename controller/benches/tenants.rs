@@ -251,7 +251,9 @@ async fn through_slipway(client: &Client, name: &str) -> anyhow::Result<()> {
         plan: "free".into(),
         limits: None,
     };
-    tenants.create(&PostParams::default(), &Tenant::new(name, spec)).await?;
+    let mut tenant = Tenant::new(name, spec);
+    tenant.metadata.finalizers = Some(vec![slipway_crds::TENANT_FINALIZER.into()]);
+    tenants.create(&PostParams::default(), &tenant).await?;
     let ready = |t: Option<&Tenant>| {
         t.and_then(|t| t.status.as_ref())
             .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True"))

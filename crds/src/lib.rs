@@ -43,6 +43,12 @@ use kube::{
 /// The API group of every Slipway resource.
 pub const GROUP: &str = "slipway.dev";
 
+/// The Tenant's finalizer: Kubernetes keeps a deleted Tenant (and so its name) until the
+/// controller has removed it, which it does once the tenant's namespace is gone. The API
+/// creates Tenants with it already set (one write fewer per tenant); the controller adds it to
+/// those created without it (`kubectl apply`).
+pub const TENANT_FINALIZER: &str = "slipway.dev/namespace";
+
 /// Label put on every object that belongs to a tenant; its value is the tenant's name.
 pub const TENANT_LABEL: &str = "slipway.dev/tenant";
 

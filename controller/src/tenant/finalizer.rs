@@ -13,7 +13,7 @@ use serde_json::json;
 use slipway_crds::Tenant;
 
 /// The finalizer's name.
-pub const NAME: &str = "slipway.dev/namespace";
+pub const NAME: &str = slipway_crds::TENANT_FINALIZER;
 
 /// Whether `tenant` carries the finalizer.
 pub fn present(tenant: &Tenant) -> bool {
