@@ -3,10 +3,10 @@
 //! ([`Spec::review`]) against the tenant's inventory of every kind (watch caches plus pending
 //! reservations). No rule lives here: they are all in `slipway-policies`.
 
-use crate::by_namespace::Watched;
 use crate::{
     Webhook,
     answer::{Phase, deny},
+    by_namespace::Watched,
     reservations::Claim,
 };
 use k8s_openapi::api::core::v1::Namespace;
