@@ -15,11 +15,12 @@
 //! real CREATE (writes the tenant's reservation ConfigMap, so bounded by the API server).
 //!
 //! Phase 2, the overhead through kube-apiserver: Apps created with a Kubernetes client,
-//! sequentially and concurrently, with the webhook registered (both configurations pointing at
-//! the server above) and without it; the Apps of the sequential batch then get a new image (an
-//! UPDATE that reserves nothing: the webhooks' round trips alone); last as many ConfigMaps of a
-//! small ledger's size, the floor of the one write each admitted create adds (its tenant's
-//! ledger), so the overhead can be read as "webhook round trips + one write".
+//! sequentially and concurrently, without Slipway's webhooks, with the validating one alone and
+//! with both (pointing at the server above); the Apps of the sequential batch then get a new
+//! image (an UPDATE that reserves nothing: the webhooks' round trips alone, so each webhook's
+//! round trip is a difference of two rows); last as many ConfigMaps of a small ledger's size,
+//! the floor of the one write each admitted create adds (its tenant's ledger), so the overhead
+//! can be read as "webhook round trips + one write".
 //!
 //! Tuning by environment: `SLIPWAY_BENCH_REQUESTS` (requests per phase-1 scenario, 20000),
 //! `SLIPWAY_BENCH_CREATES` (real CREATEs per concurrency, 1000), `SLIPWAY_BENCH_CONCURRENCY`
@@ -361,33 +362,36 @@ impl Bench {
         Ok(())
     }
 
-    /// Phase 2: Apps created through kube-apiserver with and without the webhook registered.
+    /// Phase 2: Apps created through kube-apiserver without Slipway's webhooks, with the
+    /// validating one alone, and with both.
     async fn phase_apiserver(&self, settings: &Settings, running: &Running) -> anyhow::Result<()> {
         let tenant = self.tenant("k8s");
         let apps: Api<App> = Api::namespaced(self.client.clone(), &slipway_crds::tenant_namespace(&tenant));
         let target = slipway_webhook::WebhookTarget::Url(format!("https://{}", running.addr));
         let mut rows = vec![];
-        for registered in [false, true] {
-            if registered {
-                slipway_webhook::register(&self.client, &target, &running.ca_pem).await?;
-            } else {
+        for registered in [Registered::Neither, Registered::ValidatingOnly, Registered::Both] {
+            if registered == Registered::Neither {
                 self.unregister().await?;
+            } else {
+                slipway_webhook::register(&self.client, &target, &running.ca_pem).await?;
             }
-            wait_for_webhook(&apps, registered).await?;
-            let mode = if registered { "with webhook" } else { "without webhook" };
-            let label = if registered { "with" } else { "without" };
+            if registered == Registered::ValidatingOnly {
+                let dp = DeleteParams::default();
+                Api::<MutatingWebhookConfiguration>::all(self.client.clone()).delete(CONFIGURATION, &dp).await?;
+            }
+            wait_for_webhooks(&apps, registered).await?;
+            let (mode, label, update_mode) = registered.names();
             create_batch(&apps, &format!("{label}-warm"), 20, 1, bare_app).await?;
             for concurrency in [1, 8] {
                 let batch = format!("{label}-c{concurrency}");
                 let started = Instant::now();
                 let latency = create_batch(&apps, &batch, settings.apps, concurrency, bare_app).await?;
                 let elapsed = started.elapsed();
-                eprintln!("  {mode:<16} c={concurrency}: {} Apps in {:.1} s", settings.apps, elapsed.as_secs_f64());
+                eprintln!("  {mode:<18} c={concurrency}: {} Apps in {:.1} s", settings.apps, elapsed.as_secs_f64());
                 rows.push((mode, concurrency, elapsed, latency));
             }
-            // The same Apps given a new image: both webhooks are called, no reservation is
+            // The same Apps given a new image: the webhooks are called, no reservation is
             // written (the change grows nothing), so this is their round trips alone.
-            let update_mode = if registered { "UPDATE with" } else { "UPDATE without" };
             for concurrency in [1, 8] {
                 let started = Instant::now();
                 let image = format!("nginx:1.27-c{concurrency}");
@@ -412,12 +416,12 @@ impl Bench {
         config_maps.delete_collection(&DeleteParams::default(), &ListParams::default().labels(BATCH_LABEL)).await?;
         println!("\nPhase 2: {} App creates through kube-apiserver (kube client), per batch", settings.apps);
         println!(
-            "{:<16} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8}",
+            "{:<18} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8}",
             "mode", "conc", "Apps", "creates/s", "p50 ms", "p90 ms", "p99 ms"
         );
         for (mode, concurrency, elapsed, latency) in &rows {
             println!(
-                "{:<16} {:>5} {:>8} {:>10.1} {:>8.2} {:>8.2} {:>8.2}",
+                "{:<18} {:>5} {:>8} {:>10.1} {:>8.2} {:>8.2} {:>8.2}",
                 mode,
                 concurrency,
                 latency.len(),
@@ -438,6 +442,22 @@ impl Bench {
                         "  added by the webhooks to an UPDATE that reserves nothing (their round trips), c={concurrency}: p50 {:.2} ms, p99 {:.2} ms",
                         added(0.5),
                         added(0.99)
+                    );
+                }
+                if let (Some(validating), Some(update), Some(update_validating), Some(update_without)) =
+                    (find("validating only"), find("UPDATE with"), find("UPDATE validating"), find("UPDATE without"))
+                {
+                    let p50 = |a: &Histogram<u64>, b: &Histogram<u64>| {
+                        ms(a.value_at_quantile(0.5).saturating_sub(b.value_at_quantile(0.5)))
+                    };
+                    let ratio =
+                        |q: f64| validating.value_at_quantile(q) as f64 / without.value_at_quantile(q).max(1) as f64;
+                    println!(
+                        "  validating webhook alone, c={concurrency}: create p50 x{:.2}, p99 x{:.2}; p50 round trips: validating {:.2} ms, mutating {:.2} ms",
+                        ratio(0.5),
+                        ratio(0.99),
+                        p50(update_validating, update_without),
+                        p50(update, update_validating),
                     );
                 }
                 if let Some(write) = find("ConfigMap alone") {
@@ -705,18 +725,44 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// Waits until a dry-run create shows the webhook's mutation (`registered`) or not: the API
-/// server picks configuration changes up from a watch, a moment after they are written.
-async fn wait_for_webhook(apps: &Api<App>, registered: bool) -> anyhow::Result<()> {
+/// Which of Slipway's webhooks kube-apiserver calls during a phase-2 batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Registered {
+    Neither,
+    ValidatingOnly,
+    Both,
+}
+
+impl Registered {
+    /// Its create mode, batch label and update mode, as the table prints them.
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Registered::Neither => ("without webhook", "without", "UPDATE without"),
+            Registered::ValidatingOnly => ("validating only", "validating", "UPDATE validating"),
+            Registered::Both => ("with webhook", "with", "UPDATE with"),
+        }
+    }
+}
+
+/// Waits until dry-run creates show exactly the webhooks of `registered`: the mutating one by
+/// its tenant label, the validating one by its denial of an App over the plan's replicas. The
+/// API server picks configuration changes up from a watch, a moment after they are written.
+async fn wait_for_webhooks(apps: &Api<App>, registered: Registered) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     let params = PostParams { dry_run: true, ..Default::default() };
+    let oversized = AppSpec { replicas: Some(1000), ..bare_spec() };
     loop {
-        let probe = apps.create(&params, &App::new("probe", bare_spec())).await?;
-        if probe.labels().contains_key(TENANT_LABEL) == registered {
+        let mutated = apps.create(&params, &App::new("probe", bare_spec())).await?.labels().contains_key(TENANT_LABEL);
+        let validated = match apps.create(&params, &App::new("probe", oversized.clone())).await {
+            Ok(_) => false,
+            Err(kube::Error::Api(s)) if s.code == 422 || s.code == 403 => true,
+            Err(e) => return Err(e.into()),
+        };
+        if (mutated, validated) == (registered == Registered::Both, registered != Registered::Neither) {
             return Ok(());
         }
         if Instant::now() > deadline {
-            bail!("the API server did not pick up the webhook (registered: {registered}) within 30 s");
+            bail!("the API server did not pick up the webhooks ({registered:?}) within 30 s");
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
