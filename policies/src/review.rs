@@ -76,7 +76,8 @@ pub struct Review<'a, S> {
     pub requester: Requester<'a>,
     /// Everything else the tenant holds (stored or reserved), without this object.
     pub others: &'a Inventory,
-    /// Ingress hosts held by Apps anywhere in the cluster (only App reviews read them).
+    /// Ingress hosts held by Apps anywhere in the cluster (only App reviews read them). Only
+    /// claims of the App's own host matter, so the webhook passes just those.
     pub hosts: &'a [HostClaim],
     /// The platform's settings.
     pub platform: &'a Platform,
