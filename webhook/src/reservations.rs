@@ -41,7 +41,7 @@ use slipway_policies::{Footprint, Inventory};
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex, PoisonError},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 /// Most attempts at one reservation before giving up (each lost attempt means another request
@@ -199,6 +199,8 @@ struct Shared {
     /// Counts the versions this replica has learned (read or written): a version learned after
     /// a request stopped trusting the one before is fresh enough to refuse on.
     learned: u64,
+    /// When a request last used this ledger (see [`forget_idle`]).
+    used: Option<Instant>,
 }
 
 /// What a replica keeps of one tenant's ledger.
@@ -211,6 +213,22 @@ impl TenantLedger {
     fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Forgets what this replica keeps of the ledgers no request has used for `idle` (the
+/// reservations' lifetime), so deleted tenants leave nothing behind: only those nothing holds
+/// (no request, no write in flight) and with nothing queued or being written. A quiet tenant's
+/// ledger is read again when next used. Called with the map locked, so no request can take one
+/// of them meanwhile.
+fn forget_idle(tenants: &mut HashMap<String, Arc<TenantLedger>>, idle: Duration) {
+    tenants.retain(|_, ledger| {
+        if Arc::strong_count(ledger) > 1 {
+            return true;
+        }
+        let shared = ledger.lock();
+        let busy = !shared.queued.is_empty() || !shared.writing.is_empty() || shared.flushing;
+        busy || shared.used.is_some_and(|at| at.elapsed() < idle)
+    });
 }
 
 /// Where a tenant's ledger lives and what a new one carries.
@@ -255,8 +273,14 @@ impl Ledger {
             tenant: tenant_name,
         };
         // Keyed by the ledger (the tenant's UID): a later tenant of the same name starts afresh.
-        let state =
-            self.tenants.lock().unwrap_or_else(PoisonError::into_inner).entry(target.name.clone()).or_default().clone();
+        let state = {
+            let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+            if !tenants.contains_key(&target.name) {
+                forget_idle(&mut tenants, self.ttl);
+            }
+            tenants.entry(target.name.clone()).or_default().clone()
+        };
+        state.lock().used = Some(Instant::now());
         let own_key = key(claim.kind, &claim.name);
         // What `learned` was when this request last found the known version too old to refuse on.
         let mut distrusted: Option<u64> = None;
@@ -494,5 +518,34 @@ mod tests {
         );
         assert_eq!(parse_key("databases.pg"), Some((Kind::Database, "pg")));
         assert_eq!(key(Kind::Workspace, "box"), "workspaces.box");
+    }
+
+    #[test]
+    fn ledgers_idle_for_their_lifetime_are_forgotten_unless_held_or_busy() {
+        let idle = Duration::from_secs(60);
+        let ledger = |used: Option<Instant>, flushing: bool| {
+            let ledger = Arc::new(TenantLedger::default());
+            let mut shared = ledger.lock();
+            (shared.used, shared.flushing) = (used, flushing);
+            drop(shared);
+            ledger
+        };
+        let long_ago = Instant::now().checked_sub(Duration::from_secs(120));
+        let held = ledger(long_ago, false);
+        let mut tenants: HashMap<String, Arc<TenantLedger>> = [
+            ("gone".to_string(), ledger(long_ago, false)),
+            ("never-used".to_string(), ledger(None, false)),
+            ("recent".to_string(), ledger(Some(Instant::now()), false)),
+            ("writing".to_string(), ledger(long_ago, true)),
+            ("held".to_string(), held.clone()),
+        ]
+        .into();
+        forget_idle(&mut tenants, idle);
+        let mut kept: Vec<_> = tenants.keys().cloned().collect();
+        kept.sort();
+        assert_eq!(kept, ["held", "recent", "writing"]);
+        drop(held);
+        forget_idle(&mut tenants, idle);
+        assert!(!tenants.contains_key("held"), "once nothing holds it, it goes too");
     }
 }
