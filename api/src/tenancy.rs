@@ -37,6 +37,14 @@ pub async fn fetch(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
     if let Some(cached) = state.reads.tenants.get("", name) {
         return Ok(Tenant::clone(&cached));
     }
+    fetch_exact(state, name).await
+}
+
+/// The Tenant object `name` as the API server has it now.
+///
+/// # Errors
+/// 404 when it does not exist.
+async fn fetch_exact(state: &AppState, name: &str) -> Result<Tenant, ApiError> {
     Api::<Tenant>::all(state.cluster.service())
         .get_opt(name)
         .await?
@@ -64,7 +72,11 @@ pub async fn create(state: &AppState, user: &AuthUser, name: &str, plan: &str) -
     };
     state.reads.tenants.wrote(&created);
     tracing::info!(tenant = %name, %plan, user = %user.id, "tenant created");
-    Ok(wait_until_ready(state, created).await)
+    let answered = wait_until_ready(state, created).await;
+    // The caller is told this version (Ready, usually): reads must not show it an older one
+    // the read cache's own watch has not gone past yet.
+    state.reads.tenants.wrote(&answered);
+    Ok(answered)
 }
 
 /// Creates the Tenant object of a claimed tenant.
@@ -175,7 +187,12 @@ pub async fn delete(state: &AppState, user: &AuthUser, name: &str) -> Result<(),
 /// 409 while the tenant is not Ready yet (its quota would refuse the write with a cryptic
 /// "status unknown for quota"); 500 if its plan is invalid.
 pub async fn policy(state: &AppState, tenant: &str) -> Result<(TenantSpec, TenantPolicy), ApiError> {
-    let t = fetch(state, tenant).await?;
+    let mut t = fetch(state, tenant).await?;
+    if !is_ready(&t) {
+        // The read cache may be a moment behind a tenant that just became Ready: a refusal is
+        // decided on the API server's answer, not on the cache's.
+        t = fetch_exact(state, tenant).await?;
+    }
     if !is_ready(&t) {
         return Err(ApiError::Conflict(format!(
             "tenant {tenant:?} is still being provisioned; retry in a few seconds"

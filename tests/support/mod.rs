@@ -503,14 +503,30 @@ impl Client {
         assert_eq!(r.status, 200, "{}", r.body);
     }
 
-    /// Creates a tenant on `plan` (entitled by the platform admin if need be), asserting 201.
+    /// Creates a tenant on `plan` (entitled by the platform admin if need be), asserting 201,
+    /// and waits (up to 120 s) until it is Ready: the API answers a tenant that took over its
+    /// own wait as it is, and a client then waits as this one does.
     pub async fn create_tenant(&self, prefix: &str, plan: &str) -> String {
         self.entitle(plan).await;
         let name = unique(prefix);
         let r = self.post("/tenants", json!({"name": name, "plan": plan})).await;
         assert_eq!(r.status, 201, "{}", r.body);
+        if !tenant_is_ready(&r.body) {
+            let path = format!("/tenants/{name}");
+            eventually(Duration::from_secs(120), &format!("tenant {name} to become Ready"), || async {
+                tenant_is_ready(&self.get(&path).await.body).then_some(())
+            })
+            .await;
+        }
         name
     }
+}
+
+/// Whether a tenant as the API shows it has the condition `Ready` `True`.
+fn tenant_is_ready(tenant: &Value) -> bool {
+    tenant["status"]["conditions"]
+        .as_array()
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
 /// Emails MailHog holds for `to`, as `(subject, body)`.
