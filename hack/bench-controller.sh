@@ -11,8 +11,9 @@
 # Tenant and App once more (its slipway_reconciles_total), and prints the requests the
 # restart cost by verb and resource, and the number per App. Then it annotates every App (a
 # change that asks for nothing new) and prints what those reconciles cost. Last it creates
-# the same Deployments directly and prints how long the Apps took against that floor, and the
-# controller's resident memory. The watches' own LIST and WATCH
+# the same Deployments directly and prints how long the Apps took against that floor, then
+# once more in namespaces with copies of the tenants' ResourceQuotas and LimitRanges (the
+# "guarded floor"), and the controller's resident memory. The watches' own LIST and WATCH
 # requests are included, and so are the requests kube-controller-manager and kwok make
 # meanwhile (leases, nodes, events: compare the resources). The cluster is torn down at the end (SLIPWAY_BENCH_KEEP=1 keeps it).
 set -euo pipefail
@@ -41,7 +42,7 @@ eval "$(hack/cluster.sh up "$name")"
 eval "$(hack/mail.sh up "$name")"
 rm -rf "$state" && mkdir -p "$state"
 k() { "$SLIPWAY_KUBECTL" --kubeconfig "$KUBECONFIG" "$@"; }
-# Room for every App's pod: the dev cluster's two kwok nodes hold 110 pods each.
+# Room for every App's pod and the floors': the dev cluster's two kwok nodes hold 110 pods each.
 room='{"pods":"1000","cpu":"256","memory":"1Ti"}'
 for node in $(k get nodes -o name); do
   k patch "$node" --subresource=status --type=merge -p "{\"status\":{\"allocatable\":$room,\"capacity\":$room}}" >/dev/null
@@ -79,6 +80,43 @@ requests() {
     END { for (key in n) print key, n[key] }' | sort
 }
 
+# The requests by verb and resource between two `requests` snapshots, and their number per App.
+cost() {
+  join -a2 -e 0 -o 0,1.2,2.2 <(awk '{print $1 "/" $2, $3}' "$1" | sort) <(awk '{print $1 "/" $2, $3}' "$2" | sort) |
+    awk -v apps="$apps" '{d = $3 - $2; if (d > 0) {printf "%-40s %8d\n", $1, d; total += d}} END {printf "%-40s %8d  (%.2f per App)\n", "total", total, total / apps}'
+}
+# CPU seconds (user and system) each process of the cluster, and the controller, has used, as
+# "process seconds" lines.
+cluster_pids="$SLIPWAY_STATE/clusters/$name/pids"
+ticks="$(getconf CLK_TCK)"
+cpu_seconds() {
+  local c pid
+  for c in etcd kube-apiserver kube-controller-manager kube-scheduler kwok; do
+    pid="$(cat "$cluster_pids/$c.pid")"
+    awk -v c="$c" -v t="$ticks" '{printf "%s %.1f\n", c, ($14 + $15) / t}' "/proc/$pid/stat"
+  done
+  [[ -z "$controller_pid" ]] || awk -v t="$ticks" '{printf "slipway-controller %.1f\n", ($14 + $15) / t}' "/proc/$controller_pid/stat"
+}
+# The CPU seconds each process used between two `cpu_seconds` snapshots, on one line.
+cpu_cost() {
+  join "$1" "$2" 2>/dev/null | awk '{printf "%s%s %.1f s", (NR > 1 ? ", " : ""), $1, $3 - $2} END {print ""}'
+}
+# Snapshots of requests and CPU before a phase (`phase_begin NAME`), and what it cost after it
+# (`phase_end NAME`), logged.
+phase_begin() {
+  requests >"$state/requests-$1"
+  cpu_seconds | sort >"$state/cpu-$1"
+  reconciles app >"$state/reconciles-$1"
+}
+phase_end() {
+  requests >"$state/requests-$1-end"
+  cpu_seconds | sort >"$state/cpu-$1-end"
+  log "$1: CPU used: $(cpu_cost "$state/cpu-$1" "$state/cpu-$1-end")"
+  log "$1: App reconciles: $(($(reconciles app) - $(cat "$state/reconciles-$1")))"
+  log "$1: API requests:"
+  cost "$state/requests-$1" "$state/requests-$1-end"
+}
+
 start_controller
 crds_installed() { k get crd apps.slipway.dev; }
 wait_for "the CRDs" 120 crds_installed || die "the controller installed no CRDs: $(tail -n 20 "$state/controller.log")"
@@ -90,6 +128,7 @@ log "applying $tenants Tenants and $apps Apps"
 } | k create -f - >/dev/null
 tenants_ready() { [[ "$(k get tenants.slipway.dev -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' | grep -c True)" == "$tenants" ]]; }
 wait_for "$tenants Tenants Ready" 600 tenants_ready || die "Tenants not Ready"
+phase_begin apps
 started=$SECONDS
 {
   for t in $(seq 1 "$tenants"); do
@@ -103,15 +142,31 @@ started=$SECONDS
 apps_ready() { [[ "$(k get apps.slipway.dev -A -o jsonpath='{range .items[*]}{.status.phase}{"\n"}{end}' | grep -c '^Ready$')" == "$apps" ]]; }
 wait_for "$apps Apps Ready" 1200 apps_ready || die "Apps not Ready: $(tail -n 20 "$state/controller.log")"
 apps_took=$((SECONDS - started))
+phase_end apps
 # The controller's memory (issue 13's goal: at most 150 MB with 1,000 Apps).
 memory() { awk '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END {printf "resident %d MB, peak %d MB", r / 1024, h / 1024}' "/proc/$controller_pid/status"; }
 log "$apps Apps Ready in ${apps_took}s (from the first create); the controller: $(memory)"
-
-# The requests by verb and resource between two `requests` snapshots, and their number per App.
-cost() {
-  join -a2 -e 0 -o 0,1.2,2.2 <(awk '{print $1 "/" $2, $3}' "$1" | sort) <(awk '{print $1 "/" $2, $3}' "$2" | sort) |
-    awk -v apps="$apps" '{d = $3 - $2; if (d > 0) {printf "%-40s %8d\n", $1, d; total += d}} END {printf "%-40s %8d  (%.2f per App)\n", "total", total, total / apps}'
+# Where those seconds went, from the objects' own timestamps (1 s resolution).
+# timeline: "event RFC3339" lines on stdin → the last of each event, in seconds after the first.
+timeline() {
+  jq -Rrn '[inputs | split(" ") | {event: .[0], at: (.[1] | fromdateiso8601)}] as $all
+    | ($all | map(.at) | min) as $t0
+    | reduce $all[] as $e ({}; .[$e.event] = ([.[$e.event] // 0, $e.at - $t0] | max))
+    | to_entries | map("last \(.key) \(.value)s") | join(", ")'
 }
+# Created and Available times of the Deployments labelled $1 in namespaces starting with $2.
+deployment_events() {
+  k get deployments -A -l "$1" -o json | jq -r --arg prefix "$2" '.items[] | select(.metadata.namespace | startswith($prefix))
+    | "deployment-created \(.metadata.creationTimestamp)",
+      "deployment-available \(.status.conditions[] | select(.type == "Available") | .lastTransitionTime)"'
+}
+app_timeline="$({
+  k get apps.slipway.dev -A -o json | jq -r '.items[] | "app-created \(.metadata.creationTimestamp)",
+    "app-ready \(.status.conditions[] | select(.type == "Ready") | .lastTransitionTime)"'
+  deployment_events slipway.dev/app tenant-
+} | timeline)"
+log "Apps' timeline, after the first App's creation: $app_timeline"
+
 
 stop_controller
 requests >"$state/before"
@@ -154,9 +209,41 @@ k get deployments -A -l slipway.dev/app -o json | jq --arg l "$floor_label" '{ap
 for ns in $(k get namespaces -l slipway.dev/tenant -o jsonpath='{.items[*].metadata.name}'); do
   k create namespace "floor-$ns" >/dev/null
 done
+phase_begin floor
 started=$SECONDS
 k create -f "$state/floor.json" >/dev/null
 floor_ready() { [[ "$(k get deployments -A -l "$floor_label" -o jsonpath='{range .items[*]}{.status.availableReplicas}{"\n"}{end}' | grep -c '^1$')" == "$apps" ]]; }
 wait_for "$apps Deployments Available" 1200 floor_ready || die "the floor's Deployments did not become Available"
 floor_took=$((SECONDS - started))
+phase_end floor
+log "floor's timeline: $(deployment_events "$floor_label" floor- | timeline)"
 log "floor: $apps Deployments Available in ${floor_took}s; $apps Apps Ready in ${apps_took}s: $(awk -v a="$apps_took" -v f="$floor_took" 'BEGIN {printf "%.2f", a / (f > 0 ? f : 1)}') times the floor"
+
+# The floor again in namespaces guarded like the tenants' (copies of each tenant namespace's
+# ResourceQuotas and LimitRanges): kube-apiserver's quota admission charges every pod,
+# ReplicaSet and Deployment to its namespace's quota, one compare-and-swap of the quota's
+# status at a time per namespace. What the Apps pay for their tenants' guard rails, read apart
+# from what they pay for the controller.
+log "the floor with the tenants' ResourceQuotas and LimitRanges"
+# The kwok nodes hold the Apps' pods and the floor's: make room by removing the floor's first.
+k delete deployments -A -l "$floor_label" >/dev/null
+floor_gone() { [[ -z "$(k get pods -A -l "$floor_label" -o name)" ]]; }
+wait_for "the floor's pods to go" 600 floor_gone || die "the floor's pods did not go"
+for ns in $(k get namespaces -l slipway.dev/tenant -o jsonpath='{.items[*].metadata.name}'); do
+  k create namespace "guarded-$ns" >/dev/null
+  k get resourcequotas,limitranges -n "$ns" -o json | jq --arg ns "guarded-$ns" '{apiVersion: "v1", kind: "List", items: [
+    .items[] | {apiVersion, kind, metadata: {name: .metadata.name, namespace: $ns}, spec}]}' | k create -f - >/dev/null
+done
+jq '.items[].metadata.namespace |= ("guarded-" + ltrimstr("floor-"))' "$state/floor.json" >"$state/guarded.json"
+phase_begin guarded-floor
+started=$SECONDS
+k create -f "$state/guarded.json" >/dev/null
+guarded_ready() {
+  [[ "$(k get deployments -A -l "$floor_label" -o jsonpath='{range .items[*]}{.metadata.namespace} {.status.availableReplicas}{"\n"}{end}' |
+    grep -c '^guarded-.* 1$')" == "$apps" ]]
+}
+wait_for "$apps guarded Deployments Available" 1200 guarded_ready || die "the guarded floor's Deployments did not become Available"
+guarded_took=$((SECONDS - started))
+phase_end guarded-floor
+log "guarded floor's timeline: $(deployment_events "$floor_label" guarded- | timeline)"
+log "guarded floor: $apps Deployments Available in ${guarded_took}s; $apps Apps Ready in ${apps_took}s: $(awk -v a="$apps_took" -v f="$guarded_took" 'BEGIN {printf "%.2f", a / (f > 0 ? f : 1)}') times the guarded floor"

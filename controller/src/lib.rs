@@ -100,6 +100,7 @@ pub struct Context {
     backoff: Backoff,
     caches: cache::Caches,
     applied: applied::Applied,
+    recorded: app::Recorded,
 }
 
 /// How long [`run`] lets reconciles in flight finish after its shutdown signal before it drops
@@ -137,6 +138,7 @@ pub async fn run(
         backoff: Backoff::default(),
         caches,
         applied: applied::Applied::default(),
+        recorded: app::Recorded::default(),
     });
     // Every controller stops when the shutdown fires: share one signal.
     let shutdown = futures::FutureExt::shared(Box::pin(shutdown));

@@ -8,6 +8,8 @@ mod revisions;
 mod rollout;
 mod status;
 
+pub use revisions::Recorded;
+
 use crate::{Context, Result, apply::apply_status, cache::delete_if_cached, notify};
 use k8s_openapi::api::{
     apps::v1::ControllerRevision,
@@ -69,7 +71,7 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
     let key = template_key(&app.spec);
     let revision = match (previous.revision, previous.template_key.as_deref()) {
         (Some(number), Some(k)) if k == key => number,
-        _ => revisions::record(&revisions, app, &tenant_name, &key).await?,
+        _ => revisions::record(&revisions, &ctx.recorded, app, &tenant_name, &key).await?,
     };
 
     // Each owned object is applied unless the last apply of the same object still stands
@@ -117,12 +119,17 @@ async fn reconcile_inner(app: &App, ctx: &Context) -> Result<Action> {
     };
     let mut status = status::compute(&observed);
     // While a rollout is under way (or failed), what the pods say goes into the message: read
-    // them then only; and a failure counts only if reported after this revision started.
+    // them then only, and only once there are pods of the current template to read (see
+    // `status::pods_worth_reading`); a failure counts only if reported after this revision
+    // started.
     let (pods, started);
     if status.phase != AppPhase::Ready {
-        let selector = format!("{}={name}", slipway_crds::APP_LABEL);
-        pods = Api::<Pod>::namespaced(client.clone(), &ns).list(&ListParams::default().labels(&selector)).await?.items;
-        observed.pods = &pods;
+        if status::pods_worth_reading(&deployment) {
+            let selector = format!("{}={name}", slipway_crds::APP_LABEL);
+            pods =
+                Api::<Pod>::namespaced(client.clone(), &ns).list(&ListParams::default().labels(&selector)).await?.items;
+            observed.pods = &pods;
+        }
         if status.phase == AppPhase::Failed {
             started =
                 revisions.get_opt(&revision_name(&name, revision)).await?.and_then(|r| r.metadata.creation_timestamp);

@@ -16,24 +16,75 @@ use slipway_crds::{
 };
 use std::collections::BTreeMap;
 
+/// How many Apps' last recorded revisions are remembered; beyond that the least recently used
+/// are forgotten (each then costs one list again).
+const CAPACITY: u64 = 100_000;
+
+/// The revision this controller last recorded (created, or found newest) for each App, by the
+/// App's uid: its template key and number.
+///
+/// A reconcile reads its App from the controller's store, which may not show yet the status
+/// the previous reconcile of that App wrote a moment ago (the next reconcile, triggered by the
+/// Deployment the first one created, often starts before the status' watch event arrives).
+/// Without this it would list the App's revisions again to find the one it has just recorded:
+/// issue 13 measured 631 such lists for 1,000 new Apps. Only this controller writes revisions
+/// and a replica that loses leadership exits ([`crate::leader`]), so what it remembers is
+/// what a list would find; an App it does not remember is listed as before.
+pub struct Recorded {
+    last: moka::sync::Cache<String, (String, i64)>,
+}
+
+impl Default for Recorded {
+    fn default() -> Self {
+        Self { last: moka::sync::Cache::new(CAPACITY) }
+    }
+}
+
+impl Recorded {
+    /// The revision recorded last for the App of `uid`, if it holds the template of `key`.
+    fn number(&self, uid: &str, key: &str) -> Option<i64> {
+        self.last.get(uid).filter(|(k, _)| k == key).map(|(_, n)| n)
+    }
+
+    fn remember(&self, uid: &str, key: &str, number: i64) {
+        self.last.insert(uid.to_string(), (key.to_string(), number));
+    }
+}
+
 /// The number of the revision holding `app`'s template (whose key is `key`): the newest one
 /// when it holds that template already, else a new one numbered after it, copying the App's
 /// [`CHANGED_BY_ANNOTATION`] and noting which earlier revision it restores, if any. Keeps the
 /// newest `spec.revisionHistoryLimit` and deletes older ones.
 ///
 /// Called only when the template differs from the one the status names, so a reconcile that
-/// changes nothing reads no revisions. Safe to retry: an interrupted call is finished by the
-/// next one, which finds its revision the newest.
+/// changes nothing reads no revisions; and answered from `recorded` when this controller
+/// recorded that template last. Safe to retry: an interrupted call is finished by the next
+/// one, which finds its revision the newest.
 ///
 /// # Errors
 /// Kubernetes API errors (a revision of that number created meanwhile is a conflict, retried).
-pub async fn record(api: &Api<ControllerRevision>, app: &App, tenant: &str, key: &str) -> Result<i64> {
-    let name = app.name_any();
+pub async fn record(
+    api: &Api<ControllerRevision>,
+    recorded: &Recorded,
+    app: &App,
+    tenant: &str,
+    key: &str,
+) -> Result<i64> {
     let uid = app.uid().unwrap_or_default();
+    if let Some(number) = recorded.number(&uid, key) {
+        return Ok(number);
+    }
+    let number = list_or_create(api, app, &uid, tenant, key).await?;
+    recorded.remember(&uid, key, number);
+    Ok(number)
+}
+
+async fn list_or_create(api: &Api<ControllerRevision>, app: &App, uid: &str, tenant: &str, key: &str) -> Result<i64> {
+    let name = app.name_any();
     let selector = format!("{APP_LABEL}={name}");
     let objects = api.list(&ListParams::default().labels(&selector)).await?.items;
     let owned: Vec<&ControllerRevision> =
-        objects.iter().filter(|o| revision::Revision::of(o, &name, &uid).is_some()).collect();
+        objects.iter().filter(|o| revision::Revision::of(o, &name, uid).is_some()).collect();
     let key_of = |o: &ControllerRevision| o.labels().get(TEMPLATE_KEY_LABEL).cloned();
     let newest = owned.iter().max_by_key(|o| o.revision);
     if let Some(newest) = newest.filter(|o| key_of(o).as_deref() == Some(key)) {
@@ -94,5 +145,23 @@ pub async fn mark(api: &Api<ControllerRevision>, app: &str, number: i64, outcome
         Ok(_) => Ok(()),
         Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_template_recorded_last_is_answered_from_memory() {
+        let recorded = Recorded::default();
+        assert_eq!(recorded.number("uid-1", "a"), None, "never recorded: list");
+        recorded.remember("uid-1", "a", 1);
+        assert_eq!(recorded.number("uid-1", "a"), Some(1));
+        assert_eq!(recorded.number("uid-2", "a"), None, "another App (or the same name recreated)");
+        recorded.remember("uid-1", "b", 2);
+        // Back to template "a": a new revision restoring 1 is due, which only a list finds.
+        assert_eq!(recorded.number("uid-1", "a"), None);
+        assert_eq!(recorded.number("uid-1", "b"), Some(2));
     }
 }

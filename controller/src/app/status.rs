@@ -44,6 +44,17 @@ pub struct Observed<'a> {
     pub previous: &'a AppStatus,
 }
 
+/// Whether listing the App's pods can add anything to its status message: only once the
+/// Deployment's controller has acted on its current template (`status.observedGeneration`
+/// caught up with `metadata.generation`) and reports pods. Before that no pod of the template
+/// exists, and the Deployment's own status change triggers the next reconcile, which reads
+/// them (issue 13: this list was one uncached request per new App, made before any pod could
+/// exist).
+pub fn pods_worth_reading(deployment: &Deployment) -> bool {
+    let Some(status) = deployment.status.as_ref() else { return false };
+    status.observed_generation >= deployment.metadata.generation && status.replicas.unwrap_or(0) > 0
+}
+
 /// Phase, reason and message from the Deployment, per its documented status
 /// (<https://kubernetes.io/docs/concepts/workloads/controllers/deployment/#deployment-status>).
 fn phase(o: &Observed<'_>) -> (AppPhase, &'static str, String) {
@@ -278,6 +289,19 @@ mod tests {
             rollout: None,
             revision_history_limit: None,
         }
+    }
+
+    #[test]
+    fn pods_are_read_only_once_the_deployment_has_made_some_of_its_current_template() {
+        let created =
+            Deployment { metadata: ObjectMeta { generation: Some(1), ..Default::default() }, ..Default::default() };
+        assert!(!pods_worth_reading(&created), "just created: no status, no pods yet");
+        let mut changed = deployment(2, 2, false);
+        changed.metadata.generation = Some(2);
+        assert!(!pods_worth_reading(&changed), "a new template the Deployment controller has not acted on");
+        assert!(!pods_worth_reading(&deployment(0, 0, false)), "no pods reported");
+        assert!(pods_worth_reading(&deployment(2, 1, false)));
+        assert!(pods_worth_reading(&deployment(2, 1, true)), "a failed rollout's pods say why");
     }
 
     #[test]
