@@ -13,7 +13,9 @@
 # change that asks for nothing new) and prints what those reconciles cost. Last it creates
 # the same Deployments directly and prints how long the Apps took against that floor, then
 # once more in namespaces with copies of the tenants' ResourceQuotas and LimitRanges (the
-# "guarded floor"), and the controller's resident memory. The watches' own LIST and WATCH
+# "guarded floor"), once more with the Services, Ingresses and NetworkPolicies as well (the
+# "like-for-like floor"), and the controller's resident memory. Each phase prints the CPU
+# seconds of the cluster's processes and the API requests it took. The watches' own LIST and WATCH
 # requests are included, and so are the requests kube-controller-manager and kwok make
 # meanwhile (leases, nodes, events: compare the resources). The cluster is torn down at the end (SLIPWAY_BENCH_KEEP=1 keeps it).
 set -euo pipefail
@@ -247,3 +249,37 @@ guarded_took=$((SECONDS - started))
 phase_end guarded-floor
 log "guarded floor's timeline: $(deployment_events "$floor_label" guarded- | timeline)"
 log "guarded floor: $apps Deployments Available in ${guarded_took}s; $apps Apps Ready in ${apps_took}s: $(awk -v a="$apps_took" -v f="$guarded_took" 'BEGIN {printf "%.2f", a / (f > 0 ? f : 1)}') times the guarded floor"
+
+# The like-for-like floor: everything the controller made for the Apps (Deployments, Services,
+# Ingresses, NetworkPolicies) created directly, App by App, in namespaces guarded like the
+# tenants'. What is left between this and the Apps is the controller's own cost: the App
+# objects, their status, revisions, Events and emails.
+log "the like-for-like floor: the controller's Deployments, Services, Ingresses and NetworkPolicies, created directly"
+k delete deployments -A -l "$floor_label" >/dev/null
+wait_for "the guarded floor's pods to go" 600 floor_gone || die "the guarded floor's pods did not go"
+for ns in $(k get namespaces -l slipway.dev/tenant -o jsonpath='{.items[*].metadata.name}'); do
+  k create namespace "full-$ns" >/dev/null
+  k get resourcequotas,limitranges -n "$ns" -o json | jq --arg ns "full-$ns" '{apiVersion: "v1", kind: "List", items: [
+    .items[] | {apiVersion, kind, metadata: {name: .metadata.name, namespace: $ns}, spec}]}' | k create -f - >/dev/null
+done
+{
+  jq '.items[] | .metadata.namespace |= ("full-" + ltrimstr("floor-"))' "$state/floor.json"
+  k get services,ingresses,networkpolicies -A -l slipway.dev/app -o json | jq --arg l "$floor_label" '.items[]
+    | {apiVersion, kind, metadata: {name: .metadata.name, namespace: ("full-" + .metadata.namespace)},
+       spec: (if .kind == "Service"
+              then {type: .spec.type, ports: [.spec.ports[] | del(.nodePort)], selector: {($l): .metadata.labels["slipway.dev/app"]}}
+              else .spec end)}'
+} | jq -s '{apiVersion: "v1", kind: "List",
+  items: sort_by([.metadata.namespace, .metadata.name, ({Deployment: 0, Service: 1, Ingress: 2, NetworkPolicy: 3}[.kind])])}' >"$state/full.json"
+phase_begin full-floor
+started=$SECONDS
+k create -f "$state/full.json" >/dev/null
+full_ready() {
+  [[ "$(k get deployments -A -l "$floor_label" -o jsonpath='{range .items[*]}{.metadata.namespace} {.status.availableReplicas}{"\n"}{end}' |
+    grep -c '^full-.* 1$')" == "$apps" ]]
+}
+wait_for "$apps like-for-like Deployments Available" 1200 full_ready || die "the like-for-like floor's Deployments did not become Available"
+full_took=$((SECONDS - started))
+phase_end full-floor
+log "like-for-like floor's timeline: $(deployment_events "$floor_label" full- | timeline)"
+log "like-for-like floor: $apps Deployments Available in ${full_took}s; $apps Apps Ready in ${apps_took}s: $(awk -v a="$apps_took" -v f="$full_took" 'BEGIN {printf "%.2f", a / (f > 0 ? f : 1)}') times the like-for-like floor"
