@@ -197,71 +197,73 @@ log "an annotation on every App: $(($(reconciles app) - done_before)) reconciles
 cost "$state/before-touch" "$state/after-touch"
 log "the controller after it all: $(memory)"
 
-# The floor: the same Deployments created directly (copies of the controller's, with labels of
-# their own, in namespaces floor-tenant-* without the tenants' quotas), from the first create
-# until every one is Available. Both this and the Apps above wait on kube-controller-manager's
-# ReplicaSets and pods.
-log "the floor: $apps Deployments like the controller's, created directly"
+# The floors: what the controller made for the Apps, created directly with kubectl (copies
+# with labels of their own), from the first create until every Deployment is Available. Both
+# these and the Apps above wait on kube-controller-manager's ReplicaSets and pods.
 floor_label=bench.slipway.dev/floor
+tenant_namespaces() { k get namespaces -l slipway.dev/tenant -o jsonpath='{.items[*].metadata.name}'; }
+# namespaces PREFIX [guarded]: a namespace PREFIX<tenant namespace> for each tenant's; with
+# "guarded", holding copies of its ResourceQuotas and LimitRanges.
+namespaces() {
+  local ns
+  for ns in $(tenant_namespaces); do
+    k create namespace "$1$ns" >/dev/null
+    [[ "${2:-}" == guarded ]] || continue
+    k get resourcequotas,limitranges -n "$ns" -o json | jq --arg ns "$1$ns" '{apiVersion: "v1", kind: "List", items: [
+      .items[] | {apiVersion, kind, metadata: {name: .metadata.name, namespace: $ns}, spec}]}' | k create -f - >/dev/null
+  done
+}
+# The kwok nodes hold the Apps' pods and one floor's: each floor removes the previous one's.
+remove_floor() {
+  k delete deployments -A -l "$floor_label" >/dev/null
+  floor_gone() { [[ -z "$(k get pods -A -l "$floor_label" -o name)" ]]; }
+  wait_for "the previous floor's pods to go" 600 floor_gone || die "the previous floor's pods did not go"
+}
+# measure_floor NAME PREFIX FILE: creates FILE's objects, waits until the Deployments in
+# namespaces PREFIX* are all Available, and logs what it cost and the Apps' ratio to it.
+measure_floor() {
+  local name="$1" prefix="$2" file="$3" started took
+  phase_begin "$name"
+  started=$SECONDS
+  k create -f "$file" >/dev/null
+  floor_ready() {
+    [[ "$(k get deployments -A -l "$floor_label" -o jsonpath='{range .items[*]}{.metadata.namespace} {.status.availableReplicas}{"\n"}{end}' |
+      grep -c "^$prefix.* 1\$")" == "$apps" ]]
+  }
+  wait_for "$apps Deployments of the $name Available" 1200 floor_ready || die "the $name's Deployments did not become Available"
+  took=$((SECONDS - started))
+  phase_end "$name"
+  log "$name's timeline: $(deployment_events "$floor_label" "$prefix" | timeline)"
+  log "$name: $apps Deployments Available in ${took}s; $apps Apps Ready in ${apps_took}s: $(awk -v a="$apps_took" -v f="$took" 'BEGIN {printf "%.2f", a / (f > 0 ? f : 1)}') times the $name"
+}
+
+# The floor: the same Deployments, in namespaces floor-tenant-* without the tenants' quotas.
+log "the floor: $apps Deployments like the controller's, created directly"
 k get deployments -A -l slipway.dev/app -o json | jq --arg l "$floor_label" '{apiVersion: "v1", kind: "List", items: [
   .items[] | . as $d | {apiVersion: "apps/v1", kind: "Deployment",
     metadata: {name: $d.metadata.name, namespace: ("floor-" + $d.metadata.namespace), labels: {($l): $d.metadata.name}},
     spec: ($d.spec | .selector = {matchLabels: {($l): $d.metadata.name}}
                    | .template.metadata = {labels: {($l): $d.metadata.name}})}]}' >"$state/floor.json"
-for ns in $(k get namespaces -l slipway.dev/tenant -o jsonpath='{.items[*].metadata.name}'); do
-  k create namespace "floor-$ns" >/dev/null
-done
-phase_begin floor
-started=$SECONDS
-k create -f "$state/floor.json" >/dev/null
-floor_ready() { [[ "$(k get deployments -A -l "$floor_label" -o jsonpath='{range .items[*]}{.status.availableReplicas}{"\n"}{end}' | grep -c '^1$')" == "$apps" ]]; }
-wait_for "$apps Deployments Available" 1200 floor_ready || die "the floor's Deployments did not become Available"
-floor_took=$((SECONDS - started))
-phase_end floor
-log "floor's timeline: $(deployment_events "$floor_label" floor- | timeline)"
-log "floor: $apps Deployments Available in ${floor_took}s; $apps Apps Ready in ${apps_took}s: $(awk -v a="$apps_took" -v f="$floor_took" 'BEGIN {printf "%.2f", a / (f > 0 ? f : 1)}') times the floor"
+namespaces floor-
+measure_floor floor floor- "$state/floor.json"
 
-# The floor again in namespaces guarded like the tenants' (copies of each tenant namespace's
-# ResourceQuotas and LimitRanges): kube-apiserver's quota admission charges every pod,
-# ReplicaSet and Deployment to its namespace's quota, one compare-and-swap of the quota's
-# status at a time per namespace. What the Apps pay for their tenants' guard rails, read apart
-# from what they pay for the controller.
-log "the floor with the tenants' ResourceQuotas and LimitRanges"
-# The kwok nodes hold the Apps' pods and the floor's: make room by removing the floor's first.
-k delete deployments -A -l "$floor_label" >/dev/null
-floor_gone() { [[ -z "$(k get pods -A -l "$floor_label" -o name)" ]]; }
-wait_for "the floor's pods to go" 600 floor_gone || die "the floor's pods did not go"
-for ns in $(k get namespaces -l slipway.dev/tenant -o jsonpath='{.items[*].metadata.name}'); do
-  k create namespace "guarded-$ns" >/dev/null
-  k get resourcequotas,limitranges -n "$ns" -o json | jq --arg ns "guarded-$ns" '{apiVersion: "v1", kind: "List", items: [
-    .items[] | {apiVersion, kind, metadata: {name: .metadata.name, namespace: $ns}, spec}]}' | k create -f - >/dev/null
-done
+# The guarded floor: the same in namespaces guarded like the tenants'. kube-apiserver's quota
+# admission charges every pod, ReplicaSet and Deployment to its namespace's quota, one
+# compare-and-swap of the quota's status at a time per namespace: what the Apps pay for their
+# tenants' guard rails, read apart from what they pay for the controller.
+log "the guarded floor: the same with the tenants' ResourceQuotas and LimitRanges"
+remove_floor
+namespaces guarded- guarded
 jq '.items[].metadata.namespace |= ("guarded-" + ltrimstr("floor-"))' "$state/floor.json" >"$state/guarded.json"
-phase_begin guarded-floor
-started=$SECONDS
-k create -f "$state/guarded.json" >/dev/null
-guarded_ready() {
-  [[ "$(k get deployments -A -l "$floor_label" -o jsonpath='{range .items[*]}{.metadata.namespace} {.status.availableReplicas}{"\n"}{end}' |
-    grep -c '^guarded-.* 1$')" == "$apps" ]]
-}
-wait_for "$apps guarded Deployments Available" 1200 guarded_ready || die "the guarded floor's Deployments did not become Available"
-guarded_took=$((SECONDS - started))
-phase_end guarded-floor
-log "guarded floor's timeline: $(deployment_events "$floor_label" guarded- | timeline)"
-log "guarded floor: $apps Deployments Available in ${guarded_took}s; $apps Apps Ready in ${apps_took}s: $(awk -v a="$apps_took" -v f="$guarded_took" 'BEGIN {printf "%.2f", a / (f > 0 ? f : 1)}') times the guarded floor"
+measure_floor "guarded floor" guarded- "$state/guarded.json"
 
 # The like-for-like floor: everything the controller made for the Apps (Deployments, Services,
-# Ingresses, NetworkPolicies) created directly, App by App, in namespaces guarded like the
-# tenants'. What is left between this and the Apps is the controller's own cost: the App
-# objects, their status, revisions, Events and emails.
+# Ingresses, NetworkPolicies), App by App, in guarded namespaces. What is left between this and
+# the Apps is the controller's own cost: the App objects, their status, revisions, Events and
+# emails.
 log "the like-for-like floor: the controller's Deployments, Services, Ingresses and NetworkPolicies, created directly"
-k delete deployments -A -l "$floor_label" >/dev/null
-wait_for "the guarded floor's pods to go" 600 floor_gone || die "the guarded floor's pods did not go"
-for ns in $(k get namespaces -l slipway.dev/tenant -o jsonpath='{.items[*].metadata.name}'); do
-  k create namespace "full-$ns" >/dev/null
-  k get resourcequotas,limitranges -n "$ns" -o json | jq --arg ns "full-$ns" '{apiVersion: "v1", kind: "List", items: [
-    .items[] | {apiVersion, kind, metadata: {name: .metadata.name, namespace: $ns}, spec}]}' | k create -f - >/dev/null
-done
+remove_floor
+namespaces full- guarded
 {
   jq '.items[] | .metadata.namespace |= ("full-" + ltrimstr("floor-"))' "$state/floor.json"
   k get services,ingresses,networkpolicies -A -l slipway.dev/app -o json | jq --arg l "$floor_label" '.items[]
@@ -271,15 +273,4 @@ done
               else .spec end)}'
 } | jq -s '{apiVersion: "v1", kind: "List",
   items: sort_by([.metadata.namespace, .metadata.name, ({Deployment: 0, Service: 1, Ingress: 2, NetworkPolicy: 3}[.kind])])}' >"$state/full.json"
-phase_begin full-floor
-started=$SECONDS
-k create -f "$state/full.json" >/dev/null
-full_ready() {
-  [[ "$(k get deployments -A -l "$floor_label" -o jsonpath='{range .items[*]}{.metadata.namespace} {.status.availableReplicas}{"\n"}{end}' |
-    grep -c '^full-.* 1$')" == "$apps" ]]
-}
-wait_for "$apps like-for-like Deployments Available" 1200 full_ready || die "the like-for-like floor's Deployments did not become Available"
-full_took=$((SECONDS - started))
-phase_end full-floor
-log "like-for-like floor's timeline: $(deployment_events "$floor_label" full- | timeline)"
-log "like-for-like floor: $apps Deployments Available in ${full_took}s; $apps Apps Ready in ${apps_took}s: $(awk -v a="$apps_took" -v f="$full_took" 'BEGIN {printf "%.2f", a / (f > 0 ? f : 1)}') times the like-for-like floor"
+measure_floor "like-for-like floor" full- "$state/full.json"
