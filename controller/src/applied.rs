@@ -1,25 +1,35 @@
 //! Compare before write (issue 13: "a reconcile that changes nothing makes no write"): the
-//! controller remembers what each of its applies asked for and what Kubernetes answered, and
-//! skips the next apply of the same object when nothing changed on either side.
+//! controller skips an apply when a reflector store's copy of the object already is what the
+//! apply would make it, so the judgement costs no request. Two ways to know:
 //!
-//! "Nothing changed" is judged from a reflector store's copy, so it costs no request: the
-//! desired object is the one last applied (the same fingerprint of its JSON), and the live
-//! object is the one that apply wrote: same uid, and the same `metadata.generation` (which
-//! Kubernetes bumps on every change of a workload's spec, by anyone) or, for kinds without
-//! one (Services, Secrets, quotas, RBAC objects), the same content outside `metadata` and
-//! `status` (a quota's usage, written by Kubernetes to its status, changes nothing here); its
-//! labels and annotations still hold the desired ones. Anything else (a store that lags
-//! behind, another writer, a controller restart that emptied the memory) applies as before: a
-//! stale judgement costs one idempotent write, never a missed one.
+//! - **This process applied it** and nothing moved since: the desired object is the one last
+//!   applied (the same fingerprint), and the live object is the one that apply wrote: same uid,
+//!   and the same `metadata.generation` (which Kubernetes bumps on every change of a
+//!   workload's spec, by anyone) or, for kinds without one (Services, Secrets, quotas, RBAC
+//!   objects), the same content outside `metadata` and `status` (a quota's usage, written by
+//!   Kubernetes to its status, changes nothing here); its labels and annotations still hold the
+//!   desired ones.
+//! - **Any process applied it**, as after a restart, which empties that memory: every apply
+//!   stamps the object with the fingerprint of what it asked for ([`FINGERPRINT_ANNOTATION`]),
+//!   and the live object carries the fingerprint of today's desired object and still holds
+//!   every field that object sets, with its value (see [`derives_from`]). The stamp is what
+//!   catches a field the desired object no longer sets: server-side apply would remove it, and
+//!   a comparison of fields alone cannot see that it should go.
+//!
+//! Anything else (a store that lags behind, another writer, a value the API server stores in
+//! another spelling) applies as before: a stale judgement costs one idempotent write, never a
+//! missed one.
 
 use crate::{Result, apply::apply, cache::cached};
 use kube::{Api, Resource, ResourceExt, runtime::reflector::Store};
 use serde::{Serialize, de::DeserializeOwned};
-use std::{
-    collections::{BTreeMap, hash_map::DefaultHasher},
-    fmt::Debug,
-    hash::{Hash, Hasher},
-};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::{collections::BTreeMap, fmt::Debug};
+
+/// The annotation every apply stamps on the object it writes: the fingerprint (32 hex digits
+/// of a SHA-256 of its JSON) of the desired object without this annotation.
+pub const FINGERPRINT_ANNOTATION: &str = "slipway.dev/applied-fingerprint";
 
 /// How many objects' last applies are remembered; beyond that the least recently used are
 /// forgotten (each then costs one apply again). 100,000 entries are a few MB.
@@ -39,7 +49,7 @@ impl Default for Applied {
 /// What one apply asked for (`desired`, a fingerprint) and what it wrote.
 #[derive(Clone, Debug, PartialEq)]
 struct Written {
-    desired: u64,
+    desired: String,
     uid: Option<String>,
     version: Version,
 }
@@ -50,7 +60,7 @@ enum Version {
     /// `metadata.generation`, for kinds that have one.
     Generation(i64),
     /// A fingerprint of everything but `metadata` and `status`, for the others.
-    Content(u64),
+    Content(String),
 }
 
 impl Version {
@@ -70,9 +80,9 @@ impl Version {
 }
 
 impl Applied {
-    /// Server-side applies `desired` (see [`apply`]) and returns the object as written, unless
-    /// `store`'s copy is what the last apply of the same `desired` wrote (see the module's
-    /// documentation): then returns that copy and makes no request.
+    /// Server-side applies `desired` (see [`apply`]), stamped with its fingerprint, and returns
+    /// the object as written, unless `store`'s copy already is what that apply would make it
+    /// (see the module's documentation): then returns that copy and makes no request.
     ///
     /// # Errors
     /// Kubernetes errors of the apply.
@@ -81,24 +91,30 @@ impl Applied {
         K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug + 'static,
     {
         let key = key(desired);
-        let fingerprint = fingerprint(desired)?;
+        let (fingerprint, stamped) = stamp(desired)?;
         let live = cached(store, desired.namespace().as_deref(), &desired.name_any());
-        if let Ok(Some(live)) = &live
-            && self.is_current(&key, fingerprint, live.as_ref())
-            && keeps_metadata(desired, live.as_ref())
-        {
-            tracing::trace!(object = %key, "unchanged since its last apply");
-            return Ok(K::clone(live));
+        if let Ok(Some(live)) = &live {
+            if self.is_current(&key, &fingerprint, live.as_ref()) && keeps_metadata(desired, live.as_ref()) {
+                tracing::trace!(object = %key, "unchanged since this process applied it");
+                return Ok(K::clone(live));
+            }
+            if stamped_alike(&stamped, live.as_ref()) {
+                // Applied by an earlier process: what it wrote stands, so remember it as ours.
+                tracing::debug!(object = %key, "unchanged since its last apply");
+                self.remember(key, fingerprint, live.as_ref());
+                return Ok(K::clone(live));
+            }
         }
         tracing::debug!(object = %key, cached = live.is_ok(), remembered = self.last.contains_key(&key), "applying");
-        let written = apply(api, desired).await?;
+        let written = apply(api, &stamped).await?;
         self.remember(key, fingerprint, &written);
         Ok(written)
     }
 
     /// Records that `written` is `desired` as the API server stored it, when the caller wrote
     /// it some other way than [`Applied::apply`] (a create that must not adopt an existing
-    /// object): the next apply of the same `desired` makes no request once the store holds it.
+    /// object, of [`stamped`]`(desired)`): the next apply of the same `desired` makes no
+    /// request once the store holds it.
     ///
     /// # Errors
     /// `desired` does not serialize.
@@ -110,12 +126,12 @@ impl Applied {
         Ok(())
     }
 
-    fn is_current<K: Resource + Serialize>(&self, key: &str, desired: u64, live: &K) -> bool {
+    fn is_current<K: Resource + Serialize>(&self, key: &str, desired: &str, live: &K) -> bool {
         let Some(last) = self.last.get(key) else { return false };
         last.desired == desired && last.uid == live.meta().uid && Version::of(live).is_ok_and(|v| v == last.version)
     }
 
-    fn remember<K: Resource + Serialize>(&self, key: String, desired: u64, written: &K) {
+    fn remember<K: Resource + Serialize>(&self, key: String, desired: String, written: &K) {
         match Version::of(written) {
             Ok(version) => self.last.insert(key, Written { desired, uid: written.meta().uid.clone(), version }),
             // Unreadable: the next reconcile applies again.
@@ -124,17 +140,80 @@ impl Applied {
     }
 }
 
+/// `desired` with [`FINGERPRINT_ANNOTATION`]: what to write when creating an object that
+/// [`Applied::apply`] will apply later, so that even a later process need not apply it again.
+///
+/// # Errors
+/// `desired` does not serialize.
+pub fn stamped<K: Resource + Serialize + Clone>(desired: &K) -> Result<K> {
+    Ok(stamp(desired)?.1)
+}
+
+/// `desired`'s fingerprint, and `desired` stamped with it.
+fn stamp<K: Resource + Serialize + Clone>(desired: &K) -> Result<(String, K)> {
+    let fingerprint = fingerprint(desired)?;
+    let mut stamped = desired.clone();
+    stamped.annotations_mut().insert(FINGERPRINT_ANNOTATION.into(), fingerprint.clone());
+    Ok((fingerprint, stamped))
+}
+
 /// `Kind/namespace/name`.
 fn key<K: Resource<DynamicType = ()>>(obj: &K) -> String {
     format!("{}/{}/{}", K::kind(&()), obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
-/// A hash of `obj`'s JSON (maps serialize in key order, so equal objects hash alike).
-fn fingerprint<K: Serialize>(obj: &K) -> Result<u64> {
+/// 32 hex digits of the SHA-256 of `obj`'s JSON (maps serialize in key order, so equal objects
+/// hash alike, in every process and release: the fingerprint outlives the process on objects).
+fn fingerprint<K: Serialize>(obj: &K) -> Result<String> {
     let json = serde_json::to_vec(obj).map_err(kube::Error::SerdeError)?;
-    let mut hasher = DefaultHasher::new();
-    json.hash(&mut hasher);
-    Ok(hasher.finish())
+    let mut hex = format!("{:x}", Sha256::digest(&json));
+    hex.truncate(32);
+    Ok(hex)
+}
+
+/// Whether `live` carries `stamped`'s fingerprint annotation (so the last apply asked for what
+/// `stamped` asks for) and still holds everything `stamped` sets (so nobody changed it since).
+fn stamped_alike<K: Resource + Serialize>(stamped: &K, live: &K) -> bool {
+    let stamp = |obj: &K| obj.meta().annotations.as_ref().and_then(|a| a.get(FINGERPRINT_ANNOTATION)).cloned();
+    stamp(live).is_some()
+        && stamp(live) == stamp(stamped)
+        && matches!((serde_json::to_value(stamped), serde_json::to_value(live)), (Ok(s), Ok(l)) if derives_from(&s, &l))
+}
+
+/// Whether `live` holds every field `desired` sets, with its value: what a server-side apply
+/// of `desired` would leave unchanged. Fields only `live` has (defaults the API server filled
+/// in, status, other managers' fields) do not count; a list must have as many items, each
+/// derived from its counterpart (an apply would remove or reorder ours); an empty or null field
+/// of `desired` is met by its absence. This is Knative's `equality.Semantic.DeepDerivative`
+/// over JSON, except that `false`, `0` and `""` are values to match, not "unset" (an App
+/// stopped at 0 replicas must not match one running 3).
+fn derives_from(desired: &Value, live: &Value) -> bool {
+    match (desired, live) {
+        (Value::Object(want), Value::Object(have)) => want.iter().all(|(k, v)| match have.get(k) {
+            Some(h) => derives_from(v, h),
+            None => is_empty(v),
+        }),
+        (Value::Array(want), Value::Array(have)) => {
+            want.len() == have.len() && want.iter().zip(have).all(|(w, h)| derives_from(w, h))
+        }
+        (Value::Number(want), Value::Number(have)) => match (want.as_i64(), have.as_i64()) {
+            (Some(want), Some(have)) => want == have,
+            // 1 and 1.0 are one number to the API server.
+            _ => want.as_f64() == have.as_f64(),
+        },
+        _ if is_empty(desired) && live.is_null() => true,
+        _ => desired == live,
+    }
+}
+
+/// `null`, `{}` or `[]`: what the API server stores as an absent field.
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(o) => o.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
 }
 
 /// Whether `live` still carries each label and annotation of `desired`, with its value.
@@ -196,16 +275,16 @@ mod tests {
         let applied = applied_once();
         let key = key(&desired(2));
         let same = fingerprint(&desired(2)).unwrap();
-        assert!(applied.is_current(&key, same, &deployment(2, 1)));
+        assert!(applied.is_current(&key, &same, &deployment(2, 1)));
         // Someone else changed the spec (the generation moved), or the object was recreated.
-        assert!(!applied.is_current(&key, same, &deployment(3, 2)));
+        assert!(!applied.is_current(&key, &same, &deployment(3, 2)));
         let mut recreated = deployment(2, 1);
         recreated.metadata.uid = Some("u2".into());
-        assert!(!applied.is_current(&key, same, &recreated));
+        assert!(!applied.is_current(&key, &same, &recreated));
         // The App asks for something else now.
-        assert!(!applied.is_current(&key, fingerprint(&desired(3)).unwrap(), &deployment(2, 1)));
+        assert!(!applied.is_current(&key, &fingerprint(&desired(3)).unwrap(), &deployment(2, 1)));
         // Never applied by this process (a restart).
-        assert!(!Applied::default().is_current(&key, same, &deployment(2, 1)));
+        assert!(!Applied::default().is_current(&key, &same, &deployment(2, 1)));
     }
 
     #[test]
@@ -220,10 +299,10 @@ mod tests {
         };
         let applied = Applied::default();
         let key = key(&quota("", "10", "0"));
-        applied.remember(key.clone(), 7, &quota("10", "10", "0"));
-        assert!(applied.is_current(&key, 7, &quota("10", "10", "0")));
-        assert!(applied.is_current(&key, 7, &quota("11", "10", "3")), "usage is status: nothing to apply");
-        assert!(!applied.is_current(&key, 7, &quota("12", "20", "3")), "someone changed the limit");
+        applied.remember(key.clone(), "7".into(), &quota("10", "10", "0"));
+        assert!(applied.is_current(&key, "7", &quota("10", "10", "0")));
+        assert!(applied.is_current(&key, "7", &quota("11", "10", "3")), "usage is status: nothing to apply");
+        assert!(!applied.is_current(&key, "7", &quota("12", "20", "3")), "someone changed the limit");
     }
 
     #[test]
@@ -245,6 +324,55 @@ mod tests {
         let answer = applied.apply(&store, &api, &desired(2)).await.expect("answered from the store");
         assert_eq!(answer.metadata.generation, Some(1));
         assert!(applied.apply(&store, &api, &desired(3)).await.is_err(), "a changed App is applied");
+    }
+
+    /// `desired(replicas)` as an earlier process's apply left it: stamped, with what the API
+    /// server adds (uid, generation, defaults, status).
+    fn written_by_an_earlier_process(replicas: i32) -> Deployment {
+        let mut live = deployment(replicas, 4);
+        live.annotations_mut().insert(FINGERPRINT_ANNOTATION.into(), fingerprint(&desired(replicas)).unwrap());
+        let spec = live.spec.as_mut().unwrap();
+        spec.revision_history_limit = Some(10);
+        spec.progress_deadline_seconds = Some(600);
+        live.status = Some(Default::default());
+        live
+    }
+
+    #[tokio::test]
+    async fn after_a_restart_an_object_its_stamp_and_fields_vouch_for_is_not_applied_again() {
+        let api: Api<Deployment> = Api::namespaced(unreachable_client(), "tenant-a");
+        let restarted = Applied::default();
+        let store = store_of(Some(written_by_an_earlier_process(2)));
+        let answer = restarted.apply(&store, &api, &desired(2)).await.expect("answered from the store");
+        assert_eq!(answer.metadata.generation, Some(4));
+        assert!(restarted.is_current(&key(&desired(2)), &fingerprint(&desired(2)).unwrap(), &answer), "now remembered");
+
+        // The App asks for something else than the stamp says was applied.
+        assert!(Applied::default().apply(&store, &api, &desired(3)).await.is_err());
+        // Someone scaled it by hand since: the stamp still matches, a field does not.
+        let mut scaled = written_by_an_earlier_process(2);
+        scaled.spec.as_mut().unwrap().replicas = Some(5);
+        assert!(Applied::default().apply(&store_of(Some(scaled)), &api, &desired(2)).await.is_err());
+        // Written before stamps existed.
+        let mut unstamped = written_by_an_earlier_process(2);
+        unstamped.metadata.annotations = None;
+        assert!(Applied::default().apply(&store_of(Some(unstamped)), &api, &desired(2)).await.is_err());
+    }
+
+    #[test]
+    fn derived_means_every_field_asked_for_is_there_with_its_value() {
+        use serde_json::json;
+        let live = json!({"spec": {"replicas": 0, "paused": false, "ports": [{"port": 80, "protocol": "TCP"}],
+                                   "cpu": 1.0, "labels": {"a": "1", "b": "2"}}});
+        let derived = |desired: Value| derives_from(&desired, &live);
+        assert!(derived(json!({"spec": {"replicas": 0, "ports": [{"port": 80}], "labels": {"a": "1"}}})));
+        assert!(derived(json!({"spec": {"cpu": 1, "selector": {}, "env": [], "name": null}})), "empty is absent");
+        assert!(!derived(json!({"spec": {"replicas": 3}})), "0 replicas is a value, not unset");
+        assert!(!derived(json!({"spec": {"paused": true}})));
+        assert!(!derived(json!({"spec": {"ports": [{"port": 80}, {"port": 443}]}})), "a missing item");
+        assert!(!derived(json!({"spec": {"ports": []}})), "an apply of no ports removes ours");
+        assert!(!derived(json!({"spec": {"labels": {"c": "3"}}})), "a missing key");
+        assert!(!derived(json!({"spec": {"image": "web:2"}})), "a missing field");
     }
 
     fn unreachable_client() -> kube::Client {

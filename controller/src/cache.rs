@@ -26,7 +26,7 @@ use kube::{
     },
 };
 use serde::de::DeserializeOwned;
-use std::{fmt::Debug, sync::Arc};
+use std::{fmt::Debug, sync::Arc, time::Duration};
 
 /// A store of `K` and the watch stream that fills it, for a controller's `owns_stream`.
 pub fn reflect<K>(
@@ -67,6 +67,53 @@ pub struct Caches {
     pub app_policies: Store<NetworkPolicy>,
     /// Network policies of Databases (labelled `slipway.dev/database`).
     pub database_policies: Store<NetworkPolicy>,
+    /// Set once the first reconcile's wait for the stores' first lists is over.
+    listed: Arc<tokio::sync::OnceCell<()>>,
+}
+
+/// How long the first reconciles wait for the stores' first lists (see [`Caches::listed`]).
+/// kube-apiserver serves a list of thousands of objects from its watch cache in well under a
+/// second; a store that takes longer (a watch refused by RBAC, an API server away) is read
+/// around as before.
+pub const FIRST_LIST_WAIT: Duration = Duration::from_secs(30);
+
+impl Caches {
+    /// Waits until every store has listed, once per process and for at most
+    /// [`FIRST_LIST_WAIT`]; every later call returns at once.
+    ///
+    /// Why: the controllers start reconciling as soon as their own kind is listed, which after
+    /// a restart is before the stores of namespaces and owned objects are. A reconcile then
+    /// cannot judge from them and asks the API server instead: one request per object that a
+    /// moment's wait makes unnecessary (issue 13: a restart costs at most one request per
+    /// object). The stores' watches are polled by the controllers alongside their reconciles,
+    /// so waiting inside a reconcile does not hold them up.
+    pub async fn listed(&self) {
+        self.listed
+            .get_or_init(|| async {
+                let all = async {
+                    futures::join!(
+                        self.namespaces.wait_until_ready(),
+                        self.tenants.wait_until_ready(),
+                        self.tenant_quotas.wait_until_ready(),
+                        self.tenant_limits.wait_until_ready(),
+                        self.tenant_bindings.wait_until_ready(),
+                        self.tenant_roles.wait_until_ready(),
+                        self.tenant_role_bindings.wait_until_ready(),
+                        self.tenant_policies.wait_until_ready(),
+                        self.app_deployments.wait_until_ready(),
+                        self.app_services.wait_until_ready(),
+                        self.app_ingresses.wait_until_ready(),
+                        self.app_autoscalers.wait_until_ready(),
+                        self.app_policies.wait_until_ready(),
+                        self.database_policies.wait_until_ready(),
+                    )
+                };
+                if tokio::time::timeout(FIRST_LIST_WAIT, all).await.is_err() {
+                    tracing::warn!(waited = ?FIRST_LIST_WAIT, "some stores have not listed yet: reading around them");
+                }
+            })
+            .await;
+    }
 }
 
 /// `name` (in `namespace`, if namespaced) as `store` holds it: `Ok(None)` only when the store
@@ -133,6 +180,7 @@ pub fn watches(client: &Client, tenants: Store<slipway_crds::Tenant>) -> (Caches
         app_autoscalers,
         app_policies,
         database_policies,
+        listed: Arc::default(),
     };
     let streams = Streams {
         namespaces: namespace_events,

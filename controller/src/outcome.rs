@@ -28,13 +28,15 @@ impl Context {
         }
     }
 
-    /// Awaits one reconcile of `obj`: a success clears its backoff, a failure is recorded
+    /// Awaits one reconcile of `obj`, once the stores have listed (see
+    /// [`crate::cache::Caches::listed`]): a success clears its backoff, a failure is recorded
     /// as a Warning Event so the owner sees it on the object.
     pub(crate) async fn track<K: Resource<DynamicType = ()>>(
         &self,
         obj: &K,
         reconcile: impl Future<Output = Result<Action>>,
     ) -> Result<Action> {
+        self.caches.listed().await;
         let result = reconcile.await;
         match &result {
             Ok(_) => self.backoff.succeeded(&ObjectRef::from_obj(obj).to_string()),

@@ -137,7 +137,7 @@ async fn claim_namespace(ctx: &Context, tenant: &Tenant, ns: &str) -> Result<Sit
             let owner = tenant.controller_owner_ref(&()).expect("Tenant has a name and uid");
             let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
             let desired = resources::namespace(&tenant.name_any(), owner);
-            match namespaces.create(&params, &desired).await {
+            match namespaces.create(&params, &crate::applied::stamped(&desired)?).await {
                 Ok(created) => {
                     // What an apply would write: the next reconciles need not apply it.
                     ctx.applied.record(&desired, &created)?;
