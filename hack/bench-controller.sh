@@ -30,6 +30,7 @@ controller_pid=
 cleanup() {
   local rc=$?
   [[ -n "$controller_pid" ]] && kill -9 "$controller_pid" 2>/dev/null
+  [[ -n "$profiler_pid" ]] && kill "$profiler_pid" 2>/dev/null
   [[ "${SLIPWAY_BENCH_KEEP:-0}" == 1 ]] || { hack/cluster.sh down "$name"; hack/mail.sh down "$name"; } >/dev/null 2>&1 || true
   exit "$rc"
 }
@@ -39,6 +40,7 @@ hack/tools.sh build kubernetes etcd kwok mailhog >/dev/null
 # SLIPWAY_BIN: another build to measure (an older commit's, to compare).
 slipway="${SLIPWAY_BIN:-target/release/slipway}"
 [[ -n "${SLIPWAY_BIN:-}" ]] || cargo build --release --bin slipway
+[[ "${SLIPWAY_BENCH_PROFILE:-0}" != 1 ]] || export SLIPWAY_APISERVER_PROFILING=true
 eval "$(hack/cluster.sh up "$name")"
 # The "ready" emails need an SMTP server: a failing one would keep every Ready App retrying.
 eval "$(hack/mail.sh up "$name")"
@@ -105,12 +107,31 @@ cpu_cost() {
 }
 # Snapshots of requests and CPU before a phase (`phase_begin NAME`), and what it cost after it
 # (`phase_end NAME`), logged.
+# With SLIPWAY_BENCH_PROFILE=1 kube-apiserver serves /debug/pprof, and each phase also takes
+# a CPU profile of it over the phase's first SLIPWAY_BENCH_PROFILE_SECONDS (default 30; the
+# next phase waits for it) and prints where its CPU went: by category (hack/pprof-categories.awk)
+# and the functions with the most samples of their own (`go tool pprof -top`).
+profile_seconds="${SLIPWAY_BENCH_PROFILE_SECONDS:-30}"
+profiler_pid=
 phase_begin() {
   requests >"$state/requests-$1"
   cpu_seconds | sort >"$state/cpu-$1"
   reconciles app >"$state/reconciles-$1"
+  if [[ "${SLIPWAY_BENCH_PROFILE:-0}" == 1 ]]; then
+    k get --raw "/debug/pprof/profile?seconds=$profile_seconds" >"$state/profile-$1.pb.gz" &
+    profiler_pid=$!
+  fi
+}
+profile_end() {
+  [[ -n "$profiler_pid" ]] || return 0
+  wait "$profiler_pid" || die "kube-apiserver's CPU profile of $1 failed"
+  profiler_pid=
+  log "$1: where kube-apiserver's CPU went in the phase's first ${profile_seconds}s (go tool pprof):"
+  go tool pprof -traces "$state/profile-$1.pb.gz" 2>/dev/null | awk -f hack/pprof-categories.awk
+  go tool pprof -top -nodecount=12 "$state/profile-$1.pb.gz" 2>/dev/null | sed -n '/flat%/,$p'
 }
 phase_end() {
+  profile_end "$1"
   requests >"$state/requests-$1-end"
   cpu_seconds | sort >"$state/cpu-$1-end"
   log "$1: CPU used: $(cpu_cost "$state/cpu-$1" "$state/cpu-$1-end")"

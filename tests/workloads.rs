@@ -17,7 +17,10 @@ use k8s_openapi::api::{
 };
 use kube::{Api, api::ListParams};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 use support::{Client, eventually, kube_admin, mails_to};
 
 /// The example web App: answers `hello from <pod name>` on port 8080.
@@ -233,9 +236,11 @@ async fn failed_rollouts_roll_back_by_themselves_and_tell_the_owner_once() {
 /// Autoscaling for real: metrics-server (hack/node.sh) measures the pods, the App's
 /// HorizontalPodAutoscaler scales it through its scale subresource from 1 toward
 /// `maxReplicas` while `/burn` keeps its pods busy, never beyond, and back to 1 once the load
-/// stops. The load is 100 ms of CPU then a 400 ms pause, one request at a time: about 200m of
-/// the two cores CI shares, above the target (50 % of the pods' 100m request) even spread over
-/// 3 pods (67 %), so the autoscaler reaches `maxReplicas` and stays there while it lasts.
+/// stops. The load is three requests a second of 100 ms of CPU each, sent on a clock, not one
+/// after the other: 300m of the two cores CI shares, above the target (50 % of the pods' 100m
+/// request) even spread over 3 pods (100 %), so the autoscaler reaches `maxReplicas` and
+/// stays there while it lasts. (One request at a time, as before, sent less CPU the slower a
+/// busy machine answered: once in CI the pods' average stayed under the target at 2 pods.)
 #[tokio::test]
 async fn an_autoscaled_app_grows_under_cpu_load_and_shrinks_after_it() {
     let (fred, _) = Client::new_user("fred").await;
@@ -273,9 +278,17 @@ async fn an_autoscaled_app_grows_under_cpu_load_and_shrinks_after_it() {
     let burn = format!("{url}/burn?ms=100");
     let load = tokio::spawn(async move {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        // At most 8 in flight, so a stalled pod does not pile up requests without bound.
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(8));
+        let mut clock = tokio::time::interval(Duration::from_millis(333));
         loop {
-            let _ = http.get(&burn).send().await;
-            tokio::time::sleep(Duration::from_millis(400)).await;
+            clock.tick().await;
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else { continue };
+            let (http, burn) = (http.clone(), burn.clone());
+            tokio::spawn(async move {
+                let _ = http.get(&burn).send().await;
+                drop(permit);
+            });
         }
     });
     let started = Instant::now();
