@@ -18,7 +18,7 @@ use std::{
     sync::{Arc, Mutex, OnceLock},
     time::Duration,
 };
-use support::{Client, eventually, kube_admin, kube_config, required_env, wait_ready};
+use support::{Client, eventually, kube_admin, kube_config, wait_ready};
 use tracing::{Instrument as _, Subscriber, span};
 use tracing_subscriber::{
     layer::{Context, SubscriberExt as _},
@@ -93,16 +93,7 @@ async fn a_restarted_controller_finds_a_ready_tenant_and_app_current_and_writes_
     });
     let client = kube::client::ClientBuilder::try_from(kube_config().await).unwrap().with_layer(&record).build();
     let (trigger, shutdown) = slipway::Shutdown::manual();
-    let config = slipway_controller::ControllerConfig {
-        node_address: None,
-        ingress_class: None,
-        mail: slipway_controller::MailerConfig {
-            smtp_url: required_env("SLIPWAY_SMTP_URL").into(),
-            from: "second@slipway.test".into(),
-        },
-        workspace_image: "ghcr.io/slipway-dev/workspace:0.1".into(),
-        database_images: Default::default(),
-    };
+    let config = support::second_controller_config();
     let plans = Arc::new(slipway_policies::PlanCatalog::embedded());
     let second = tokio::spawn(
         slipway_controller::run(client, plans, config, shutdown.wait()).instrument(tracing::info_span!(SECOND)),

@@ -19,7 +19,7 @@ use kube::{Api, ResourceExt, api::ListParams};
 use serde_json::{Value, json};
 use slipway_crds::{App, Tenant};
 use std::{sync::Arc, time::Duration};
-use support::{Client, eventually, kube_admin, mails_to, required_env, wait_ready};
+use support::{Client, eventually, kube_admin, mails_to, wait_ready};
 
 fn app_body(name: &str, replicas: i64, expose: &str) -> Value {
     json!({"name": name, "spec": {"image": "nginxinc/nginx-unprivileged:1.27", "port": 8080, "replicas": replicas, "expose": {"type": expose}}})
@@ -145,16 +145,7 @@ async fn scaling_and_the_once_only_email_survive_a_second_controller() {
 
     // A second controller, as after a restart or with two replicas, reconciles the same App.
     let (trigger, shutdown) = slipway::Shutdown::manual();
-    let config = slipway_controller::ControllerConfig {
-        node_address: None,
-        ingress_class: None,
-        mail: slipway_controller::MailerConfig {
-            smtp_url: required_env("SLIPWAY_SMTP_URL").into(),
-            from: "second@slipway.test".into(),
-        },
-        workspace_image: "ghcr.io/slipway-dev/workspace:0.1".into(),
-        database_images: Default::default(),
-    };
+    let config = support::second_controller_config();
     let second = tokio::spawn(slipway_controller::run(
         kube_admin().await,
         Arc::new(slipway_policies::PlanCatalog::embedded()),

@@ -180,6 +180,27 @@ async fn sqlx_connect(url: &str) -> sqlx::AnyConnection {
     <sqlx::AnyConnection as sqlx::Connection>::connect(url).await.expect("PostgreSQL is reachable")
 }
 
+/// A controller's configuration on the kwok cluster, where nothing runs (no node address, no
+/// ingress class, images never pulled), mailing with `mail`.
+pub fn kwok_controller_config(mail: slipway_controller::MailerConfig) -> slipway_controller::ControllerConfig {
+    slipway_controller::ControllerConfig {
+        node_address: None,
+        ingress_class: None,
+        mail,
+        workspace_image: "ghcr.io/slipway-dev/workspace:0.1".into(),
+        database_images: Default::default(),
+    }
+}
+
+/// The configuration of a second controller on the kwok cluster, as after a restart or with
+/// two replicas: the binary's own mail catcher, from `second@slipway.test`.
+pub fn second_controller_config() -> slipway_controller::ControllerConfig {
+    kwok_controller_config(slipway_controller::MailerConfig {
+        smtp_url: required_env("SLIPWAY_SMTP_URL").into(),
+        from: "second@slipway.test".into(),
+    })
+}
+
 /// Starts Slipway once for this test binary: CRDs, two webhook replicas behind a proxy,
 /// controllers, the API on a free port with a fresh database of kind `crate::DATABASE`, the
 /// test cluster and the test SMTP catcher. With `SLIPWAY_UNDER_TEST=chart`, installs it with
@@ -239,16 +260,7 @@ pub fn slipway() -> &'static Slipway {
                     from: "Slipway <noreply@slipway.test>".into(),
                 };
                 let (controller, plans) = match crate::CLUSTER {
-                    Cluster::Kwok => (
-                        slipway_controller::ControllerConfig {
-                            node_address: None,
-                            ingress_class: None,
-                            mail,
-                            workspace_image: "ghcr.io/slipway-dev/workspace:0.1".into(),
-                            database_images: Default::default(),
-                        },
-                        slipway_policies::PlanCatalog::embedded(),
-                    ),
+                    Cluster::Kwok => (kwok_controller_config(mail), slipway_policies::PlanCatalog::embedded()),
                     // What `slipway` reads from the same variables (see src/cli.rs).
                     Cluster::Real => (
                         slipway_controller::ControllerConfig {
