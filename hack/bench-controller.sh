@@ -17,7 +17,9 @@
 # "like-for-like floor"), and the controller's resident memory. Each phase prints the CPU
 # seconds of the cluster's processes and the API requests it took. The watches' own LIST and WATCH
 # requests are included, and so are the requests kube-controller-manager and kwok make
-# meanwhile (leases, nodes, events: compare the resources). The cluster is torn down at the end (SLIPWAY_BENCH_KEEP=1 keeps it).
+# meanwhile (leases, nodes, events: compare the resources). With SLIPWAY_BENCH_PROFILE=1 each
+# phase also prints a CPU profile of kube-apiserver (see `phase_begin`). The cluster is torn
+# down at the end (SLIPWAY_BENCH_KEEP=1 keeps it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
