@@ -192,7 +192,6 @@ app_timeline="$({
 } | timeline)"
 log "Apps' timeline, after the first App's creation: $app_timeline"
 
-
 stop_controller
 requests >"$state/before"
 start_controller

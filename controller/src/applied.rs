@@ -91,19 +91,23 @@ impl Applied {
         K: Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Debug + 'static,
     {
         let key = key(desired);
-        let (fingerprint, stamped) = stamp(desired)?;
+        let fingerprint = fingerprint(desired)?;
         let live = cached(store, desired.namespace().as_deref(), &desired.name_any());
-        if let Ok(Some(live)) = &live {
-            if self.is_current(&key, &fingerprint, live.as_ref()) && keeps_metadata(desired, live.as_ref()) {
-                tracing::trace!(object = %key, "unchanged since this process applied it");
-                return Ok(K::clone(live));
-            }
-            if stamped_alike(&stamped, live.as_ref()) {
-                // Applied by an earlier process: what it wrote stands, so remember it as ours.
-                tracing::debug!(object = %key, "unchanged since its last apply");
-                self.remember(key, fingerprint, live.as_ref());
-                return Ok(K::clone(live));
-            }
+        if let Ok(Some(live)) = &live
+            && self.is_current(&key, &fingerprint, live.as_ref())
+            && keeps_metadata(desired, live.as_ref())
+        {
+            tracing::trace!(object = %key, "unchanged since this process applied it");
+            return Ok(K::clone(live));
+        }
+        let stamped = stamped_with(desired, &fingerprint);
+        if let Ok(Some(live)) = &live
+            && stamped_alike(&fingerprint, &stamped, live.as_ref())
+        {
+            // Applied by an earlier process: what it wrote stands, so remember it as ours.
+            tracing::debug!(object = %key, "unchanged since its last apply");
+            self.remember(key, fingerprint, live.as_ref());
+            return Ok(K::clone(live));
         }
         tracing::debug!(object = %key, cached = live.is_ok(), remembered = self.last.contains_key(&key), "applying");
         let written = apply(api, &stamped).await?;
@@ -146,15 +150,14 @@ impl Applied {
 /// # Errors
 /// `desired` does not serialize.
 pub fn stamped<K: Resource + Serialize + Clone>(desired: &K) -> Result<K> {
-    Ok(stamp(desired)?.1)
+    Ok(stamped_with(desired, &fingerprint(desired)?))
 }
 
-/// `desired`'s fingerprint, and `desired` stamped with it.
-fn stamp<K: Resource + Serialize + Clone>(desired: &K) -> Result<(String, K)> {
-    let fingerprint = fingerprint(desired)?;
+/// `desired` with [`FINGERPRINT_ANNOTATION`] set to `fingerprint` (its own).
+fn stamped_with<K: Resource + Clone>(desired: &K, fingerprint: &str) -> K {
     let mut stamped = desired.clone();
-    stamped.annotations_mut().insert(FINGERPRINT_ANNOTATION.into(), fingerprint.clone());
-    Ok((fingerprint, stamped))
+    stamped.annotations_mut().insert(FINGERPRINT_ANNOTATION.into(), fingerprint.into());
+    stamped
 }
 
 /// `Kind/namespace/name`.
@@ -171,12 +174,10 @@ fn fingerprint<K: Serialize>(obj: &K) -> Result<String> {
     Ok(hex)
 }
 
-/// Whether `live` carries `stamped`'s fingerprint annotation (so the last apply asked for what
-/// `stamped` asks for) and still holds everything `stamped` sets (so nobody changed it since).
-fn stamped_alike<K: Resource + Serialize>(stamped: &K, live: &K) -> bool {
-    let stamp = |obj: &K| obj.meta().annotations.as_ref().and_then(|a| a.get(FINGERPRINT_ANNOTATION)).cloned();
-    stamp(live).is_some()
-        && stamp(live) == stamp(stamped)
+/// Whether `live` carries `fingerprint` (so the last apply asked for what `stamped` asks for)
+/// and still holds everything `stamped` sets (so nobody changed it since).
+fn stamped_alike<K: Resource + Serialize>(fingerprint: &str, stamped: &K, live: &K) -> bool {
+    live.annotations().get(FINGERPRINT_ANNOTATION).is_some_and(|f| f == fingerprint)
         && matches!((serde_json::to_value(stamped), serde_json::to_value(live)), (Ok(s), Ok(l)) if derives_from(&s, &l))
 }
 

@@ -90,6 +90,7 @@ impl Caches {
     pub async fn listed(&self) {
         self.listed
             .get_or_init(|| async {
+                // Every store of `Caches`: one added above belongs here too.
                 let all = async {
                     futures::join!(
                         self.namespaces.wait_until_ready(),
