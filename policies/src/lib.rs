@@ -27,7 +27,7 @@ pub mod rules;
 mod ssh;
 
 pub use catalog::{Defaults, EMBEDDED_PLANS, Limits, Minimums, Plan, PlanCatalog, PlanError};
-pub use inventory::{Footprint, Inventory, Total};
+pub use inventory::{Footprint, Footprints, Inventory, Total};
 pub use policy::{Spec, TenantPolicy};
 pub use quantity::{Amount, QuantityError};
 pub use review::{HostClaim, Outcome, Platform, Reason, Requester, Review, Violation};

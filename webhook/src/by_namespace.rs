@@ -7,7 +7,8 @@
 //! cluster, in every review and inside the tenant's reservation lock: a cost per review that
 //! grew with the whole cluster, not with the tenant. Everything here sits under one lock, so
 //! the namespace view, the host view and [`ByNamespace::version`] (which decides when a
-//! reservation is covered) always agree.
+//! reservation is covered) always agree. Per namespace it also keeps the objects' footprints,
+//! which reviews share instead of computing them each time (see [`ByNamespace::add_to`]).
 
 use futures::StreamExt;
 use kube::{
@@ -15,7 +16,7 @@ use kube::{
     core::object::HasSpec,
     runtime::{WatchStreamExt, watcher},
 };
-use slipway_policies::{Inventory, Spec, TenantPolicy};
+use slipway_policies::{Footprint, Footprints, Inventory, Spec, TenantPolicy};
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
     sync::{Arc, Mutex, PoisonError, RwLock},
@@ -81,8 +82,17 @@ struct Entry<S> {
 /// Objects by namespace, then name.
 type Objects<S> = HashMap<String, BTreeMap<String, Entry<S>>>;
 
+/// A namespace's objects of one kind with their footprints under the policy they were counted
+/// with, kept up to date by every change after that (see [`ByNamespace::add_to`]).
+struct Counted {
+    policy: TenantPolicy,
+    footprints: Footprints,
+}
+
 struct State<S> {
     objects: Objects<S>,
+    /// By namespace: counted for the last policy a review asked for.
+    counted: HashMap<String, Counted>,
     /// Ingress host → the (namespace, name) of every object holding it.
     hosts: HashMap<String, BTreeSet<(String, String)>>,
     /// What a re-list has returned so far; it replaces `objects` when the list is complete.
@@ -109,7 +119,12 @@ impl<K: Watched> ByNamespace<K> {
     /// Holds nothing and is not ready until its first list.
     fn empty() -> Self {
         Self {
-            state: RwLock::new(State { objects: HashMap::new(), hosts: HashMap::new(), relisting: None }),
+            state: RwLock::new(State {
+                objects: HashMap::new(),
+                counted: HashMap::new(),
+                hosts: HashMap::new(),
+                relisting: None,
+            }),
             ready: watch::Sender::new(false),
         }
     }
@@ -142,7 +157,7 @@ impl<K: Watched> ByNamespace<K> {
             }
             watcher::Event::InitDone => {
                 let listed = state.relisting.take().unwrap_or_default();
-                (state.objects, state.hosts) = (HashMap::new(), HashMap::new());
+                (state.objects, state.counted, state.hosts) = (HashMap::new(), HashMap::new(), HashMap::new());
                 for (ns, objects) in listed {
                     for (name, entry) in objects {
                         state.insert(ns.clone(), name, entry);
@@ -177,11 +192,33 @@ impl<K: Watched> ByNamespace<K> {
     }
 
     /// Adds every object of namespace `ns` to `inventory`, with its footprint under `policy`.
+    ///
+    /// Shares the namespace's footprints rather than copying them: they are counted once per
+    /// policy (the first review after a plan change counts them all again) and then kept up to
+    /// date by the watch, one object per event. A review neither copies nor parses them again:
+    /// what still grows with the namespace is one pass adding its footprints up.
     pub fn add_to(&self, inventory: &mut Inventory, ns: &str, policy: &TenantPolicy) {
-        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
-        for (name, entry) in state.objects.get(ns).into_iter().flatten() {
-            inventory.insert_spec(policy, name.clone(), &entry.spec);
+        {
+            let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+            match state.counted.get(ns) {
+                Some(counted) if counted.policy == *policy => {
+                    return inventory.share(K::Spec::KIND, counted.footprints.clone());
+                }
+                _ if !state.objects.contains_key(ns) => return,
+                _ => {}
+            }
         }
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let footprints: BTreeMap<String, Footprint> = state
+            .objects
+            .get(ns)
+            .into_iter()
+            .flatten()
+            .map(|(name, entry)| (name.clone(), footprint(policy, &entry.spec)))
+            .collect();
+        let footprints = Arc::new(footprints);
+        state.counted.insert(ns.to_string(), Counted { policy: policy.clone(), footprints: footprints.clone() });
+        inventory.share(K::Spec::KIND, footprints);
     }
 
     /// The UID and generation of the object `name` in `ns`, if it is stored.
@@ -197,11 +234,21 @@ impl<K: Watched> ByNamespace<K> {
     }
 }
 
-impl<S> State<S> {
+/// What an object of spec `spec` may use of its tenant's totals under `policy` (zero when its
+/// amounts do not parse: such a spec is refused at admission and cannot run).
+fn footprint<S: Spec>(policy: &TenantPolicy, spec: &S) -> Footprint {
+    spec.footprint(policy).unwrap_or_default()
+}
+
+impl<S: Spec> State<S> {
     /// Records `ns`/`name` (not held yet) and the host it holds.
     fn insert(&mut self, ns: String, name: String, entry: Entry<S>) {
         if let Some(host) = &entry.host {
             self.hosts.entry(host.clone()).or_default().insert((ns.clone(), name.clone()));
+        }
+        if let Some(counted) = self.counted.get_mut(&ns) {
+            // Copies the map only while a review still holds the previous one.
+            Arc::make_mut(&mut counted.footprints).insert(name.clone(), footprint(&counted.policy, &entry.spec));
         }
         self.objects.entry(ns).or_default().insert(name, entry);
     }
@@ -212,6 +259,9 @@ impl<S> State<S> {
         let Some(removed) = objects.remove(name) else { return };
         if objects.is_empty() {
             self.objects.remove(ns);
+            self.counted.remove(ns);
+        } else if let Some(counted) = self.counted.get_mut(ns) {
+            Arc::make_mut(&mut counted.footprints).remove(name);
         }
         let Some(host) = removed.host else { return };
         if let Some(holders) = self.hosts.get_mut(&host) {
@@ -271,6 +321,40 @@ mod tests {
         assert!(cache.holders("www.t1.example").is_empty());
         assert_eq!(names(&cache, "t1"), ["db-ui"]);
         assert!(deleted.at_least("t1/web", 2) && !deleted.at_least("t1/web", 3));
+    }
+
+    #[test]
+    fn counted_footprints_follow_the_watch_and_the_policy() {
+        let (cache, deleted, keep) = (ByNamespace::<App>::empty(), Deleted::default(), Duration::from_secs(60));
+        let catalog = PlanCatalog::embedded();
+        let (free, standard) = (catalog.effective("free", None).unwrap(), catalog.effective("standard", None).unwrap());
+        let usage = |policy: &TenantPolicy| {
+            let mut inventory = Inventory::default();
+            cache.add_to(&mut inventory, "t1", policy);
+            (inventory.count(slipway_crds::Kind::App), inventory.usage())
+        };
+        for event in
+            [watcher::Event::Init, watcher::Event::InitApply(app("t1", "a", 1, None)), watcher::Event::InitDone]
+        {
+            cache.apply(event, &deleted, keep);
+        }
+        // A spec silent on replicas and limits counts the plan's defaults: each plan its own.
+        let one = |policy: &TenantPolicy| policy.default_app(&app("t1", "x", 1, None).spec).footprint(policy).unwrap();
+        assert_eq!(usage(&free), (1, one(&free)));
+        let held = {
+            let mut inventory = Inventory::default();
+            cache.add_to(&mut inventory, "t1", &free);
+            inventory
+        };
+        cache.apply(watcher::Event::Apply(app("t1", "b", 1, None)), &deleted, keep);
+        assert_eq!(usage(&free), (2, one(&free).plus(&one(&free))), "a new object is counted as it arrives");
+        assert_eq!(held.count(slipway_crds::Kind::App), 1, "a review's inventory does not change under it");
+        assert_ne!(one(&free), one(&standard));
+        assert_eq!(usage(&standard), (2, one(&standard).plus(&one(&standard))), "another policy counts again");
+        cache.apply(watcher::Event::Delete(app("t1", "a", 1, None)), &deleted, keep);
+        assert_eq!(usage(&standard), (1, one(&standard)));
+        cache.apply(watcher::Event::Delete(app("t1", "b", 1, None)), &deleted, keep);
+        assert_eq!(usage(&standard).0, 0);
     }
 
     #[test]

@@ -88,12 +88,24 @@ pub fn service_names(kind: Kind, name: &str) -> Vec<String> {
     }
 }
 
+/// The objects that could be given Service `service`, as far as names go: one of each kind
+/// called `service`, and the Database whose headless Service it would be. [`service_names`]
+/// decides; this only proposes, so that a review looks up a few names instead of going through
+/// every object of the tenant.
+fn could_hold(service: &str) -> impl Iterator<Item = (Kind, &str)> {
+    let headless_of = service.strip_suffix(headless_service("").as_str()).filter(|n| !n.is_empty());
+    Kind::ALL.into_iter().map(move |k| (k, service)).chain(headless_of.map(|n| (Kind::Database, n)))
+}
+
 /// Denies `kind`/`name` when one of its Service names is already claimed by another object of
 /// the tenant (see [`service_names`]).
 pub(crate) fn review_unique_services(kind: Kind, name: &str, others: &Inventory, out: &mut Outcome) {
     let mine = service_names(kind, name);
-    let clash =
-        others.names().find_map(|(k, n)| Some((k, n, service_names(k, n).into_iter().find(|s| mine.contains(s))?)));
+    let clash = mine.iter().find_map(|service| {
+        could_hold(service)
+            .find(|&(k, n)| others.contains(k, n) && service_names(k, n).contains(service))
+            .map(|(k, n)| (k, n.to_string(), service.clone()))
+    });
     if let Some((k, n, service)) = clash {
         out.deny(Violation::invalid(
             "metadata.name",
@@ -143,5 +155,21 @@ mod tests {
         let mut out = Outcome::default();
         review_unique_services(Kind::App, "orders-api", &others, &mut out);
         assert!(out.allowed(), "a name that only looks alike is free");
+
+        // The other way round, and from a map shared with a cache.
+        let mut others = Inventory::default();
+        let databases = [("orders".to_string(), Footprint::default())].into_iter().collect();
+        others.share(Kind::Database, std::sync::Arc::new(databases));
+        let clash = |others: &Inventory, kind, name: &str| {
+            let mut out = Outcome::default();
+            review_unique_services(kind, name, others, &mut out);
+            (!out.allowed()).then(|| out.message())
+        };
+        assert!(clash(&others, Kind::App, "orders-headless").unwrap().contains(r#"Database "orders""#));
+        assert!(clash(&others, Kind::Workspace, "orders").unwrap().contains(r#"Service "orders""#));
+        assert_eq!(clash(&others, Kind::App, "-headless"), None);
+        assert_eq!(clash(&others, Kind::Database, "order"), None);
+        others.remove(Kind::Database, "orders");
+        assert_eq!(clash(&others, Kind::App, "orders"), None, "a removed object holds nothing");
     }
 }
