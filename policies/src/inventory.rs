@@ -127,8 +127,14 @@ impl Inventory {
     /// Replaces or adds every entry of `newer`: reservations stand for objects newer than
     /// what the caches hold.
     pub fn overlay(&mut self, newer: Inventory) {
-        for (kind, name, footprint) in newer.entries() {
-            self.insert(kind, name, footprint.clone());
+        for (kind, footprints) in newer.shared {
+            for (name, footprint) in footprints.iter() {
+                self.insert(kind, name.clone(), footprint.clone());
+            }
+        }
+        // Moved, not copied: a tenant's reservations can be many (its whole plan at once).
+        for (kind, changes) in newer.changes {
+            self.changes.entry(kind).or_default().extend(changes);
         }
     }
 
