@@ -663,3 +663,42 @@ async fn an_env_var_with_both_a_value_and_a_secret_key_is_denied_at_admission() 
     secret_only.spec.env[0].value.clear();
     apps.create(&PostParams::default(), &secret_only).await.expect("a Secret reference alone is admitted");
 }
+
+/// A ledger whose namespace is missing fails a reservation at once, saying so, instead of
+/// retrying 64 times as if each 404 were a lost race. That took about 8 s per request, so the
+/// admission bench, run again while its previous run's namespace was still being deleted,
+/// seemed to hang.
+#[tokio::test]
+async fn a_missing_ledger_namespace_fails_the_reservation_and_names_it() {
+    use slipway_webhook::{Claim, Ledger, Observed};
+    let namespace = support::unique("no-such-namespace");
+    let ledger = Ledger::new(kube_admin().await, &namespace, std::time::Duration::from_secs(15));
+    let mut tenant = slipway_crds::Tenant::new(
+        &support::unique("ledgerless"),
+        slipway_crds::TenantSpec {
+            owners: vec![slipway_crds::TenantOwner { email: "owner@example.com".into() }],
+            members: vec![],
+            plan: "free".into(),
+            limits: None,
+        },
+    );
+    tenant.metadata.uid = Some(uuid::Uuid::new_v4().to_string());
+    let claim = Claim {
+        kind: slipway_crds::Kind::App,
+        name: "web".into(),
+        uid: Some(uuid::Uuid::new_v4().to_string()),
+        generation: 1,
+        footprint: Default::default(),
+    };
+    let nothing_observed: Observed = std::sync::Arc::new(|_, _, _| false);
+    let mut judged = 0;
+    let reserved = ledger
+        .reserve(&tenant, &claim, false, nothing_observed, |_| {
+            judged += 1;
+            (true, ())
+        })
+        .await;
+    let error = reserved.expect_err("a ledger cannot be written in a namespace that does not exist").to_string();
+    assert!(error.contains(&format!("namespace {namespace:?} of the reservation ledgers does not exist")), "{error}");
+    assert_eq!(judged, 1, "judged once: nothing to retry");
+}

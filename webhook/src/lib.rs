@@ -33,7 +33,7 @@ pub use index::Index;
 pub use managed_certificate::ManagedCertificate;
 pub use metrics::describe as describe_metrics;
 pub use register::{WebhookTarget, configurations, register};
-pub use reservations::Ledger;
+pub use reservations::{Claim, Ledger, Observed, Reservation};
 pub use review::{DecodeError, REVIEW_API_VERSION, decode};
 
 use axum::{Router, extract::DefaultBodyLimit, routing::post};

@@ -166,8 +166,8 @@ enum Commit {
     /// Not written: it was judged against a version of the ledger this replica no longer
     /// trusts (another request read a newer one, or found it out of date). Judge again.
     Stale,
-    /// Not written: another replica wrote the ledger first (409), or it was deleted (404).
-    /// Judge again against the current version.
+    /// Not written: another replica wrote the ledger first (409), or it was deleted (404 on a
+    /// replace). Judge again against the current version.
     Lost,
     /// Not written: the API server failed the write.
     Failed(String),
@@ -404,11 +404,19 @@ impl Ledger {
             let mut entries = pending(known_data(&base), now(), observed.as_ref());
             // Released and lapsed entries are dropped with this write.
             entries.extend(batch.iter().map(|q| (q.key.clone(), q.reservation.clone())));
+            let creating = !matches!(base, Known::At(_));
             let written = self.write(&target, base, entries).await;
             let mut shared = state.lock();
             shared.writing.clear();
             let commit = || match &written {
                 Ok(_) => Commit::Written,
+                // A create answered 404: the ledgers' namespace is missing. Reading again cannot
+                // help; say so at once instead of retrying as if a race was lost.
+                Err(kube::Error::Api(s)) if s.code == 404 && creating => Commit::Failed(format!(
+                    "namespace {:?} of the reservation ledgers does not exist: {}",
+                    self.api.namespace().unwrap_or_default(),
+                    s.message
+                )),
                 // 409: another replica wrote first; 404: the remembered ledger was deleted (by
                 // the garbage collector with its Tenant, or by hand). Read and judge again.
                 Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Commit::Lost,
