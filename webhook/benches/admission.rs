@@ -239,6 +239,16 @@ impl Bench {
     }
 
     async fn start_webhook(&self) -> anyhow::Result<Running> {
+        // A previous run deletes the ledgers' namespace as it ends: let that finish, or the
+        // webhook would find it still there and then lose it (every reservation then fails).
+        let namespaces = Api::<Namespace>::all(self.client.clone());
+        let not_terminating = |ns: Option<&Namespace>| {
+            ns.is_none_or(|ns| ns.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Terminating"))
+        };
+        let settled = kube::runtime::wait::await_condition(namespaces, WEBHOOK_NAMESPACE, not_terminating);
+        tokio::time::timeout(Duration::from_secs(120), settled)
+            .await
+            .with_context(|| format!("namespace {WEBHOOK_NAMESPACE} still terminating after 120 s"))??;
         let certs = slipway_webhook::certs::generate(&["127.0.0.1".into()])?;
         let dir = tempfile::tempdir()?;
         slipway_webhook::certs::write(dir.path(), &certs)?;
@@ -384,10 +394,17 @@ impl Bench {
             create_batch(&apps, &format!("{label}-warm"), 20, 1, bare_app).await?;
             for concurrency in [1, 8] {
                 let batch = format!("{label}-c{concurrency}");
-                let started = Instant::now();
+                let (started, from) = (Instant::now(), unix_seconds());
                 let latency = create_batch(&apps, &batch, settings.apps, concurrency, bare_app).await?;
                 let elapsed = started.elapsed();
-                eprintln!("  {mode:<18} c={concurrency}: {} Apps in {:.1} s", settings.apps, elapsed.as_secs_f64());
+                // The batch's wall-clock window, so a system-wide profile can be cut to it
+                // (hack/profile-admission.sh).
+                eprintln!(
+                    "  {mode:<18} c={concurrency}: {} Apps in {:.1} s (window {from:.3},{:.3})",
+                    settings.apps,
+                    elapsed.as_secs_f64(),
+                    unix_seconds()
+                );
                 rows.push((mode, concurrency, elapsed, latency));
             }
             // The same Apps given a new image: the webhooks are called, no reservation is
@@ -496,6 +513,11 @@ impl Bench {
         }
         let _ = Api::<Namespace>::all(self.client.clone()).delete(WEBHOOK_NAMESPACE, &dp).await;
     }
+}
+
+/// Now, in seconds since the Unix epoch (the clock `perf record -k CLOCK_REALTIME` stamps samples with).
+fn unix_seconds() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn ms(micros: u64) -> f64 {
