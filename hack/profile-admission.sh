@@ -10,7 +10,8 @@
 # and prints, per batch: CPU-seconds per process (kube-apiserver, etcd, the bench's tokio threads,
 # which are both the webhook and the client, ...), per App, and the bench process's hottest symbols.
 # kube-apiserver and etcd are stripped Go binaries, so perf names only their processes; for
-# their insides use kube-apiserver's pprof (SLIPWAY_BENCH_PROFILE=1 hack/bench-controller.sh).
+# kube-apiserver's insides the bench also takes its pprof CPU profile over the first 4 s of each
+# batch at 8 in flight, printed by category at the end.
 # The perf data and the bench's output stay in $SLIPWAY_PROFILE_DIR (default a fresh temporary
 # directory, printed at the end).
 set -euo pipefail
@@ -25,7 +26,10 @@ command -v perf >/dev/null || die "perf is not installed (Debian: linux-perf)"
 # Build first, so the profile holds the bench and not the compiler.
 cargo bench -p slipway-webhook --bench admission --no-run >/dev/null 2>&1
 log "recording (perf, 199 Hz, all CPUs) while the bench creates $apps Apps per batch"
-SLIPWAY_BENCH_PHASES=apiserver SLIPWAY_BENCH_APPS="$apps" SLIPWAY_BENCH_CONCURRENCY=8 \
+# kube-apiserver serves /debug/pprof, and the bench takes its CPU profile over the first
+# seconds of each batch at 8 in flight (printed below by category, hack/pprof-categories.awk).
+SLIPWAY_APISERVER_PROFILING=true SLIPWAY_BENCH_APISERVER_PROFILE_DIR="$out" \
+  SLIPWAY_BENCH_PHASES=apiserver SLIPWAY_BENCH_APPS="$apps" SLIPWAY_BENCH_CONCURRENCY=8 \
   perf record -a -g -F 199 -k CLOCK_REALTIME -o "$out/perf.data" -- hack/bench-webhook.sh \
   >"$out/bench.out" 2>"$out/bench.err"
 sed -n '/^Phase 2/,$p' "$out/bench.out"
@@ -50,4 +54,11 @@ grep -E 'c=[0-9]+: [0-9]+ Apps in .* \(window ' "$out/bench.err" | while read -r
   perf report -i "$out/perf.data" --time "$window" --comm tokio-rt-worker --sort dso,sym --stdio -g none 2>/dev/null |
     grep -v '^#' | grep -v '^$' | sed -n 1,12p | sed 's/^/    /' || true
 done
-log "perf data and the bench's output: $out"
+for profile in "$out"/*-c8.pb.gz; do
+  [[ -e "$profile" ]] || continue
+  echo
+  echo "== kube-apiserver during $(basename "$profile" .pb.gz) (go tool pprof, first seconds of the batch)"
+  go tool pprof -traces "$profile" 2>/dev/null | awk -f hack/pprof-categories.awk
+  go tool pprof -top -nodecount=15 "$profile" 2>/dev/null | sed -n '/flat%/,$p'
+done
+log "perf data, kube-apiserver's profiles and the bench's output: $out"

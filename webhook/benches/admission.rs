@@ -394,9 +394,13 @@ impl Bench {
             create_batch(&apps, &format!("{label}-warm"), 20, 1, bare_app).await?;
             for concurrency in [1, 8] {
                 let batch = format!("{label}-c{concurrency}");
+                let profile = if concurrency == 8 { profile_apiserver(&self.client, &batch) } else { None };
                 let (started, from) = (Instant::now(), unix_seconds());
                 let latency = create_batch(&apps, &batch, settings.apps, concurrency, bare_app).await?;
                 let elapsed = started.elapsed();
+                if let Some(profile) = profile {
+                    profile.await?.with_context(|| format!("profiling kube-apiserver during {batch}"))?;
+                }
                 // The batch's wall-clock window, so a system-wide profile can be cut to it
                 // (hack/profile-admission.sh).
                 eprintln!(
@@ -513,6 +517,26 @@ impl Bench {
         }
         let _ = Api::<Namespace>::all(self.client.clone()).delete(WEBHOOK_NAMESPACE, &dp).await;
     }
+}
+
+/// Seconds of kube-apiserver's CPU profile taken at the start of each batch at 8 in flight.
+const APISERVER_PROFILE_SECONDS: u32 = 4;
+
+/// With `SLIPWAY_BENCH_APISERVER_PROFILE_DIR` set (and kube-apiserver serving `/debug/pprof`:
+/// `SLIPWAY_APISERVER_PROFILING=true`), a task that writes a CPU profile of kube-apiserver over
+/// the next [`APISERVER_PROFILE_SECONDS`] to `<dir>/<batch>.pb.gz` (hack/profile-admission.sh
+/// prints it by category). Batches should last longer than that (`SLIPWAY_BENCH_APPS`).
+fn profile_apiserver(client: &Client, batch: &str) -> Option<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    let dir = std::env::var_os("SLIPWAY_BENCH_APISERVER_PROFILE_DIR")?;
+    let (client, path) = (client.clone(), std::path::Path::new(&dir).join(format!("{batch}.pb.gz")));
+    Some(tokio::spawn(async move {
+        let uri = format!("/debug/pprof/profile?seconds={APISERVER_PROFILE_SECONDS}");
+        let request = hyper::Request::get(uri).body(kube::client::Body::from(Vec::new()))?;
+        let response = client.send(request).await?;
+        anyhow::ensure!(response.status().is_success(), "kube-apiserver answered {}", response.status());
+        std::fs::write(path, response.into_body().collect().await?.to_bytes())?;
+        Ok(())
+    }))
 }
 
 /// Now, in seconds since the Unix epoch (the clock `perf record -k CLOCK_REALTIME` stamps samples with).
