@@ -43,6 +43,14 @@ real_node_report() {
   for f in "$SLIPWAY_STATE"/node/logs/{kubelet,kube-proxy,containerd}.log; do
     [[ -f "$f" ]] && { log "tail of $f"; tail -n 40 "$f"; }
   done
+  # Slipway as the chart installed it: what its pods last warned about (the chart pass's API
+  # answers only "the Kubernetes API failed"; its log says which error).
+  local pod
+  for pod in $("$kubectl" --kubeconfig "$dir/kubeconfig" -n slipway-chart get pods -o name 2>/dev/null); do
+    log "the last warnings of $pod"
+    "$kubectl" --kubeconfig "$dir/kubeconfig" -n slipway-chart logs "$pod" --tail=400 2>&1 |
+      grep -E 'WARN|ERROR' | tail -n 20 | cut -c1-600 || true
+  done
   return 0
 }
 # What the in-process Slipway of each test binary warned about (tests/support/mod.rs).
