@@ -702,3 +702,83 @@ async fn a_missing_ledger_namespace_fails_the_reservation_and_names_it() {
     assert!(error.contains(&format!("namespace {namespace:?} of the reservation ledgers does not exist")), "{error}");
     assert_eq!(judged, 1, "judged once: nothing to retry");
 }
+
+/// What kube-apiserver counts of the mutating webhook's match condition (`lacks-defaults`,
+/// `slipway_webhook::configurations`) keeping objects from it: the sum over operations of
+/// `apiserver_admission_match_condition_exclusions_total` for `mutate.slipway.dev`.
+async fn mutations_skipped() -> u64 {
+    let request = http::Request::get("/metrics").body(vec![]).unwrap();
+    let metrics = kube_admin().await.request_text(request).await.expect("kube-apiserver serves /metrics to an admin");
+    let skipped: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("apiserver_admission_match_condition_exclusions_total{"))
+        .filter(|l| l.contains(r#"name="mutate.slipway.dev""#))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    skipped as u64
+}
+
+/// A create that already carries what the mutating webhook adds (the tenant label, every field
+/// the plan defaults, the requester as author), as Slipway's API sends its creates, is not sent
+/// to the webhook at all (issue 13: its round trip was the largest part of what admission added
+/// to a create): kube-apiserver counts it as kept from the webhook by the match condition, and
+/// stores it as sent. A create that lacks any of it, or names someone else as its author, is
+/// still mutated.
+#[tokio::test]
+async fn a_create_that_carries_the_defaults_skips_the_mutating_webhook() {
+    use slipway_crds::revision::CHANGED_BY_ANNOTATION;
+    let (owner, email) = Client::new_user("carry").await;
+    let tenant = owner.create_tenant("carry", "pro").await;
+    let apps: Api<App> = member_api(&email, &tenant).await;
+    let pro = slipway_policies::PlanCatalog::embedded().effective("pro", None).unwrap();
+    let carrying = |name: &str, author: &str| {
+        let mut app = app(name, None);
+        app.spec = pro.default_app(&app.spec);
+        app.labels_mut().insert(TENANT_LABEL.into(), tenant.clone());
+        app.annotations_mut().insert(CHANGED_BY_ANNOTATION.into(), author.into());
+        app
+    };
+
+    let before = mutations_skipped().await;
+    let sent = carrying("carried", &email);
+    let stored = apps.create(&PostParams::default(), &sent).await.expect("a complete App is admitted");
+    let after = mutations_skipped().await;
+    assert!(after > before, "kube-apiserver kept no create from the mutating webhook ({before} → {after})");
+    assert_eq!(stored.spec, sent.spec, "stored as sent");
+    assert_eq!(stored.annotations()[CHANGED_BY_ANNOTATION], email);
+
+    // Someone else named as the author: the webhook is called and names the requester.
+    let forged = apps.create(&PostParams::default(), &carrying("forged", "mallory@example.com")).await.unwrap();
+    assert_eq!(forged.annotations()[CHANGED_BY_ANNOTATION], email, "the requester is the author");
+    // A field left to the plan: the webhook fills it (a request takes the App's own limit).
+    let mut partial = carrying("partial", &email);
+    partial.spec.resources.as_mut().unwrap().requests = None;
+    let stored = apps.create(&PostParams::default(), &partial).await.unwrap();
+    let resources = stored.spec.resources.expect("resources are kept");
+    let requests = resources.requests.expect("requests are filled in");
+    assert_eq!(requests.cpu, resources.limits.and_then(|l| l.cpu));
+    // No tenant label: the webhook adds it.
+    let mut unlabelled = carrying("unlabelled", &email);
+    unlabelled.labels_mut().remove(TENANT_LABEL);
+    let stored = apps.create(&PostParams::default(), &unlabelled).await.unwrap();
+    assert_eq!(stored.labels()[TENANT_LABEL], tenant);
+
+    // Slipway's API sends its creates complete.
+    let before = mutations_skipped().await;
+    let body = json!({"name": "through-the-api", "spec": {"image": "nginx", "port": 8080}});
+    owner.created(&format!("/tenants/{tenant}/apps"), body).await;
+    let after = mutations_skipped().await;
+    assert!(after > before, "the API's create went to the mutating webhook ({before} → {after})");
+    let stored = apps.get("through-the-api").await.unwrap();
+    assert_eq!(stored.spec, pro.default_app(&stored.spec), "the plan's defaults are stored");
+    assert_eq!(stored.labels()[TENANT_LABEL], tenant);
+    assert_eq!(stored.annotations()[CHANGED_BY_ANNOTATION], email);
+    // So are its Databases' (their condition tests other fields).
+    let before = mutations_skipped().await;
+    let body = json!({"name": "orders", "spec": {"engine": "postgres", "version": "17", "storage": "1Gi"}});
+    owner.created(&format!("/tenants/{tenant}/databases"), body).await;
+    let after = mutations_skipped().await;
+    assert!(after > before, "the API's Database create went to the mutating webhook ({before} → {after})");
+    let stored = admin_api::<Database>(&tenant).await.get("orders").await.unwrap();
+    assert_eq!(stored.spec, pro.default_database(&stored.spec), "the plan's defaults are stored");
+}

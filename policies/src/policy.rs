@@ -28,6 +28,11 @@ pub struct TenantPolicy {
 pub trait Spec: Clone + PartialEq {
     /// The kind this is the spec of.
     const KIND: Kind;
+    /// The fields of the spec that [`Spec::defaulted`] fills in where they are unset, as
+    /// dot-separated paths of their JSON names under `spec` (`resources.limits.cpu`), whatever
+    /// the plan: with every one of them set, defaulting changes nothing (tested). The mutating
+    /// webhook's registration skips objects that carry them all (see `slipway_webhook::register`).
+    const DEFAULTED_FIELDS: &'static [&'static str];
     /// The spec with the plan's defaults filled in where it is silent (idempotent).
     fn defaulted(&self, policy: &TenantPolicy) -> Self;
     /// What the object may use of the tenant's totals; `None` when an amount does not parse.
@@ -43,6 +48,14 @@ pub trait Spec: Clone + PartialEq {
 
 impl Spec for AppSpec {
     const KIND: Kind = Kind::App;
+    const DEFAULTED_FIELDS: &'static [&'static str] = &[
+        "replicas",
+        "expose",
+        "resources.limits.cpu",
+        "resources.limits.memory",
+        "resources.requests.cpu",
+        "resources.requests.memory",
+    ];
     fn defaulted(&self, policy: &TenantPolicy) -> Self {
         policy.default_app(self)
     }
@@ -59,6 +72,7 @@ impl Spec for AppSpec {
 
 impl Spec for DatabaseSpec {
     const KIND: Kind = Kind::Database;
+    const DEFAULTED_FIELDS: &'static [&'static str] = &["cpu", "memory"];
     fn defaulted(&self, policy: &TenantPolicy) -> Self {
         policy.default_database(self)
     }
@@ -72,6 +86,7 @@ impl Spec for DatabaseSpec {
 
 impl Spec for WorkspaceSpec {
     const KIND: Kind = Kind::Workspace;
+    const DEFAULTED_FIELDS: &'static [&'static str] = &["cpu", "memory"];
     fn defaulted(&self, policy: &TenantPolicy) -> Self {
         policy.default_workspace(self)
     }
@@ -496,5 +511,53 @@ mod tests {
         let mut mine = database("17", "1Gi");
         mine.cpu = Some(Quantity("1".into()));
         assert_eq!(mine.defaulted(&free).cpu, Some(Quantity("1".into())));
+    }
+
+    /// `spec` as JSON with only the fields at `paths` (dot-separated) copied from `from`.
+    fn with_fields<S: Spec + serde::Serialize + serde::de::DeserializeOwned>(spec: &S, from: &S, paths: &[&str]) -> S {
+        let (mut out, from) = (serde_json::to_value(spec).unwrap(), serde_json::to_value(from).unwrap());
+        for path in paths {
+            let pointer = format!("/{}", path.replace('.', "/"));
+            let value = from.pointer(&pointer).unwrap_or_else(|| panic!("{path} is set by defaulting")).clone();
+            let mut at = &mut out;
+            let (parents, leaf) = pointer[1..].rsplit_once('/').map_or(("", &pointer[1..]), |(p, l)| (p, l));
+            for key in parents.split('/').filter(|k| !k.is_empty()) {
+                at = at.as_object_mut().unwrap().entry(key).or_insert_with(|| serde_json::json!({}));
+            }
+            at.as_object_mut().unwrap().insert(leaf.to_string(), value);
+        }
+        serde_json::from_value(out).unwrap()
+    }
+
+    /// `DEFAULTED_FIELDS` is exactly what defaulting fills: with those fields alone set (to
+    /// another plan's values), no plan's defaults change the spec; without any one of them,
+    /// every plan's do.
+    fn check_defaulted_fields<S: Spec + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned>(bare: &S) {
+        let catalog = PlanCatalog::embedded();
+        let plans: Vec<_> = catalog.plans().map(|p| catalog.effective(&p.name, None).unwrap()).collect();
+        for (i, policy) in plans.iter().enumerate() {
+            let other = &plans[(i + 1) % plans.len()];
+            let complete = with_fields(bare, &bare.defaulted(other), S::DEFAULTED_FIELDS);
+            assert_eq!(
+                complete.defaulted(policy),
+                complete,
+                "{:?}: a spec with {:?} set",
+                S::KIND,
+                S::DEFAULTED_FIELDS
+            );
+            for field in S::DEFAULTED_FIELDS {
+                let rest: Vec<_> = S::DEFAULTED_FIELDS.iter().copied().filter(|f| f != field).collect();
+                let missing = with_fields(bare, &bare.defaulted(other), &rest);
+                assert_ne!(missing.defaulted(policy), missing, "{:?}: defaulting fills {field}", S::KIND);
+            }
+        }
+    }
+
+    #[test]
+    fn defaulted_fields_are_exactly_what_defaults_fill() {
+        let bare = AppSpec { replicas: None, resources: None, ..app(1, "1") };
+        check_defaulted_fields(&bare);
+        check_defaulted_fields(&database("17", "1Gi"));
+        check_defaulted_fields(&workspace("1Gi"));
     }
 }

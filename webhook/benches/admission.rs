@@ -18,7 +18,9 @@
 //! sequentially and concurrently, without Slipway's webhooks, with the validating one alone, with
 //! the validating one and a MutatingAdmissionPolicy doing the defaults (an experiment: what CEL
 //! in kube-apiserver costs against the mutating webhook's round trip), and with both webhooks
-//! (pointing at the server above); the Apps of the sequential batch then get a new
+//! (pointing at the server above), first with bare Apps (as kubectl users send them) and then
+//! with Apps as Slipway's API sends them (label, defaults and author already in place, so
+//! the mutating webhook's match condition keeps them from it); the Apps of the sequential batch then get a new
 //! image (an UPDATE that reserves nothing: the webhooks' round trips alone, so each webhook's
 //! round trip is a difference of two rows); last as many ConfigMaps of a small ledger's size,
 //! the floor of the one write each admitted create adds (its tenant's ledger), so the overhead
@@ -422,6 +424,17 @@ impl Bench {
                 );
                 rows.push((mode, concurrency, elapsed, latency));
             }
+            if registered == Registered::Both {
+                // Apps as Slipway's API creates them: carrying the label, the defaults and their
+                // author, so the mutating webhook's match condition keeps them from it.
+                let complete = complete_app(&tenant, &username(&self.client).await?);
+                for concurrency in [1, 8] {
+                    let batch = format!("complete-c{concurrency}");
+                    let started = Instant::now();
+                    let latency = create_batch(&apps, &batch, settings.apps, concurrency, complete.clone()).await?;
+                    rows.push(("complete, both", concurrency, started.elapsed(), latency));
+                }
+            }
             // The same Apps given a new image: the webhooks are called, no reservation is
             // written (the change grows nothing), so this is their round trips alone.
             for concurrency in [1, 8] {
@@ -502,6 +515,13 @@ impl Bench {
                         times(policy, 0.5),
                         times(policy, 0.99),
                         slower_ms(update_policy, update_validating, 0.5),
+                    );
+                }
+                if let Some(complete) = find("complete, both") {
+                    println!(
+                        "  both webhooks, Apps created as the API sends them (the mutating webhook skipped), c={concurrency}: create p50 x{:.2}, p99 x{:.2}",
+                        times(complete, 0.5),
+                        times(complete, 0.99),
                     );
                 }
                 if let Some(write) = find("ConfigMap alone") {
@@ -918,20 +938,21 @@ async fn wait_for_webhooks(apps: &Api<App>, registered: Registered) -> anyhow::R
 }
 
 /// Creates `count` Apps labelled `batch`, `concurrency` at a time; the latency of each create.
-async fn create_batch<K>(
+async fn create_batch<K, F>(
     api: &Api<K>,
     batch: &str,
     count: usize,
     concurrency: usize,
-    make: fn(&str) -> K,
+    make: F,
 ) -> anyhow::Result<Histogram<u64>>
 where
     K: Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    F: Fn(&str) -> K + Clone + Send + 'static,
 {
     let next = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
-        let (api, next, batch) = (api.clone(), next.clone(), batch.to_string());
+        let (api, next, batch, make) = (api.clone(), next.clone(), batch.to_string(), make.clone());
         workers.push(tokio::spawn(async move {
             let mut latency = histogram();
             loop {
@@ -995,6 +1016,27 @@ async fn update_batch(
 /// An App of the bench's bare spec.
 fn bare_app(name: &str) -> App {
     App::new(name, bare_spec())
+}
+
+/// Apps of `tenant` as Slipway's API creates them for `author`: the plan's defaults filled in,
+/// the tenant label and the author annotation, everything the mutating webhook would add.
+fn complete_app(tenant: &str, author: &str) -> impl Fn(&str) -> App + Clone + Send + 'static {
+    let (tenant, author) = (tenant.to_string(), author.to_string());
+    move |name| {
+        let mut app = App::new(name, defaulted(&bare_spec()));
+        app.labels_mut().insert(TENANT_LABEL.into(), tenant.clone());
+        app.annotations_mut().insert(CHANGED_BY_ANNOTATION.into(), author.clone());
+        app
+    }
+}
+
+/// The bench client's user name, as kube-apiserver authenticates it (a SelfSubjectReview).
+async fn username(client: &Client) -> anyhow::Result<String> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let review = Api::<SelfSubjectReview>::all(client.clone())
+        .create(&PostParams::default(), &SelfSubjectReview::default())
+        .await?;
+    review.status.and_then(|s| s.user_info?.username).context("kube-apiserver named no user")
 }
 
 /// A ConfigMap the size of a small reservation ledger: one etcd write each, the cost every

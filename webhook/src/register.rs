@@ -4,8 +4,8 @@ use k8s_openapi::{
     ByteString,
     api::{
         admissionregistration::v1::{
-            MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference, ValidatingWebhook,
-            ValidatingWebhookConfiguration, WebhookClientConfig,
+            MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+            ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
         },
         core::v1::Namespace,
     },
@@ -89,6 +89,55 @@ fn tenant_namespaces() -> LabelSelector {
     }
 }
 
+/// The mutating webhook's match condition: kube-apiserver calls it only for an object that
+/// lacks something it would add (issue 13: its round trip, and applying the patch it returns,
+/// were the largest part of what admission added to a create).
+///
+/// The webhook adds the tenant label, the plan's defaults where the spec is silent
+/// ([`Spec::DEFAULTED_FIELDS`], tested to be exactly what defaulting fills), and, on a change
+/// of what runs, the author annotation set to the requester. An object that already carries
+/// the label, every defaulted field and the requester as its author is one the webhook would
+/// leave as it is, so skipping it changes nothing: the API sends its creates that way. The
+/// values are still the validating webhook's to judge (a wrong tenant label, a limit over the
+/// plan). Each `has()` tests one level, so a missing parent makes the condition true (call the
+/// webhook), never an error.
+fn lacks_defaults() -> MatchCondition {
+    use slipway_policies::Spec;
+    fn carries(fields: &[&str]) -> String {
+        let mut tests: Vec<String> = vec![];
+        for field in fields {
+            let mut path = String::from("object.spec");
+            for part in field.split('.') {
+                path = format!("{path}.{part}");
+                let test = format!("has({path})");
+                if !tests.contains(&test) {
+                    tests.push(test);
+                }
+            }
+        }
+        format!("({})", tests.join(" && "))
+    }
+    let (label, author) = (slipway_crds::TENANT_LABEL, slipway_crds::revision::CHANGED_BY_ANNOTATION);
+    let by_kind = [
+        (slipway_crds::Kind::App, carries(slipway_crds::AppSpec::DEFAULTED_FIELDS)),
+        (slipway_crds::Kind::Database, carries(slipway_crds::DatabaseSpec::DEFAULTED_FIELDS)),
+        (slipway_crds::Kind::Workspace, carries(slipway_crds::WorkspaceSpec::DEFAULTED_FIELDS)),
+    ]
+    .iter()
+    .fold("false".to_string(), |otherwise, (kind, test)| {
+        format!("request.kind.kind == '{kind}' ? {test} : {otherwise}")
+    });
+    MatchCondition {
+        name: "lacks-defaults".into(),
+        expression: format!(
+            "!(has(object.metadata.labels) && '{label}' in object.metadata.labels \
+             && has(object.metadata.annotations) && '{author}' in object.metadata.annotations \
+             && object.metadata.annotations['{author}'] == request.userInfo.username \
+             && ({by_kind}))"
+        ),
+    }
+}
+
 /// Seconds the API server waits for an answer before failing the request (failurePolicy Fail).
 const TIMEOUT_SECONDS: i32 = 5;
 
@@ -101,7 +150,8 @@ const TIMEOUT_SECONDS: i32 = 5;
 /// UPDATEs of the App. A second validating webhook, `audit.slipway.dev`, sees DELETEs for the
 /// audit trail only.
 ///
-/// The mutating webhook has `sideEffects: None`. The validating one declares `NoneOnDryRun`:
+/// The mutating webhook has `sideEffects: None`, and is called only for objects it would change
+/// ([`lacks_defaults`]). The validating one declares `NoneOnDryRun`:
 /// on a real CREATE, or an UPDATE that grows a footprint, it records a reservation (see
 /// [`crate::Ledger`]), a side effect that it skips for dry runs, which is exactly what that
 /// value promises.
@@ -126,6 +176,7 @@ pub fn configurations(
             admission_review_versions: vec!["v1".into()],
             match_policy: Some("Equivalent".into()),
             reinvocation_policy: Some("Never".into()),
+            match_conditions: Some(vec![lacks_defaults()]),
             ..Default::default()
         }]),
     };

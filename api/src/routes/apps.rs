@@ -72,8 +72,8 @@ pub async fn create(
     StrictJson(req): StrictJson<CreateApp>,
 ) -> Result<Created<App>, ApiError> {
     let api = objects::member_api::<App>(&state, &user, &tenant).await?;
-    preview(&state, &user, &api.clone().into(), &tenant, &req.name, &req.spec, None).await?;
-    objects::create(&state.reads, &api, &tenant, App::new(&req.name, req.spec)).await
+    let spec = preview(&state, &user, &api.clone().into(), &tenant, &req.name, &req.spec, None).await?;
+    objects::create(&state.reads, &api, &tenant, &user, App::new(&req.name, spec)).await
 }
 
 /// `PUT /api/v1/tenants/{tenant}/apps/{app}` `{"spec"}` → 200; replaces the whole spec.

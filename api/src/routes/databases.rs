@@ -50,6 +50,6 @@ pub async fn create(
     StrictJson(req): StrictJson<CreateDatabase>,
 ) -> Result<Created<Database>, ApiError> {
     let api = objects::member_api::<Database>(&state, &user, &tenant).await?;
-    preview(&state, &user, &api.clone().into(), &tenant, &req.name, &req.spec, None).await?;
-    objects::create(&state.reads, &api, &tenant, Database::new(&req.name, req.spec)).await
+    let spec = preview(&state, &user, &api.clone().into(), &tenant, &req.name, &req.spec, None).await?;
+    objects::create(&state.reads, &api, &tenant, &user, Database::new(&req.name, spec)).await
 }

@@ -24,7 +24,7 @@ use kube::{
     },
 };
 use serde::{Serialize, de::DeserializeOwned};
-use slipway_crds::{Kind, TENANT_LABEL, tenant_namespace};
+use slipway_crds::{Kind, TENANT_LABEL, revision::CHANGED_BY_ANNOTATION, tenant_namespace};
 use slipway_policies::Spec;
 
 pub use crate::cluster::FIELD_MANAGER as MANAGER;
@@ -135,7 +135,10 @@ pub fn already_exists(kind: Kind, name: &str, tenant: &str) -> ApiError {
     ))
 }
 
-/// Creates `object` in `tenant`, labelled `slipway.dev/tenant: <tenant>`, as [`MANAGER`].
+/// Creates `object` in `tenant` as [`MANAGER`], labelled `slipway.dev/tenant: <tenant>` and
+/// annotated with `user` as its author ([`CHANGED_BY_ANNOTATION`]): what the mutating webhook
+/// would add, so that, with the spec's defaults filled in (see [`super::preview::preview`]),
+/// kube-apiserver does not call it.
 ///
 /// # Errors
 /// 409 when the name is taken; 422 for schema, CEL and admission webhook (plan) denials; the
@@ -144,10 +147,13 @@ pub async fn create<K: TenantObject>(
     reads: &ReadCache,
     api: &Api<K>,
     tenant: &str,
+    user: &AuthUser,
     mut object: K,
 ) -> Result<Created<K>, ApiError> {
     let name = object.name_any();
     object.labels_mut().insert(TENANT_LABEL.to_string(), tenant.to_string());
+    // The requester as kube-apiserver knows them: the API impersonates users by their email.
+    object.annotations_mut().insert(CHANGED_BY_ANNOTATION.to_string(), user.email.clone());
     let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
     let created = api.create(&params, &object).await.map_err(|e| match e {
         kube::Error::Api(s) if s.code == 409 => already_exists(K::Spec::KIND, &name, tenant),

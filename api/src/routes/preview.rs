@@ -53,7 +53,9 @@ fn refusal(outcome: Outcome) -> ApiError {
 }
 
 /// Judges the object `name` of spec `spec` (`previous`: its stored spec, on an update) in
-/// `tenant` as the caller would be judged by the webhook, `client` being the caller's.
+/// `tenant` as the caller would be judged by the webhook, `client` being the caller's. Returns
+/// the spec with the plan's defaults filled in, as the mutating webhook would (the same
+/// `Spec::defaulted`): a create that sends it is one the webhook is not called for.
 ///
 /// # Errors
 /// 409 while the tenant is not Ready, or when a created name is taken; 403 or 422 as the
@@ -66,7 +68,7 @@ pub async fn preview<S: Spec>(
     name: &str,
     spec: &S,
     previous: Option<&S>,
-) -> Result<(), ApiError> {
+) -> Result<S, ApiError> {
     let (people, policy) = crate::tenancy::policy(state, tenant).await?;
     let mut others = inventory(client, tenant, &policy).await?;
     if previous.is_none() && others.contains(S::KIND, name) {
@@ -90,5 +92,5 @@ pub async fn preview<S: Spec>(
             platform: &state.platform,
         },
     );
-    if outcome.allowed() { Ok(()) } else { Err(refusal(outcome)) }
+    if outcome.allowed() { Ok(spec) } else { Err(refusal(outcome)) }
 }

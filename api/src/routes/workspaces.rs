@@ -94,8 +94,8 @@ pub async fn create(
 ) -> Result<Created<Workspace>, ApiError> {
     let api = objects::member_api::<Workspace>(&state, &user, &tenant).await?;
     let spec = req.spec.into_spec(user.email.clone(), Quantity(DEFAULT_STORAGE.into()));
-    preview(&state, &user, &api.clone().into(), &tenant, &req.name, &spec, None).await?;
-    objects::create(&state.reads, &api, &tenant, Workspace::new(&req.name, spec)).await
+    let spec = preview(&state, &user, &api.clone().into(), &tenant, &req.name, &spec, None).await?;
+    objects::create(&state.reads, &api, &tenant, &user, Workspace::new(&req.name, spec)).await
 }
 
 /// `PUT /api/v1/tenants/{tenant}/workspaces/{ws}` `{"spec"}` → 200; replaces `cpu`, `memory`,
