@@ -101,8 +101,8 @@ pub async fn update(
 ) -> Result<Json<View<App>>, ApiError> {
     let api = objects::member_api::<App>(&state, &user, &tenant).await?;
     let app = objects::fetch(&api, &tenant, &name).await?;
-    preview(&state, &user, &api.clone().into(), &tenant, &name, &req.spec, Some(&app.spec)).await?;
-    objects::replace_spec(&state.reads, &api, &tenant, &name, &req.spec).await
+    let spec = preview(&state, &user, &api.clone().into(), &tenant, &name, &req.spec, Some(&app.spec)).await?;
+    objects::replace_spec(&state.reads, &api, &tenant, &user, &app, &spec).await
 }
 
 /// `PUT /api/v1/tenants/{tenant}/apps/{app}/scale` `{"replicas"}` → 200 with the App: sets

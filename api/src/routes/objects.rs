@@ -172,9 +172,12 @@ pub async fn fetch<K: TenantObject>(api: &Api<K>, tenant: &str, name: &str) -> R
     api.get_opt(name).await?.ok_or_else(|| not_found::<K>(name, tenant))
 }
 
-/// Replaces the whole spec of the object `name` with `spec` as [`MANAGER`], in one JSON patch
-/// (`replace /spec`): a PUT means "this is the spec now", so the controller's concurrent status
-/// writes never make it fail with a conflict.
+/// Replaces the whole spec of `current` (the object as just read) with `spec` as [`MANAGER`],
+/// in one JSON patch (`replace /spec`): a PUT means "this is the spec now", so the controller's
+/// concurrent status writes never make it fail with a conflict. When `spec` changes what runs,
+/// the same patch names `user` its author ([`CHANGED_BY_ANNOTATION`]), as the mutating webhook
+/// would; with `spec` defaulted (see [`super::preview::preview`]) and `user` the author, the
+/// webhook is not called.
 ///
 /// # Errors
 /// 404 when the object is gone; 403 and 422 for webhook, schema and CEL denials.
@@ -182,14 +185,29 @@ pub async fn replace_spec<K: TenantObject>(
     reads: &ReadCache,
     api: &Api<K>,
     tenant: &str,
-    name: &str,
+    user: &AuthUser,
+    current: &K,
     spec: &K::Spec,
 ) -> Result<Json<View<K>>, ApiError> {
+    let name = &current.name_any();
     let params = PatchParams { field_manager: Some(MANAGER.into()), ..Default::default() };
-    let patch: json_patch::Patch = serde_json::from_value(serde_json::json!([
-        { "op": "replace", "path": "/spec", "value": spec }
-    ]))
-    .map_err(|e| ApiError::Internal(e.into()))?;
+    let mut ops = vec![serde_json::json!({ "op": "replace", "path": "/spec", "value": spec })];
+    if spec.runs_differently(current.spec()) {
+        // "add" sets a member that exists too (RFC 6902, 4.1); the map itself may be missing.
+        let author = serde_json::Value::from(user.email.clone());
+        ops.push(match current.meta().annotations {
+            Some(_) => serde_json::json!({
+                "op": "add",
+                "path": format!("/metadata/annotations/{}", CHANGED_BY_ANNOTATION.replace('/', "~1")),
+                "value": author,
+            }),
+            None => serde_json::json!({
+                "op": "add", "path": "/metadata/annotations", "value": { CHANGED_BY_ANNOTATION: author },
+            }),
+        });
+    }
+    let patch: json_patch::Patch =
+        serde_json::from_value(serde_json::Value::Array(ops)).map_err(|e| ApiError::Internal(e.into()))?;
     let updated = api.patch(name, &params, &Patch::<()>::Json(patch)).await.map_err(|e| match e {
         kube::Error::Api(s) if s.code == 404 => not_found::<K>(name, tenant),
         e => e.into(),

@@ -158,8 +158,8 @@ pub async fn rollback(
         })?,
     };
     let spec = app.spec.running(&target.template);
-    preview(&state, &user, &apps.clone().into(), &tenant, &name, &spec, Some(&app.spec)).await?;
-    objects::replace_spec(&state.reads, &apps, &tenant, &name, &spec).await
+    let spec = preview(&state, &user, &apps.clone().into(), &tenant, &name, &spec, Some(&app.spec)).await?;
+    objects::replace_spec(&state.reads, &apps, &tenant, &user, &app, &spec).await
 }
 
 #[cfg(test)]

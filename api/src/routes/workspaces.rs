@@ -126,8 +126,8 @@ pub async fn update(
     let api = objects::member_api::<Workspace>(&state, &user, &tenant).await?;
     let workspace = objects::fetch(&api, &tenant, &name).await?;
     let spec = req.spec.into_spec(workspace.spec.owner.clone(), workspace.spec.storage.clone());
-    preview(&state, &user, &api.clone().into(), &tenant, &name, &spec, Some(&workspace.spec)).await?;
-    objects::replace_spec(&state.reads, &api, &tenant, &name, &spec).await
+    let spec = preview(&state, &user, &api.clone().into(), &tenant, &name, &spec, Some(&workspace.spec)).await?;
+    objects::replace_spec(&state.reads, &api, &tenant, &user, &workspace, &spec).await
 }
 
 #[cfg(test)]
