@@ -665,7 +665,7 @@ async fn an_env_var_with_both_a_value_and_a_secret_key_is_denied_at_admission() 
 }
 
 /// A ledger whose namespace is missing fails a reservation at once, saying so, instead of
-/// retrying 64 times as if each 404 were a lost race. That took about 8 s per request, so the
+/// retrying 64 times as if each 404 were a lost race. That took about 11 s per request, so the
 /// admission bench, run again while its previous run's namespace was still being deleted,
 /// seemed to hang.
 #[tokio::test]
@@ -775,8 +775,8 @@ async fn a_create_that_carries_the_defaults_skips_the_mutating_webhook() {
     assert_eq!(stored.annotations()[CHANGED_BY_ANNOTATION], email);
     // Its updates carry the defaults and, for a change of what runs, the requester as author: a
     // new image for an App someone else made names the owner. (Whether kube-apiserver called the
-    // webhook for it cannot be read here: for a PATCH it evaluates the condition twice, and
-    // concurrent tests' updates move the same counters.)
+    // webhook for it cannot be read here: its counters moved for this PATCH either way, and
+    // concurrent tests' updates move them too.)
     let others: Api<App> =
         Api::namespaced(support::role_client("ops@example.com", &tenant, "admin").await, &format!("tenant-{tenant}"));
     others.create(&PostParams::default(), &app("by-someone-else", None)).await.unwrap();

@@ -519,9 +519,10 @@ mod tests {
         for path in paths {
             let pointer = format!("/{}", path.replace('.', "/"));
             let value = from.pointer(&pointer).unwrap_or_else(|| panic!("{path} is set by defaulting")).clone();
+            let mut keys: Vec<&str> = path.split('.').collect();
+            let leaf = keys.pop().unwrap();
             let mut at = &mut out;
-            let (parents, leaf) = pointer[1..].rsplit_once('/').map_or(("", &pointer[1..]), |(p, l)| (p, l));
-            for key in parents.split('/').filter(|k| !k.is_empty()) {
+            for key in keys {
                 at = at.as_object_mut().unwrap().entry(key).or_insert_with(|| serde_json::json!({}));
             }
             at.as_object_mut().unwrap().insert(leaf.to_string(), value);
