@@ -118,6 +118,12 @@ pub struct WebhookArgs {
     /// has seen its object, so this only bounds the room of requests a later step refused.
     #[arg(long, env = "SLIPWAY_RESERVATION_TTL_SECONDS", default_value_t = 15)]
     pub reservation_ttl_seconds: u64,
+    /// IP address at which the other webhook replicas reach this one (the pod's IP, from the
+    /// downward API), on the port of --webhook-listen. With it, or with a listen address that
+    /// names one IP, this replica takes tenants' leases and admits their growing changes from
+    /// memory.
+    #[arg(long, env = "SLIPWAY_WEBHOOK_POD_IP")]
+    pub webhook_pod_ip: Option<std::net::IpAddr>,
 }
 
 impl WebhookArgs {
@@ -129,6 +135,17 @@ impl WebhookArgs {
             namespace: self.webhook_namespace.clone(),
             platform,
             reservation_ttl: std::time::Duration::from_secs(self.reservation_ttl_seconds),
+            advertise: self.advertise(),
+        }
+    }
+
+    /// Where the other replicas reach this one: the pod IP on the listen port, else the listen
+    /// address when it names one IP (not `0.0.0.0` or `::`).
+    fn advertise(&self) -> Option<SocketAddr> {
+        let listen = self.webhook_listen;
+        match self.webhook_pod_ip {
+            Some(ip) => Some(SocketAddr::new(ip, listen.port())),
+            None => Some(listen).filter(|l| !l.ip().is_unspecified()),
         }
     }
 }

@@ -384,6 +384,7 @@ async fn malformed_reviews_get_clear_errors() {
         namespace: "slipway-system".into(),
         platform: support::platform(),
         reservation_ttl: support::RESERVATION_TTL,
+        advertise: None,
     };
     let plans = std::sync::Arc::new(slipway_policies::PlanCatalog::embedded());
     let router = slipway_webhook::Webhook::start(client, plans, &config, None).await.unwrap().router();
@@ -795,4 +796,104 @@ async fn a_create_that_carries_the_defaults_skips_the_mutating_webhook() {
     assert!(after > before, "the API's Database create went to the mutating webhook ({before} → {after})");
     let stored = admin_api::<Database>(&tenant).await.get("orders").await.unwrap();
     assert_eq!(stored.spec, pro.default_database(&stored.spec), "the plan's defaults are stored");
+}
+
+/// Two replicas' ledgers of one real tenant, as the webhook uses them (the replicas' addresses
+/// are never dialled here: forwarding is the racing tests' part).
+///
+/// - The first to reserve takes the tenant's lease with the write of its first reservation,
+///   then admits from memory: its second reservation is not in the ledger.
+/// - The other replica is sent to the holder, and never judges the tenant's growth itself.
+/// - Killed while holding the lease (dropped, nothing returned), the holder blocks the tenant's
+///   growth: the other replica admits nothing until the lease has ended plus the reservations'
+///   lifetime, when everything the dead holder admitted would be in its caches.
+/// - Shut down (`release_leases`), the holder writes what it admitted from memory and returns
+///   the lease: a third replica takes over at once and counts those admissions.
+#[tokio::test]
+async fn a_tenants_lease_admits_from_memory_on_one_replica_and_outlives_a_killed_holder() {
+    use slipway_webhook::{Claim, Lease, Ledger, Observed, Reserved};
+    const LEDGERS: &str = "slipway-system";
+    let ttl = std::time::Duration::from_secs(10);
+    let (tenant, _) = new_tenant("lease", "free").await;
+    let admin = kube_admin().await;
+    let tenant: slipway_crds::Tenant = Api::all(admin.clone()).get(&tenant).await.unwrap();
+    let ledger_name = format!("slipway-reservations-{}", tenant.uid().unwrap());
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(admin.clone(), LEDGERS);
+    let stored = || async {
+        let data = configmaps.get(&ledger_name).await.unwrap().data.unwrap_or_default();
+        let lease = data.get("lease").map(|l| serde_json::from_str::<Lease>(l).unwrap());
+        (data.keys().filter(|k| k.starts_with("apps.")).cloned().collect::<Vec<_>>(), lease)
+    };
+    let claim = |name: &str| Claim {
+        kind: slipway_crds::Kind::App,
+        name: name.into(),
+        uid: Some(uuid::Uuid::new_v4().to_string()),
+        generation: 1,
+        footprint: Default::default(),
+    };
+    // No object is ever stored: nothing the ledgers hold is covered by a cache.
+    let nothing_observed: Observed = std::sync::Arc::new(|_, _, _| false);
+    // Judges by the App count alone, and says which Apps it counted besides the claim.
+    let names = |inventory: slipway_policies::Inventory| {
+        inventory.names().map(|(_, name)| name.to_string()).collect::<Vec<_>>()
+    };
+    let replica = |address: &str| Ledger::new(admin.clone(), LEDGERS, ttl).holding_leases_at(address.to_string());
+    let (first, second) = (replica("192.0.2.1:8443"), replica("192.0.2.2:8443"));
+
+    let reserve = |ledger: &Ledger, name: &str| {
+        let (ledger, claim, observed) = (ledger.clone(), claim(name), nothing_observed.clone());
+        let tenant = tenant.clone();
+        async move { ledger.reserve(&tenant, &claim, false, observed, |inventory| (true, names(inventory))).await }
+    };
+    assert_eq!(reserve(&first, "a").await.unwrap(), Reserved::Judged(vec![]));
+    let (written, lease) = stored().await;
+    assert_eq!(written, ["apps.a"], "the first reservation is written, with the lease");
+    let lease = lease.expect("the first write takes the lease");
+    assert_eq!(lease.address, "192.0.2.1:8443");
+    assert_eq!(reserve(&first, "b").await.unwrap(), Reserved::Judged(vec!["a".to_string()]));
+    assert_eq!(stored().await.0, ["apps.a"], "the holder admits from memory: b is not written");
+    assert_eq!(reserve(&second, "c").await.unwrap(), Reserved::HeldBy("192.0.2.1:8443".into()));
+
+    // Killed: its lease stays in the ledger, b is known to nobody else.
+    drop(first);
+    let lease = stored().await.1.expect("a killed holder returns nothing");
+    let lapses = lease.until + u64::try_from(ttl.as_millis()).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let (mut sent_to_holder, mut told_to_retry) = (0, 0);
+    let counted = loop {
+        assert!(std::time::Instant::now() < deadline, "the second replica never took over");
+        match reserve(&second, "c").await {
+            Ok(Reserved::Judged(counted)) => break counted,
+            Ok(Reserved::HeldBy(holder)) => {
+                assert_eq!(holder, "192.0.2.1:8443");
+                sent_to_holder += 1;
+            }
+            Err(e) => {
+                let message = e.to_string();
+                assert!(message.contains("stopped renewing its lease") && message.contains("retry"), "{message}");
+                told_to_retry += 1;
+            }
+        }
+        // Polled: the lease ends on the wall clock, which nothing can be waited on for.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let taken_at =
+        u64::try_from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()).unwrap();
+    assert!(taken_at >= lapses, "taken over {} ms before the dead holder's admissions lapsed", lapses - taken_at);
+    assert!(sent_to_holder > 0 && told_to_retry > 0, "sent {sent_to_holder}, retry {told_to_retry}");
+    assert!(counted.is_empty(), "a and b lapsed with the dead holder's lease: {counted:?}");
+    assert_eq!(stored().await.1.map(|l| l.address), Some("192.0.2.2:8443".into()), "the second holds it now");
+
+    // Shut down: what it admitted from memory is written, the lease returned.
+    assert_eq!(reserve(&second, "d").await.unwrap(), Reserved::Judged(vec!["c".to_string()]));
+    second.release_leases().await;
+    let (written, lease) = stored().await;
+    assert_eq!(lease, None, "the lease is returned");
+    assert_eq!(written, ["apps.c", "apps.d"], "d, admitted from memory, is written on the way out");
+    let third = replica("192.0.2.3:8443");
+    assert_eq!(
+        reserve(&third, "e").await.unwrap(),
+        Reserved::Judged(vec!["c".to_string(), "d".to_string()]),
+        "a third replica takes over at once, counting what the second admitted"
+    );
 }

@@ -12,6 +12,7 @@
 #![allow(dead_code)]
 
 pub mod chart;
+mod review_proxy;
 
 use serde_json::{Value, json};
 use slipway::Shutdown;
@@ -112,24 +113,7 @@ pub fn platform() -> slipway_policies::Platform {
 /// released by what the webhook observes, never by a reservation running out.
 pub const RESERVATION_TTL: Duration = Duration::from_secs(120);
 
-/// Forwards each TCP connection accepted on `listener` to the next of `backends` in turn: two
-/// webhook replicas behind one address, as a Service with two endpoints would be. TLS passes
-/// through untouched.
-async fn round_robin(listener: tokio::net::TcpListener, backends: Vec<std::net::SocketAddr>) {
-    let mut next = 0;
-    loop {
-        let Ok((mut inbound, _)) = listener.accept().await else { continue };
-        let backend = backends[next % backends.len()];
-        next += 1;
-        tokio::spawn(async move {
-            if let Ok(mut outbound) = tokio::net::TcpStream::connect(backend).await {
-                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-            }
-        });
-    }
-}
-
-/// Two webhook replicas behind a round-robin proxy, registered with the API server, auditing
+/// Two webhook replicas behind a proxy that sends each review to the next ([`review_proxy`]), registered with the API server, auditing
 /// into the API's database at `database_url`.
 async fn start_webhooks(
     client: &kube::Client,
@@ -139,24 +123,26 @@ async fn start_webhooks(
     let certs = slipway_webhook::certs::generate(&["127.0.0.1".into()]).unwrap();
     let dir = std::env::temp_dir().join(format!("slipway-it-webhook-{}", uuid::Uuid::new_v4().simple()));
     slipway_webhook::certs::write(&dir, &certs).unwrap();
-    let config = slipway_webhook::WebhookConfig {
-        tls_cert: dir.join("tls.crt"),
-        tls_key: dir.join("tls.key"),
-        namespace: "slipway-system".into(),
-        platform: platform(),
-        reservation_ttl: RESERVATION_TTL,
-    };
     let mut backends = Vec::new();
     for _ in 0..2 {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         backends.push(listener.local_addr().unwrap());
+        // Each replica takes tenants' leases; the other sends it those tenants' reviews.
+        let config = slipway_webhook::WebhookConfig {
+            tls_cert: dir.join("tls.crt"),
+            tls_key: dir.join("tls.key"),
+            namespace: "slipway-system".into(),
+            platform: platform(),
+            reservation_ttl: RESERVATION_TTL,
+            advertise: Some(listener.local_addr().unwrap()),
+        };
         let audit = slipway::SqlAudit::connect(database_url).await.unwrap();
         let server = slipway_webhook::Server::start(client.clone(), plans.clone(), &config, Some(audit)).await.unwrap();
         tokio::spawn(server.serve(listener, std::future::pending()));
     }
     let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let target = slipway_webhook::WebhookTarget::Url(format!("https://{}", proxy.local_addr().unwrap()));
-    tokio::spawn(round_robin(proxy, backends));
+    tokio::spawn(review_proxy::run(proxy, backends, dir.join("tls.crt"), dir.join("tls.key")));
     slipway_webhook::register(client, &target, &certs.ca_pem).await.unwrap();
 }
 

@@ -264,17 +264,18 @@ impl Bench {
         let certs = slipway_webhook::certs::generate(&["127.0.0.1".into()])?;
         let dir = tempfile::tempdir()?;
         slipway_webhook::certs::write(dir.path(), &certs)?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let config = slipway_webhook::WebhookConfig {
             tls_cert: dir.path().join(slipway_webhook::certs::CERT_FILE),
             tls_key: dir.path().join(slipway_webhook::certs::KEY_FILE),
             namespace: WEBHOOK_NAMESPACE.into(),
             platform: slipway_policies::Platform::new(INGRESS_DOMAIN, [""; 0]),
             reservation_ttl: RESERVATION_TTL,
+            advertise: Some(addr),
         };
         let plans = Arc::new(PlanCatalog::embedded());
         let server = slipway_webhook::Server::start(self.client.clone(), plans, &config, None).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         tokio::spawn(server.serve(listener, std::future::pending()));
         Ok(Running { addr, ca_pem: certs.ca_pem, _dir: dir })
     }

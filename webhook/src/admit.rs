@@ -5,9 +5,9 @@
 
 use crate::{
     Webhook,
-    answer::{Phase, deny},
+    answer::{Phase, Verdict, deny},
     by_namespace::Watched,
-    reservations::Claim,
+    reservations::{Claim, Reserved},
 };
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
@@ -35,30 +35,30 @@ pub async fn admit<K: Admissible>(
     request: &AdmissionRequest<DynamicObject>,
     phase: Phase,
     base: AdmissionResponse,
-) -> AdmissionResponse {
+) -> Verdict {
     let kind = K::Spec::KIND;
     let Some(object) = request.object.as_ref() else {
-        return deny(base, 400, "the request carries no object");
+        return deny(base, 400, "the request carries no object").into();
     };
     let parsed: K = match parse(object) {
         Ok(o) => o,
-        Err(e) => return deny(base, 400, format!("the object is not a valid {kind}: {e}")),
+        Err(e) => return deny(base, 400, format!("the object is not a valid {kind}: {e}")).into(),
     };
     let Some(ns) = request.namespace.as_deref() else {
-        return deny(base, 400, format!("a {kind} must be namespaced"));
+        return deny(base, 400, format!("a {kind} must be namespaced")).into();
     };
     let tenant = match tenant_of(webhook, ns).await {
         Ok(Some(t)) => t,
-        Ok(None) => return deny(base, 403, format!("namespace {ns} does not belong to a Slipway tenant")),
-        Err(e) => return deny(base, 503, format!("cannot look up the tenant of {ns}: {e}")),
+        Ok(None) => return deny(base, 403, format!("namespace {ns} does not belong to a Slipway tenant")).into(),
+        Err(e) => return deny(base, 503, format!("cannot look up the tenant of {ns}: {e}")).into(),
     };
     let tenant_name = tenant.name_any();
     if tenant.meta().deletion_timestamp.is_some() {
-        return deny(base, 403, format!("tenant {tenant_name:?} is being deleted"));
+        return deny(base, 403, format!("tenant {tenant_name:?} is being deleted")).into();
     }
     let policy = match webhook.plans.effective(&tenant.spec.plan, tenant.spec.limits.as_ref()) {
         Ok(p) => p,
-        Err(e) => return deny(base, 422, format!("tenant {tenant_name} has an unusable plan: {e}")),
+        Err(e) => return deny(base, 422, format!("tenant {tenant_name} has an unusable plan: {e}")).into(),
     };
     match phase {
         Phase::Mutate => {
@@ -67,7 +67,7 @@ pub async fn admit<K: Admissible>(
             let previous = request.old_object.as_ref().and_then(|o| parse::<K>(o).ok());
             let changed = previous.is_none_or(|p| defaulted.runs_differently(&p.spec().defaulted(&policy)));
             let author = request.user_info.username.as_deref().filter(|_| changed);
-            mutate(base, object, &defaulted, &tenant_name, author)
+            mutate(base, object, &defaulted, &tenant_name, author).into()
         }
         Phase::Validate => validate(webhook, request, base, &parsed, &tenant, &policy).await,
     }
@@ -167,7 +167,7 @@ async fn validate<K: Admissible>(
     object: &K,
     tenant: &Tenant,
     policy: &TenantPolicy,
-) -> AdmissionResponse {
+) -> Verdict {
     let kind = K::Spec::KIND;
     let (name, tenant_name) = (object.name_any(), tenant.name_any());
     let ns = request.namespace.clone().unwrap_or_default();
@@ -176,7 +176,8 @@ async fn validate<K: Admissible>(
             base,
             422,
             format!("metadata.labels.{TENANT_LABEL}: {label:?} must be {tenant_name:?}, the namespace's tenant"),
-        );
+        )
+        .into();
     }
     let previous: Option<K::Spec> =
         request.old_object.as_ref().and_then(|o| parse::<K>(o).ok()).map(|o| o.spec().clone());
@@ -214,7 +215,7 @@ async fn validate<K: Admissible>(
         (_, Some(previous)) => policy.grows(previous, spec),
         (_, None) => true,
     };
-    let outcome: Result<Outcome, kube::Error> = if grows {
+    let outcome: Result<Reserved<Outcome>, kube::Error> = if grows {
         let claim = Claim {
             kind,
             name: name.clone(),
@@ -228,17 +229,18 @@ async fn validate<K: Admissible>(
         webhook.ledger.reserve(tenant, &claim, request.dry_run, observed, judge).await
     } else {
         // A change that grows nothing cannot break a total: no reservation to read or write.
-        Ok(judge(Inventory::default()).1)
+        Ok(Reserved::Judged(judge(Inventory::default()).1))
     };
     let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => return deny(base, 503, format!("could not check the tenant's usage, retry: {e}")),
+        Ok(Reserved::Judged(o)) => o,
+        Ok(Reserved::HeldBy(holder)) => return Verdict::Forward(holder),
+        Err(e) => return deny(base, 503, format!("could not check the tenant's usage, retry: {e}")).into(),
     };
     let mut response = if outcome.allowed() { base } else { deny(base, outcome.status_code(), outcome.message()) };
     if !outcome.warnings.is_empty() {
         response.warnings = Some(outcome.warnings);
     }
-    response
+    response.into()
 }
 
 #[cfg(test)]

@@ -13,6 +13,22 @@ pub enum Phase {
     Validate,
 }
 
+/// What judging a review came to.
+#[derive(Debug)]
+pub enum Verdict {
+    /// The answer to send (boxed: it is large, and a forward is small).
+    Answer(Box<AdmissionResponse>),
+    /// Another replica holds the tenant's lease: the review must be judged there, at this
+    /// address (`ip:port`; see [`crate::reservations`]).
+    Forward(String),
+}
+
+impl From<AdmissionResponse> for Verdict {
+    fn from(response: AdmissionResponse) -> Self {
+        Verdict::Answer(Box::new(response))
+    }
+}
+
 /// A denial with an HTTP-like `code` and a message that reaches the user verbatim (kubectl
 /// prints it; the API passes it on as the problem's `detail`). Codes follow Kubernetes'
 /// meaning: 400 a request the webhook cannot read, 403 a change the requester may not make,

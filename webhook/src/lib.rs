@@ -5,7 +5,10 @@
 //!                                            /validate ──▶ policies::Spec::review(Review)
 //!                                                            others = watch caches (Index)
 //!                                                                   + pending reservations (Ledger:
-//!                                                                     CREATEs and growing UPDATEs)
+//!                                                                     CREATEs and growing UPDATEs;
+//!                                                                     in memory on the replica
+//!                                                                     holding the tenant's lease,
+//!                                                                     the others forward to it)
 //! ```
 //!
 //! The rules are pure functions in `slipway-policies`, shared with the API's preview; this
@@ -17,6 +20,7 @@ mod answer;
 pub mod audit;
 mod by_namespace;
 pub mod certs;
+mod forward;
 mod index;
 mod managed_certificate;
 mod metrics;
@@ -33,7 +37,7 @@ pub use index::Index;
 pub use managed_certificate::ManagedCertificate;
 pub use metrics::describe as describe_metrics;
 pub use register::{WebhookTarget, configurations, register};
-pub use reservations::{Claim, Ledger, Observed, Reservation};
+pub use reservations::{Claim, LEASE, Lease, Ledger, Observed, Reservation, Reserved};
 pub use review::{DecodeError, REVIEW_API_VERSION, decode};
 
 use axum::{Router, extract::DefaultBodyLimit, routing::post};
@@ -59,6 +63,11 @@ pub struct WebhookConfig {
     /// How long a reservation holds room at most, when the object it stands for is never seen
     /// (a later admission step refused it).
     pub reservation_ttl: Duration,
+    /// Where the other replicas reach this one (`ip:port` of its HTTPS listener, the pod's IP in
+    /// a cluster): it then takes tenants' leases and admits their growing reviews from memory
+    /// (see [`Ledger`]). `None`: it writes every reservation, and sends the reviews of tenants
+    /// another replica holds to that replica.
+    pub advertise: Option<std::net::SocketAddr>,
 }
 
 /// What the handlers share.
@@ -69,11 +78,15 @@ pub struct Webhook {
     plans: Arc<PlanCatalog>,
     platform: Platform,
     audit: Option<Arc<dyn AuditSink>>,
+    /// Connections to the replicas holding tenants' leases; `None` without a served certificate.
+    peers: Option<forward::Peers>,
 }
 
 impl Webhook {
     /// Starts the caches (waiting for their first list) and ensures the ledger namespace.
-    /// Changes made through Kubernetes go to `audit`, when given (see [`audit`]).
+    /// Changes made through Kubernetes go to `audit`, when given (see [`audit`]). Without the
+    /// certificate it serves, it cannot reach other replicas, so it never holds a lease (and
+    /// answers 503 for tenants another replica holds): see [`Server::start`].
     ///
     /// # Errors
     /// Kubernetes API errors.
@@ -83,10 +96,25 @@ impl Webhook {
         config: &WebhookConfig,
         audit: Option<Arc<dyn AuditSink>>,
     ) -> anyhow::Result<Arc<Self>> {
+        Self::start_serving(client, plans, config, audit, None).await
+    }
+
+    async fn start_serving(
+        client: Client,
+        plans: Arc<PlanCatalog>,
+        config: &WebhookConfig,
+        audit: Option<Arc<dyn AuditSink>>,
+        cert: Option<Arc<tls::ReloadingCert>>,
+    ) -> anyhow::Result<Arc<Self>> {
         register::ensure_namespace(&client, &config.namespace).await?;
         let index = Index::start(client.clone(), config.reservation_ttl).await?;
-        let ledger = Ledger::new(client.clone(), &config.namespace, config.reservation_ttl);
-        Ok(Arc::new(Self { client, index, ledger, plans, platform: config.platform.clone(), audit }))
+        let mut ledger = Ledger::new(client.clone(), &config.namespace, config.reservation_ttl);
+        let peers = cert.map(forward::Peers::new).transpose()?;
+        if let (Some(address), Some(_)) = (config.advertise, &peers) {
+            ledger = ledger.holding_leases_at(address.to_string());
+        }
+        let platform = config.platform.clone();
+        Ok(Arc::new(Self { client, index, ledger, plans, platform, audit, peers }))
     }
 
     /// The webhook's routes: `POST /mutate`, `POST /validate`, `GET /healthz`.
@@ -109,7 +137,7 @@ pub struct Server {
 
 impl Server {
     /// Loads the certificate and key, starts reloading them on change (every 2 s), fills the
-    /// caches. Register the webhook with the API server only after this returns, so it never
+    /// caches; with [`WebhookConfig::advertise`], takes tenants' leases. Register the webhook with the API server only after this returns, so it never
     /// points at a webhook that cannot answer (its failurePolicy is Fail). `audit`: as for
     /// [`Webhook::start`].
     ///
@@ -123,12 +151,13 @@ impl Server {
     ) -> anyhow::Result<Self> {
         let cert = tls::ReloadingCert::load(config.tls_cert.clone(), config.tls_key.clone())?;
         let reload = cert.watch(Duration::from_secs(2));
-        let tls = tls::server_config(cert)?;
-        let webhook = Webhook::start(client, plans, config, audit).await?;
+        let tls = tls::server_config(cert.clone())?;
+        let webhook = Webhook::start_serving(client, plans, config, audit, Some(cert)).await?;
         Ok(Self { webhook, tls, _reload: reload })
     }
 
-    /// Serves over TLS on `listener` until `shutdown` resolves.
+    /// Serves over TLS on `listener` until `shutdown` resolves; then returns the tenants'
+    /// leases it holds, so the other replicas take over at once.
     ///
     /// # Errors
     /// Listener I/O errors.
@@ -138,6 +167,8 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %listener.local_addr()?, "webhook listening (TLS)");
-        tls::serve(listener, self.tls, self.webhook.router(), shutdown).await
+        let served = tls::serve(listener, self.tls, self.webhook.router(), shutdown).await;
+        self.webhook.ledger.release_leases().await;
+        served
     }
 }

@@ -10,6 +10,10 @@ pub const REQUESTS: &str = "slipway_admission_requests_total";
 pub const DURATION: &str = "slipway_admission_duration_seconds";
 /// Reservation writes that lost an optimistic-concurrency race (409) and were judged again.
 pub const RESERVATION_CONFLICTS: &str = "slipway_reservation_conflicts_total";
+/// Reservations admitted from memory under this replica's lease of their tenant (no write).
+pub const RESERVATIONS_HELD: &str = "slipway_reservations_held_total";
+/// Reviews sent to the replica holding their tenant's lease, by outcome (`answered`, `failed`).
+pub const FORWARDED: &str = "slipway_admission_forwarded_total";
 
 /// Describes the webhook's metrics to the installed recorder.
 pub fn describe() {
@@ -22,6 +26,14 @@ pub fn describe() {
     metrics::describe_counter!(
         RESERVATION_CONFLICTS,
         "Reservation ledger writes that lost a race (409) and were retried"
+    );
+    metrics::describe_counter!(
+        RESERVATIONS_HELD,
+        "Reservations admitted from memory under this replica's lease of their tenant"
+    );
+    metrics::describe_counter!(
+        FORWARDED,
+        "Admission reviews sent to the replica holding their tenant's lease, by outcome"
     );
 }
 

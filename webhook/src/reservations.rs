@@ -29,6 +29,21 @@
 //! two writes, not eight in turn. A queued reservation is only written on the ledger version
 //! it was judged against (or this replica's own write on top of it, which it counted): when
 //! the replica learns of a newer version, the queue is judged again.
+//!
+//! **Leases (issue 13).** A replica that can be reached by the others (it has an address) takes
+//! the tenant's *lease* with the write that carries its first reservation: the ledger's `lease`
+//! entry names it, its address and an end ([`LEASE`] later). While it holds the lease, no other
+//! replica writes the ledger (they send the tenant's growing reviews to the holder, see
+//! [`Reserved::HeldBy`]), so the holder's view of the ledger is exact and it admits from memory:
+//! its reservations are kept in this process, counted by its judges like the ledger's, released
+//! the same way, and the common case costs no API request at all. The holder renews the lease
+//! while the tenant is busy, and returns it after [`IDLE`] without reviews, and when it shuts
+//! down, writing what it still holds as ordinary reservations. A holder that dies unannounced
+//! leaves reservations nobody can read: the others wait until its lease has ended plus the
+//! reservations' lifetime (by then every object it admitted is in their watch caches, the
+//! same bound the ledger relies on) and answer the tenant's growing reviews 503 "retry" meanwhile.
+//! One admitting replica per tenant also keeps rules across objects exact, such as a Service
+//! name held by one kind only, which shares of the room on several replicas could not.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::{
@@ -43,6 +58,22 @@ use std::{
     sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
+
+/// How long a lease lets its holder admit a tenant's growing reviews from memory.
+pub const LEASE: Duration = Duration::from_secs(10);
+/// The holder stops admitting from memory this long before its lease ends: the clock skew
+/// between replicas it tolerates (the others take over only after the end plus the
+/// reservations' lifetime).
+const LEASE_MARGIN: Duration = Duration::from_secs(1);
+/// A holder renews its lease when less than this is left and the tenant had a review within
+/// [`IDLE`]: about one write per tenant every 5 s of activity, instead of one per review.
+const RENEW_BELOW: Duration = Duration::from_secs(5);
+/// A holder returns the lease of a tenant that had no review for this long.
+pub const IDLE: Duration = Duration::from_secs(5);
+/// How often a replica looks at the leases it holds (to renew or return them).
+const LEASE_TICK: Duration = Duration::from_secs(1);
+/// The ledger key of the lease. It has no `.`, so it never reads as a reservation.
+const LEASE_KEY: &str = "lease";
 
 /// Most attempts at one reservation before giving up (each lost attempt means another request
 /// won; 20 concurrent creates need at most 20).
@@ -78,6 +109,35 @@ pub struct Reservation {
     pub expires: u64,
 }
 
+/// The ledger's `lease` entry: which replica admits the tenant's growing reviews, where the
+/// others reach it, and until when (Unix milliseconds).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Lease {
+    /// The holder's replica ID (random, one per process).
+    pub holder: String,
+    /// Where the other replicas send the tenant's reviews: `ip:port` of its HTTPS listener.
+    pub address: String,
+    /// End of the lease, milliseconds since the Unix epoch.
+    pub until: u64,
+}
+
+/// How [`Ledger::reserve`] ended.
+#[derive(Debug, PartialEq)]
+pub enum Reserved<T> {
+    /// Judged on this replica: the judge's verdict (when it admitted, the room is reserved).
+    Judged(T),
+    /// Another replica holds the tenant's lease: the review must be judged there, at this
+    /// address (`ip:port`).
+    HeldBy(String),
+}
+
+/// This replica as a lease holder: its ID and the address the others reach it at.
+#[derive(Clone, Debug)]
+struct Holder {
+    id: String,
+    address: String,
+}
+
 /// The ledger key of an object: `apps.<name>`, `databases.<name>`, `workspaces.<name>`.
 fn key(kind: Kind, name: &str) -> String {
     format!("{}.{name}", kind.plural())
@@ -97,6 +157,19 @@ fn ledger_name(tenant_uid: &str) -> String {
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The lease recorded in a ledger's data, if any is readable.
+fn lease_in(data: Option<&BTreeMap<String, String>>) -> Option<Lease> {
+    serde_json::from_str(data?.get(LEASE_KEY)?).ok()
 }
 
 /// Reservations still pending in a ConfigMap's data: readable, not lapsed at `at`, and not yet
@@ -136,6 +209,9 @@ pub type Observed = Arc<dyn Fn(Kind, &str, &Reservation) -> bool + Send + Sync>;
 pub struct Ledger {
     api: Api<ConfigMap>,
     ttl: Duration,
+    /// This replica as a lease holder; `None`: it never holds a lease (every reservation it
+    /// admits is written), though it still defers to a replica that holds one.
+    holder: Option<Holder>,
     /// Per ledger: what this replica knows of it and what it is about to write to it.
     tenants: Arc<Mutex<HashMap<String, Arc<TenantLedger>>>>,
 }
@@ -194,19 +270,52 @@ struct Shared {
     queued: Vec<Queued>,
     /// In the write in flight, by ledger key: counted by every judge until it ends.
     writing: BTreeMap<String, Reservation>,
+    /// Admitted from memory under this replica's lease and never written, by ledger key:
+    /// counted by every judge until observed or lapsed, written when the lease is returned.
+    held: BTreeMap<String, Reservation>,
     /// Whether a write is in flight (at most one per ledger and replica).
     flushing: bool,
+    /// The next write, when nothing is queued, renews this replica's lease.
+    renewing: bool,
+    /// The next write returns this replica's lease; until it is written, nothing is admitted
+    /// from memory.
+    releasing: bool,
     /// Counts the versions this replica has learned (read or written): a version learned after
     /// a request stopped trusting the one before is fresh enough to refuse on.
     learned: u64,
     /// When a request last used this ledger (see [`forget_idle`]).
     used: Option<Instant>,
+    /// Where the ledger lives, and what the last request knew of the caches (for the writes
+    /// that renew or return a lease, which no request starts).
+    target: Option<Target>,
+    observed: Option<Observed>,
+}
+
+impl Shared {
+    /// The lease this replica holds on the known version, if it holds one (ended or not).
+    fn own_lease(&self, holder: Option<&Holder>) -> Option<Lease> {
+        lease_in(known_data(&self.known)).filter(|l| holder.is_some_and(|h| h.id == l.holder))
+    }
+
+    /// Everything a judge counts, at `at` (Unix seconds): the known version's pending
+    /// reservations, then this replica's written, queued and held ones (newer, so they win).
+    /// Held reservations the caches now cover, or that lapsed, are dropped for good.
+    fn entries(&mut self, at: u64, observed: &Observed) -> BTreeMap<String, Reservation> {
+        self.held.retain(|k, r| r.expires > at && parse_key(k).is_some_and(|(kind, name)| !observed(kind, name, r)));
+        let mut entries = pending(known_data(&self.known), at, observed.as_ref());
+        entries.extend(self.writing.iter().map(|(k, r)| (k.clone(), r.clone())));
+        entries.extend(self.queued.iter().map(|q| (q.key.clone(), q.reservation.clone())));
+        entries.extend(self.held.iter().map(|(k, r)| (k.clone(), r.clone())));
+        entries
+    }
 }
 
 /// What a replica keeps of one tenant's ledger.
 #[derive(Default)]
 struct TenantLedger {
     shared: Mutex<Shared>,
+    /// Woken when a writer ends (see [`Ledger::release_leases`]).
+    settled: tokio::sync::Notify,
 }
 
 impl TenantLedger {
@@ -217,16 +326,20 @@ impl TenantLedger {
 
 /// Forgets what this replica keeps of the ledgers no request has used for `idle` (the
 /// reservations' lifetime), so deleted tenants leave nothing behind: only those nothing holds
-/// (no request, no write in flight) and with nothing queued or being written. A quiet tenant's
-/// ledger is read again when next used. Called with the map locked, so no request can take one
-/// of them meanwhile.
-fn forget_idle(tenants: &mut HashMap<String, Arc<TenantLedger>>, idle: Duration) {
+/// (no request, no write in flight) and with nothing queued, being written or held, and whose
+/// lease this replica does not hold. A quiet tenant's ledger is read again when next used.
+/// Called with the map locked, so no request can take one of them meanwhile.
+fn forget_idle(tenants: &mut HashMap<String, Arc<TenantLedger>>, idle: Duration, holder: Option<&Holder>) {
     tenants.retain(|_, ledger| {
         if Arc::strong_count(ledger) > 1 {
             return true;
         }
         let shared = ledger.lock();
-        let busy = !shared.queued.is_empty() || !shared.writing.is_empty() || shared.flushing;
+        let busy = !shared.queued.is_empty()
+            || !shared.writing.is_empty()
+            || !shared.held.is_empty()
+            || shared.flushing
+            || shared.own_lease(holder).is_some();
         busy || shared.used.is_some_and(|at| at.elapsed() < idle)
     });
 }
@@ -239,25 +352,52 @@ struct Target {
     owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 }
 
+/// What one write of a ledger carries besides its pending reservations.
+enum Write {
+    /// Queued reservations; the lease is taken or renewed with them (when this replica can hold
+    /// one).
+    Batch(Vec<Queued>),
+    /// Only a later end of this replica's lease.
+    Renew,
+    /// The reservations held in memory; the lease is returned.
+    Release(BTreeMap<String, Reservation>),
+}
+
 impl Ledger {
-    /// Ledgers kept as ConfigMaps in `namespace` (the webhook's own, never a tenant's).
+    /// Ledgers kept as ConfigMaps in `namespace` (the webhook's own, never a tenant's). This
+    /// replica never holds a lease: see [`Ledger::holding_leases_at`].
     pub fn new(client: Client, namespace: &str, ttl: Duration) -> Self {
-        Self { api: Api::namespaced(client, namespace), ttl, tenants: Arc::default() }
+        Self { api: Api::namespaced(client, namespace), ttl, holder: None, tenants: Arc::default() }
+    }
+
+    /// The same ledgers, with this replica taking tenants' leases: the other replicas reach it
+    /// at `address` (`ip:port` of its HTTPS listener). Starts the task that renews and returns
+    /// its leases (every second, until the ledger is dropped); call it in a tokio runtime.
+    #[must_use]
+    pub fn holding_leases_at(mut self, address: String) -> Self {
+        let id = format!("{:016x}", rand::random::<u64>());
+        self.holder = Some(Holder { id, address });
+        tokio::spawn(tend_leases(Arc::downgrade(&self.tenants), self.api.clone(), self.ttl, self.holder.clone()));
+        self
     }
 
     /// Judges `claim` against the tenant's pending reservations and, when `judge` admits it
-    /// (returns `true`), reserves its room with an optimistic-concurrency write of the ledger.
-    /// `judge` receives the pending reservations of the tenant's other objects (this replica's
-    /// admitted but not yet written ones included) and may be called several times: once per
-    /// lost race. `observed` says which reservations this replica's caches already cover. With
-    /// `dry_run`, nothing is written (`sideEffects: NoneOnDryRun`).
+    /// (returns `true`), reserves its room: in memory while this replica holds the tenant's
+    /// lease, else with an optimistic-concurrency write of the ledger (which takes the lease,
+    /// when this replica can hold one). `judge` receives the pending reservations of the
+    /// tenant's other objects (this replica's admitted but not yet written ones included) and
+    /// may be called several times: once per lost race. `observed` says which reservations this
+    /// replica's caches already cover. With `dry_run`, nothing is written
+    /// (`sideEffects: NoneOnDryRun`), and the verdict is this replica's even when another holds
+    /// the lease (a moment behind the holder's).
     ///
     /// Reservations of one tenant admitted while a write of its ledger is in flight are written
     /// together by the next one (group commit), so concurrent creates of a tenant cost one
     /// write per round trip, not one each.
     ///
     /// # Errors
-    /// Kubernetes API errors, or [`MAX_ATTEMPTS`] lost races in a row.
+    /// Kubernetes API errors; [`MAX_ATTEMPTS`] lost races in a row; a holder that stopped
+    /// renewing its lease (retry once its reservations have lapsed).
     pub async fn reserve<T>(
         &self,
         tenant: &Tenant,
@@ -265,7 +405,7 @@ impl Ledger {
         dry_run: bool,
         observed: Observed,
         mut judge: impl FnMut(Inventory) -> (bool, T),
-    ) -> Result<T, kube::Error> {
+    ) -> Result<Reserved<T>, kube::Error> {
         let tenant_name = tenant.name_any();
         let target = Target {
             name: ledger_name(tenant.uid().as_deref().unwrap_or(&tenant_name)),
@@ -276,11 +416,16 @@ impl Ledger {
         let state = {
             let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
             if !tenants.contains_key(&target.name) {
-                forget_idle(&mut tenants, self.ttl);
+                forget_idle(&mut tenants, self.ttl, self.holder.as_ref());
             }
             tenants.entry(target.name.clone()).or_default().clone()
         };
-        state.lock().used = Some(Instant::now());
+        {
+            let mut shared = state.lock();
+            shared.used = Some(Instant::now());
+            shared.target = Some(target.clone());
+            shared.observed = Some(observed.clone());
+        }
         let own_key = key(claim.kind, &claim.name);
         // What `learned` was when this request last found the known version too old to refuse on.
         let mut distrusted: Option<u64> = None;
@@ -292,18 +437,43 @@ impl Ledger {
                     continue;
                 }
                 let fresh = read || distrusted.is_some_and(|n| shared.learned > n);
-                let at = now();
-                let mut entries = pending(known_data(&shared.known), at, observed.as_ref());
-                // Admitted here a moment ago: counted before the ledger holds them.
-                entries.extend(shared.writing.iter().map(|(k, r)| (k.clone(), r.clone())));
-                entries.extend(shared.queued.iter().map(|q| (q.key.clone(), q.reservation.clone())));
+                let (at, at_ms) = (now(), now_ms());
+                let lease = lease_in(known_data(&shared.known));
+                let own = lease.as_ref().filter(|l| self.holder.as_ref().is_some_and(|h| h.id == l.holder));
+                let in_memory = own.is_some_and(|l| at_ms + millis(LEASE_MARGIN) < l.until) && !shared.releasing;
+                if let Some(other) = lease.as_ref().filter(|_| own.is_none() && !dry_run) {
+                    if at_ms < other.until {
+                        return Ok(Reserved::HeldBy(other.address.clone()));
+                    }
+                    let lapses = other.until.saturating_add(millis(self.ttl));
+                    if at_ms < lapses {
+                        if !fresh {
+                            // It may have been returned or renewed since: read the current one.
+                            forget(&mut shared);
+                            distrusted = Some(shared.learned);
+                            continue;
+                        }
+                        return Err(kube::Error::Service(
+                            format!(
+                                "the webhook replica at {} admitted tenant {:?}'s objects and stopped renewing its lease; \
+                                 what it admitted counts until {} s from now: retry then",
+                                other.address,
+                                target.tenant,
+                                (lapses - at_ms).div_ceil(1000)
+                            )
+                            .into(),
+                        ));
+                    }
+                }
+                let entries = shared.entries(at, &observed);
                 let (admit, verdict) = judge(inventory(&entries, &own_key));
                 if dry_run {
-                    return Ok(verdict);
+                    return Ok(Reserved::Judged(verdict));
                 }
                 if !admit {
-                    if fresh {
-                        return Ok(verdict);
+                    // The holder's view is exact: nobody else writes while it holds the lease.
+                    if fresh || in_memory {
+                        return Ok(Reserved::Judged(verdict));
                     }
                     // Never refuse on a version that may be out of date: read the current one.
                     forget(&mut shared);
@@ -316,6 +486,11 @@ impl Ledger {
                     footprint: claim.footprint.clone(),
                     expires: at + self.ttl.as_secs(),
                 };
+                if in_memory {
+                    shared.held.insert(own_key, reservation);
+                    metrics::counter!(crate::metrics::RESERVATIONS_HELD).increment(1);
+                    return Ok(Reserved::Judged(verdict));
+                }
                 let (done, written) = tokio::sync::oneshot::channel();
                 let epoch = shared.epoch;
                 shared.queued.push(Queued { key: own_key.clone(), reservation, epoch, done });
@@ -326,7 +501,7 @@ impl Ledger {
                 (verdict, written)
             };
             match done.await.unwrap_or_else(|_| Commit::Failed("the ledger writer stopped".into())) {
-                Commit::Written => return Ok(verdict),
+                Commit::Written => return Ok(Reserved::Judged(verdict)),
                 Commit::Stale => {}
                 Commit::Lost => {
                     metrics::counter!(crate::metrics::RESERVATION_CONFLICTS).increment(1);
@@ -339,6 +514,51 @@ impl Ledger {
             }
         }
         Err(kube::Error::Service(format!("lost {MAX_ATTEMPTS} races reserving room in {}", target.name).into()))
+    }
+
+    /// Returns every lease this replica holds, writing what it holds in memory as ordinary
+    /// reservations, so the other replicas take over at once instead of waiting for the leases
+    /// to end. Call it when the webhook has stopped taking reviews (shutdown); waits for the
+    /// writes, 5 s at most.
+    pub async fn release_leases(&self) {
+        let states: Vec<_> = self.tenants.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        for state in states {
+            let start = {
+                let mut shared = state.lock();
+                if shared.own_lease(self.holder.as_ref()).is_none() {
+                    continue;
+                }
+                shared.releasing = true;
+                !std::mem::replace(&mut shared.flushing, true)
+            };
+            if start {
+                self.start_write(&state);
+            }
+            loop {
+                let settled = state.settled.notified();
+                if !state.lock().flushing {
+                    break;
+                }
+                if tokio::time::timeout_at(deadline, settled).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Starts a writer for a ledger whose `flushing` the caller has just set, with what the
+    /// last request left (a lease is only held after a request wrote).
+    fn start_write(&self, state: &Arc<TenantLedger>) {
+        let (target, observed) = {
+            let shared = state.lock();
+            (shared.target.clone(), shared.observed.clone())
+        };
+        if let (Some(target), Some(observed)) = (target, observed) {
+            tokio::spawn(self.clone().flush(state.clone(), target, observed));
+        } else {
+            state.lock().flushing = false;
+        }
     }
 
     /// Reads the ledger when this replica does not know its current version; `true` when it
@@ -362,9 +582,9 @@ impl Ledger {
         Ok(true)
     }
 
-    /// Writes the queued reservations of one ledger, a batch per write, until none is left.
-    /// Runs in its own task, so a request given up by its caller never leaves a write half
-    /// done.
+    /// Writes the queued reservations of one ledger, a batch per write, until none is left;
+    /// then, if asked, renews or returns this replica's lease. Runs in its own task, so a
+    /// request given up by its caller never leaves a write half done.
     async fn flush(self, state: Arc<TenantLedger>, target: Target, observed: Observed) {
         // Should this task end early (a panic), its waiters fail and the next reservation
         // starts a writer, instead of waiting for ever.
@@ -376,36 +596,55 @@ impl Ledger {
                     shared.flushing = false;
                     shared.writing.clear();
                     shared.queued.clear();
+                    (shared.renewing, shared.releasing) = (false, false);
                     forget(&mut shared);
                 }
+                drop(shared);
+                self.0.settled.notify_waiters();
             }
         }
         let _abandoned = Abandoned(&state);
         loop {
-            let (base, batch) = {
+            let (base, write) = {
                 let mut shared = state.lock();
-                if shared.queued.is_empty() {
-                    // In the same critical section that saw the queue empty: a reservation
-                    // queued after it starts the next writer.
-                    shared.flushing = false;
-                    return;
-                }
                 let epoch = shared.epoch;
                 let (batch, stale): (Vec<_>, Vec<_>) = shared.queued.drain(..).partition(|q| q.epoch == epoch);
                 for q in stale {
                     let _ = q.done.send(Commit::Stale);
                 }
-                if batch.is_empty() {
-                    continue;
-                }
-                shared.writing = batch.iter().map(|q| (q.key.clone(), q.reservation.clone())).collect();
-                (shared.known.clone(), batch)
+                let write = if !batch.is_empty() {
+                    // Reviews keep coming: the lease is kept, taken with this write.
+                    (shared.renewing, shared.releasing) = (false, false);
+                    shared.writing = batch.iter().map(|q| (q.key.clone(), q.reservation.clone())).collect();
+                    Write::Batch(batch)
+                } else if shared.releasing {
+                    shared.entries(now(), &observed);
+                    Write::Release(shared.held.clone())
+                } else if shared.renewing {
+                    Write::Renew
+                } else {
+                    // In the same critical section that saw the queue empty: a reservation
+                    // queued after it starts the next writer.
+                    shared.flushing = false;
+                    return;
+                };
+                (shared.known.clone(), write)
             };
             let mut entries = pending(known_data(&base), now(), observed.as_ref());
             // Released and lapsed entries are dropped with this write.
-            entries.extend(batch.iter().map(|q| (q.key.clone(), q.reservation.clone())));
+            let lease = match &write {
+                Write::Batch(batch) => {
+                    entries.extend(batch.iter().map(|q| (q.key.clone(), q.reservation.clone())));
+                    self.new_lease()
+                }
+                Write::Renew => self.new_lease(),
+                Write::Release(held) => {
+                    entries.extend(held.iter().map(|(k, r)| (k.clone(), r.clone())));
+                    None
+                }
+            };
             let creating = !matches!(base, Known::At(_));
-            let written = self.write(&target, base, entries).await;
+            let written = self.write(&target, base, entries, lease).await;
             let mut shared = state.lock();
             shared.writing.clear();
             let commit = || match &written {
@@ -422,33 +661,60 @@ impl Ledger {
                 Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => Commit::Lost,
                 Err(e) => Commit::Failed(e.to_string()),
             };
-            let outcomes: Vec<_> = batch.iter().map(|_| commit()).collect();
+            let outcomes: Vec<_> = match &write {
+                Write::Batch(batch) => batch.iter().map(|_| commit()).collect(),
+                Write::Renew | Write::Release(_) => Vec::new(),
+            };
+            if let Err(e) = &written {
+                tracing::debug!(ledger = %target.name, error = %e, "ledger write failed");
+            }
             match written {
                 Ok(ledger) => {
                     shared.known = Known::At(Arc::new(ledger));
                     shared.learned += 1;
+                    if let Write::Release(held) = &write {
+                        // Written: the ledger counts them now.
+                        shared.held.retain(|k, r| held.get(k) != Some(r));
+                    }
                 }
                 Err(_) => forget(&mut shared),
             }
+            match &write {
+                Write::Release(_) => shared.releasing = false,
+                Write::Renew => shared.renewing = false,
+                Write::Batch(_) => {}
+            }
             drop(shared);
-            for (q, outcome) in batch.into_iter().zip(outcomes) {
-                let _ = q.done.send(outcome);
+            if let Write::Batch(batch) = write {
+                for (q, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = q.done.send(outcome);
+                }
             }
         }
     }
 
-    /// Writes `entries` as the ledger's data on top of version `base` (creating the ledger when
-    /// it is absent).
+    /// A lease for this replica from now on, if it can hold one.
+    fn new_lease(&self) -> Option<Lease> {
+        let holder = self.holder.as_ref()?;
+        Some(Lease { holder: holder.id.clone(), address: holder.address.clone(), until: now_ms() + millis(LEASE) })
+    }
+
+    /// Writes `entries` and `lease` as the ledger's data on top of version `base` (creating the
+    /// ledger when it is absent).
     async fn write(
         &self,
         target: &Target,
         base: Known,
         entries: BTreeMap<String, Reservation>,
+        lease: Option<Lease>,
     ) -> Result<ConfigMap, kube::Error> {
-        let data = entries
+        let mut data: BTreeMap<String, String> = entries
             .into_iter()
             .map(|(k, r)| (k, serde_json::to_string(&r).expect("a reservation serializes")))
             .collect();
+        if let Some(lease) = lease {
+            data.insert(LEASE_KEY.into(), serde_json::to_string(&lease).expect("a lease serializes"));
+        }
         match base {
             Known::At(base) => {
                 let mut cm = Arc::unwrap_or_clone(base);
@@ -468,6 +734,45 @@ impl Ledger {
                     ..Default::default()
                 };
                 self.api.create(&PostParams::default(), &cm).await
+            }
+        }
+    }
+}
+
+/// Every [`LEASE_TICK`], renews the leases of busy tenants that end within [`RENEW_BELOW`] and
+/// returns those of tenants idle for [`IDLE`]; ends when the ledgers are dropped.
+async fn tend_leases(
+    tenants: std::sync::Weak<Mutex<HashMap<String, Arc<TenantLedger>>>>,
+    api: Api<ConfigMap>,
+    ttl: Duration,
+    holder: Option<Holder>,
+) {
+    let mut ticker = tokio::time::interval(LEASE_TICK);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let Some(tenants) = tenants.upgrade() else { return };
+        let states: Vec<_> = tenants.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        let ledger = Ledger { api: api.clone(), ttl, holder: holder.clone(), tenants };
+        for state in states {
+            let start = {
+                let mut shared = state.lock();
+                let Some(lease) = shared.own_lease(holder.as_ref()) else { continue };
+                if shared.flushing {
+                    continue;
+                }
+                if shared.used.is_none_or(|at| at.elapsed() >= IDLE) {
+                    shared.releasing = true;
+                } else if lease.until < now_ms() + millis(RENEW_BELOW) {
+                    shared.renewing = true;
+                } else {
+                    continue;
+                }
+                shared.flushing = true;
+                true
+            };
+            if start {
+                ledger.start_write(&state);
             }
         }
     }
@@ -548,12 +853,12 @@ mod tests {
             ("held".to_string(), held.clone()),
         ]
         .into();
-        forget_idle(&mut tenants, idle);
+        forget_idle(&mut tenants, idle, None);
         let mut kept: Vec<_> = tenants.keys().cloned().collect();
         kept.sort();
         assert_eq!(kept, ["held", "recent", "writing"]);
         drop(held);
-        forget_idle(&mut tenants, idle);
+        forget_idle(&mut tenants, idle, None);
         assert!(!tenants.contains_key("held"), "once nothing holds it, it goes too");
     }
 }

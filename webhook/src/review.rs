@@ -7,13 +7,13 @@
 use crate::{
     Webhook,
     admit::{self, admit},
-    answer::{Phase, deny},
-    audit, metrics, scale,
+    answer::{Phase, Verdict, deny},
+    audit, forward, metrics, scale,
 };
 use axum::{
     body::Bytes,
     extract::State,
-    http::StatusCode,
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use kube::{
@@ -58,16 +58,16 @@ pub fn decode(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, DecodeErro
 }
 
 /// `POST /mutate`.
-pub async fn mutate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
-    handle(webhook, body, Phase::Mutate).await
+pub async fn mutate(State(webhook): State<Arc<Webhook>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(webhook, &headers, body, Phase::Mutate).await
 }
 
 /// `POST /validate`.
-pub async fn validate(State(webhook): State<Arc<Webhook>>, body: Bytes) -> Response {
-    handle(webhook, body, Phase::Validate).await
+pub async fn validate(State(webhook): State<Arc<Webhook>>, headers: HeaderMap, body: Bytes) -> Response {
+    handle(webhook, &headers, body, Phase::Validate).await
 }
 
-async fn handle(webhook: Arc<Webhook>, body: Bytes, phase: Phase) -> Response {
+async fn handle(webhook: Arc<Webhook>, headers: &HeaderMap, body: Bytes, phase: Phase) -> Response {
     let started = std::time::Instant::now();
     let request = match decode(&body) {
         Ok(r) => r,
@@ -83,8 +83,20 @@ async fn handle(webhook: Arc<Webhook>, body: Bytes, phase: Phase) -> Response {
     // it is about.
     let tenant = slipway_crds::tenant_named_by(namespace).unwrap_or_default();
     let span = tracing::info_span!("admission", ?phase, %kind, operation, tenant, namespace, name = %request.name);
+    let forwarded = headers.contains_key(forward::FORWARDED_HEADER);
     let response = async {
-        let response = respond(&webhook, &request, phase).await;
+        let response = match respond(&webhook, &request, phase).await {
+            Verdict::Answer(response) => *response,
+            // The holder judges it, records it and answers: its answer is passed on as it is.
+            Verdict::Forward(holder) if !forwarded => {
+                return forward::to_holder(&webhook, &holder, phase, &request, body.clone()).await;
+            }
+            Verdict::Forward(holder) => deny(
+                AdmissionResponse::from(&request),
+                503,
+                format!("the tenant's admissions moved from this webhook replica to {holder} meanwhile, retry"),
+            ),
+        };
         record(&webhook, &request, &response, phase).await;
         if response.allowed {
             tracing::debug!("admitted");
@@ -130,13 +142,13 @@ async fn record(
     }
 }
 
-/// The answer to one decoded request. DELETEs (validation only, for the audit trail) and
-/// CONNECTs are always allowed; an App's scale subresource is judged as the App's UPDATE
-/// (see [`scale`]).
-pub async fn respond(webhook: &Webhook, request: &AdmissionRequest<DynamicObject>, phase: Phase) -> AdmissionResponse {
+/// The answer to one decoded request, or the replica that must judge it. DELETEs (validation
+/// only, for the audit trail) and CONNECTs are always allowed; an App's scale subresource is
+/// judged as the App's UPDATE (see [`scale`]).
+pub async fn respond(webhook: &Webhook, request: &AdmissionRequest<DynamicObject>, phase: Phase) -> Verdict {
     let base = AdmissionResponse::from(request);
     if !matches!(request.operation, Operation::Create | Operation::Update) {
-        return base;
+        return base.into();
     }
     if request.sub_resource.as_deref() == Some(scale::SUBRESOURCE)
         && request.resource.group == GROUP
@@ -149,13 +161,14 @@ pub async fn respond(webhook: &Webhook, request: &AdmissionRequest<DynamicObject
             base,
             400,
             format!("Slipway's webhook does not handle {}/{}", request.kind.group, request.kind.kind),
-        );
+        )
+        .into();
     }
     match Kind::from_name(&request.kind.kind) {
         Some(Kind::App) => admit::<App>(webhook, request, phase, base).await,
         Some(Kind::Database) => admit::<Database>(webhook, request, phase, base).await,
         Some(Kind::Workspace) => admit::<Workspace>(webhook, request, phase, base).await,
-        None => deny(base, 400, format!("Slipway's webhook does not handle kind {}", request.kind.kind)),
+        None => deny(base, 400, format!("Slipway's webhook does not handle kind {}", request.kind.kind)).into(),
     }
 }
 

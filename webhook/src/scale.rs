@@ -11,7 +11,7 @@
 use crate::{
     Webhook,
     admit::admit,
-    answer::{Phase, deny},
+    answer::{Phase, Verdict, deny},
 };
 use k8s_openapi::api::autoscaling::v1::Scale;
 use kube::{
@@ -33,31 +33,34 @@ pub async fn admit_scale(
     request: &AdmissionRequest<DynamicObject>,
     phase: Phase,
     base: AdmissionResponse,
-) -> AdmissionResponse {
+) -> Verdict {
     if phase == Phase::Mutate || request.operation != Operation::Update {
-        return base;
+        return base.into();
     }
     let Some(replicas) = request.object.as_ref().map(replicas_of) else {
-        return deny(base, 400, "the scale request carries no Scale");
+        return deny(base, 400, "the scale request carries no Scale").into();
     };
     let replicas = match replicas {
         Ok(r) => r,
-        Err(e) => return deny(base, 400, format!("the object is not a valid Scale: {e}")),
+        Err(e) => return deny(base, 400, format!("the object is not a valid Scale: {e}")).into(),
     };
     let Some(ns) = request.namespace.as_deref() else {
-        return deny(base, 400, "a Scale of an App must be namespaced");
+        return deny(base, 400, "a Scale of an App must be namespaced").into();
     };
     // The App itself, read from the API server (a quorum read, never older than the Scale's
     // base): the Scale carries only the replica count. Should the App change in between, the
     // API server's write of this Scale conflicts and it asks again with the newer App.
     let current = match Api::<App>::namespaced(webhook.client.clone(), ns).get_opt(&request.name).await {
         Ok(Some(app)) => app,
-        Ok(None) => return deny(base, 404, format!("App {:?} does not exist (any more)", request.name)),
-        Err(e) => return deny(base, 503, format!("cannot read App {:?} to judge its scale, retry: {e}", request.name)),
+        Ok(None) => return deny(base, 404, format!("App {:?} does not exist (any more)", request.name)).into(),
+        Err(e) => {
+            return deny(base, 503, format!("cannot read App {:?} to judge its scale, retry: {e}", request.name))
+                .into();
+        }
     };
     let as_update = match app_update(request, &current, replicas) {
         Ok(r) => r,
-        Err(e) => return deny(base, 500, format!("cannot restate the scale as an update of the App: {e}")),
+        Err(e) => return deny(base, 500, format!("cannot restate the scale as an update of the App: {e}")).into(),
     };
     admit::<App>(webhook, &as_update, Phase::Validate, base).await
 }

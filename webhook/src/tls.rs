@@ -229,6 +229,75 @@ pub fn server_config(cert: Arc<ReloadingCert>) -> anyhow::Result<Arc<rustls::Ser
     Ok(Arc::new(config))
 }
 
+/// Builds the rustls client configuration a replica uses to reach its peers (see
+/// [`crate::forward`]): the peer must present exactly the leaf certificate `cert` serves now
+/// and prove it holds its key (the handshake signature is checked as usual); names and
+/// issuers are not looked at. Versions and provider as in [`server_config`]; ALPN `h2` only;
+/// no session resumption, so every connection checks the certificate served now.
+///
+/// # Errors
+/// rustls rejects the provider/version combination (cannot happen with ring and these versions).
+pub fn same_certificate_client(cert: Arc<ReloadingCert>) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+    let provider = Arc::clone(&cert.provider);
+    let algorithms = provider.signature_verification_algorithms;
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .context("ring provider does not support TLS 1.2/1.3")?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(SameCertificate { cert, algorithms }))
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.resumption = rustls::client::Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+/// Accepts a server whose leaf certificate is the one this replica serves.
+#[derive(Debug)]
+struct SameCertificate {
+    cert: Arc<ReloadingCert>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl rustls::client::danger::ServerCertVerifier for SameCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let served = self.cert.current();
+        if served.cert.first().is_some_and(|own| own.as_ref() == end_entity.as_ref()) {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
 /// Serves `router` over HTTPS on `listener` until `shutdown` resolves.
 ///
 /// * Each accepted TCP connection is handled in its own tokio task: TLS handshake with `config` (bounded by a
