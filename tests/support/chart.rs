@@ -184,5 +184,14 @@ pub async fn api_base() -> String {
         ready.status().is_success().then_some(())
     })
     .await;
+    // kube-apiserver (on this machine) dials the webhook's Service address, which kube-proxy
+    // routes only a moment after the pods are Ready: until then it refuses connections, and
+    // every write of Slipway's kinds fails (`helm --wait` does not wait for that).
+    let webhook = services.get(&format!("{RELEASE}-webhook")).await.unwrap();
+    let address = (webhook.spec.unwrap().cluster_ip.expect("a ClusterIP Service"), 443);
+    eventually(Duration::from_secs(60), "the webhook's Service to accept connections", || async {
+        tokio::net::TcpStream::connect((address.0.as_str(), address.1)).await.ok().map(drop)
+    })
+    .await;
     format!("{base}/api/v1")
 }
