@@ -720,14 +720,19 @@ async fn creates_kept_from_mutation() -> u64 {
 }
 
 /// A create that already carries what the mutating webhook adds (the tenant label, every field
-/// the plan defaults, the requester as author), as Slipway's API sends its creates, is not sent
-/// to the webhook at all (issue 13: its round trip was the largest part of what admission added
-/// to a create): kube-apiserver counts it as kept from the webhook by the match condition, and
-/// stores it as sent. A create that lacks any of it, or names someone else as its author, is
+/// the plan defaults, the requester as author) is not sent to the webhook at all (issue 13: its
+/// round trip was the largest part of what admission added to a create), and is stored as
+/// sent:
+/// - labelled `slipway.dev/defaults: filled`, as Slipway's API sends its creates, by the
+///   webhook's object selector. The proof that kube-apiserver skipped the webhook: such an
+///   object that lacks anything is refused, saying what, instead of being filled in;
+/// - unlabelled, by its match condition, which kube-apiserver counts.
+///
+/// A create without the label that lacks any of it, or names someone else as its author, is
 /// still mutated.
 #[tokio::test]
 async fn a_create_that_carries_the_defaults_skips_the_mutating_webhook() {
-    use slipway_crds::revision::CHANGED_BY_ANNOTATION;
+    use slipway_crds::{DEFAULTS_FILLED, DEFAULTS_LABEL, revision::CHANGED_BY_ANNOTATION};
     let (owner, email) = Client::new_user("carry").await;
     let tenant = owner.create_tenant("carry", "pro").await;
     let apps: Api<App> = member_api(&email, &tenant).await;
@@ -739,6 +744,31 @@ async fn a_create_that_carries_the_defaults_skips_the_mutating_webhook() {
         app.annotations_mut().insert(CHANGED_BY_ANNOTATION.into(), author.into());
         app
     };
+    let labelled = |name: &str, author: &str| {
+        let mut app = carrying(name, author);
+        app.labels_mut().insert(DEFAULTS_LABEL.into(), DEFAULTS_FILLED.into());
+        app
+    };
+
+    let sent = labelled("labelled", &email);
+    let stored = apps.create(&PostParams::default(), &sent).await.expect("a complete labelled App is admitted");
+    assert_eq!(stored.spec, sent.spec, "stored as sent");
+    let mut lacking = labelled("labelled-lacking", &email);
+    lacking.spec.resources.as_mut().unwrap().requests = None;
+    lacking.labels_mut().remove(TENANT_LABEL);
+    let message = validation_denial(apps.create(&PostParams::default(), &lacking).await);
+    assert!(
+        message.ends_with(&format!(
+            r#"metadata.labels.slipway.dev/defaults: "filled" says the object carries the plan's defaults and its author, but it lacks spec.resources.requests.cpu, spec.resources.requests.memory, metadata.labels.slipway.dev/tenant: "{tenant}"; set them, or drop the label to have them filled in"#
+        )),
+        "{message}"
+    );
+    let message =
+        validation_denial(apps.create(&PostParams::default(), &labelled("forged", "mallory@example.com")).await);
+    assert!(
+        message.contains(&format!(r#"it lacks metadata.annotations.slipway.dev/changed-by: "{email}";"#)),
+        "{message}"
+    );
 
     let before = creates_kept_from_mutation().await;
     let sent = carrying("carried", &email);
@@ -764,15 +794,14 @@ async fn a_create_that_carries_the_defaults_skips_the_mutating_webhook() {
     let stored = apps.create(&PostParams::default(), &unlabelled).await.unwrap();
     assert_eq!(stored.labels()[TENANT_LABEL], tenant);
 
-    // Slipway's API sends its creates complete.
-    let before = creates_kept_from_mutation().await;
+    // Slipway's API sends its creates complete, and labelled so (had it missed anything, the
+    // create would have been refused, as above).
     let body = json!({"name": "through-the-api", "spec": {"image": "nginx", "port": 8080}});
     owner.created(&format!("/tenants/{tenant}/apps"), body).await;
-    let after = creates_kept_from_mutation().await;
-    assert!(after > before, "the API's create went to the mutating webhook ({before} → {after})");
     let stored = apps.get("through-the-api").await.unwrap();
     assert_eq!(stored.spec, pro.default_app(&stored.spec), "the plan's defaults are stored");
     assert_eq!(stored.labels()[TENANT_LABEL], tenant);
+    assert_eq!(stored.labels()[DEFAULTS_LABEL], DEFAULTS_FILLED);
     assert_eq!(stored.annotations()[CHANGED_BY_ANNOTATION], email);
     // Its updates carry the defaults and, for a change of what runs, the requester as author: a
     // new image for an App someone else made names the owner. (Whether kube-apiserver called the
@@ -788,14 +817,12 @@ async fn a_create_that_carries_the_defaults_skips_the_mutating_webhook() {
     assert_eq!(stored.spec.image, "nginx:1.27");
     assert_eq!(stored.spec, pro.default_app(&stored.spec), "the plan's defaults are stored");
     assert_eq!(stored.annotations()[CHANGED_BY_ANNOTATION], email, "the owner made the change");
-    // So are its Databases' (their condition tests other fields).
-    let before = creates_kept_from_mutation().await;
+    // So are its Databases' (other fields are defaulted).
     let body = json!({"name": "orders", "spec": {"engine": "postgres", "version": "17", "storage": "1Gi"}});
     owner.created(&format!("/tenants/{tenant}/databases"), body).await;
-    let after = creates_kept_from_mutation().await;
-    assert!(after > before, "the API's Database create went to the mutating webhook ({before} → {after})");
     let stored = admin_api::<Database>(&tenant).await.get("orders").await.unwrap();
     assert_eq!(stored.spec, pro.default_database(&stored.spec), "the plan's defaults are stored");
+    assert_eq!(stored.labels()[DEFAULTS_LABEL], DEFAULTS_FILLED);
 }
 
 /// Two replicas' ledgers of one real tenant, as the webhook uses them (the replicas' addresses

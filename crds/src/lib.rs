@@ -52,6 +52,16 @@ pub const TENANT_FINALIZER: &str = "slipway.dev/namespace";
 /// Label put on every object that belongs to a tenant; its value is the tenant's name.
 pub const TENANT_LABEL: &str = "slipway.dev/tenant";
 
+/// Label with which a writer says it has filled in the plan's defaults, the tenant label and
+/// itself as author ([`revision::CHANGED_BY_ANNOTATION`]) on a new object, as the API does:
+/// kube-apiserver then skips the mutating webhook for the CREATE (an `objectSelector`, which it
+/// checks far more cheaply than a match condition), and the validating webhook refuses such an
+/// object that lacks any of them. Its only value is [`DEFAULTS_FILLED`].
+pub const DEFAULTS_LABEL: &str = "slipway.dev/defaults";
+
+/// The value of [`DEFAULTS_LABEL`].
+pub const DEFAULTS_FILLED: &str = "filled";
+
 /// Label put on the workload objects of an App; its value is the App's name.
 pub const APP_LABEL: &str = "slipway.dev/app";
 

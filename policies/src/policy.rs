@@ -35,6 +35,19 @@ pub trait Spec: Clone + PartialEq {
     const DEFAULTED_FIELDS: &'static [&'static str];
     /// The spec with the plan's defaults filled in where it is silent (idempotent).
     fn defaulted(&self, policy: &TenantPolicy) -> Self;
+    /// Those of [`Spec::DEFAULTED_FIELDS`] this spec leaves unset, in their order: the ones
+    /// the plan's defaults would fill.
+    fn unset_defaulted_fields(&self) -> Vec<&'static str>
+    where
+        Self: serde::Serialize,
+    {
+        let spec = serde_json::to_value(self).unwrap_or_default();
+        Self::DEFAULTED_FIELDS
+            .iter()
+            .copied()
+            .filter(|field| field.split('.').try_fold(&spec, |at, part| at.get(part)).is_none_or(|v| v.is_null()))
+            .collect()
+    }
     /// What the object may use of the tenant's totals; `None` when an amount does not parse.
     fn footprint(&self, policy: &TenantPolicy) -> Option<Footprint>;
     /// The plan's verdict on the object.
@@ -546,10 +559,13 @@ mod tests {
                 S::KIND,
                 S::DEFAULTED_FIELDS
             );
+            assert_eq!(complete.unset_defaulted_fields(), Vec::<&str>::new());
+            assert_eq!(bare.defaulted(policy).unset_defaulted_fields(), Vec::<&str>::new());
             for field in S::DEFAULTED_FIELDS {
                 let rest: Vec<_> = S::DEFAULTED_FIELDS.iter().copied().filter(|f| f != field).collect();
                 let missing = with_fields(bare, &bare.defaulted(other), &rest);
                 assert_ne!(missing.defaulted(policy), missing, "{:?}: defaulting fills {field}", S::KIND);
+                assert_eq!(missing.unset_defaulted_fields(), [*field], "{:?}", S::KIND);
             }
         }
     }

@@ -20,7 +20,10 @@ use kube::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
-use slipway_crds::{TENANT_LABEL, Tenant, namespace_belongs_to, revision::CHANGED_BY_ANNOTATION, tenant_group};
+use slipway_crds::{
+    DEFAULTS_FILLED, DEFAULTS_LABEL, TENANT_LABEL, Tenant, namespace_belongs_to, revision::CHANGED_BY_ANNOTATION,
+    tenant_group,
+};
 use slipway_policies::{Inventory, Outcome, Requester, Review, Spec, TenantPolicy};
 use std::sync::Arc;
 
@@ -179,6 +182,11 @@ async fn validate<K: Admissible>(
         )
         .into();
     }
+    if request.operation == Operation::Create
+        && let Some(message) = incomplete(object, &tenant_name, request.user_info.username.as_deref())
+    {
+        return deny(base, 422, message).into();
+    }
     let previous: Option<K::Spec> =
         request.old_object.as_ref().and_then(|o| parse::<K>(o).ok()).map(|o| o.spec().clone());
     let spec = object.spec();
@@ -241,6 +249,31 @@ async fn validate<K: Admissible>(
         response.warnings = Some(outcome.warnings);
     }
     response.into()
+}
+
+/// Why a new object labelled as complete ([`DEFAULTS_LABEL`]) is not, if it is not: the
+/// mutating webhook was skipped for it, so whatever it lacks would be stored missing. `None`
+/// for a complete object, or one without the label (the mutating webhook filled it in).
+fn incomplete<K: Admissible>(object: &K, tenant: &str, requester: Option<&str>) -> Option<String> {
+    if object.labels().get(DEFAULTS_LABEL).map(String::as_str) != Some(DEFAULTS_FILLED) {
+        return None;
+    }
+    let mut lacks: Vec<String> =
+        object.spec().unset_defaulted_fields().into_iter().map(|field| format!("spec.{field}")).collect();
+    if object.labels().get(TENANT_LABEL).is_none() {
+        lacks.push(format!("metadata.labels.{TENANT_LABEL}: {tenant:?}"));
+    }
+    let author = object.annotations().get(CHANGED_BY_ANNOTATION).map(String::as_str);
+    if author.is_none() || author != requester {
+        lacks.push(format!("metadata.annotations.{CHANGED_BY_ANNOTATION}: {:?}", requester.unwrap_or_default()));
+    }
+    (!lacks.is_empty()).then(|| {
+        format!(
+            "metadata.labels.{DEFAULTS_LABEL}: {DEFAULTS_FILLED:?} says the object carries the plan's defaults and its author, \
+             but it lacks {}; set them, or drop the label to have them filled in",
+            lacks.join(", ")
+        )
+    })
 }
 
 #[cfg(test)]

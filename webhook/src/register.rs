@@ -141,6 +141,18 @@ fn lacks_defaults() -> MatchCondition {
 /// Seconds the API server waits for an answer before failing the request (failurePolicy Fail).
 const TIMEOUT_SECONDS: i32 = 5;
 
+/// Objects that do not say they carry the plan's defaults ([`slipway_crds::DEFAULTS_LABEL`]).
+fn not_labelled_complete() -> LabelSelector {
+    LabelSelector {
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: slipway_crds::DEFAULTS_LABEL.into(),
+            operator: "NotIn".into(),
+            values: Some(vec![slipway_crds::DEFAULTS_FILLED.into()]),
+        }]),
+        ..Default::default()
+    }
+}
+
 /// The Mutating- and ValidatingWebhookConfiguration `slipway` pointing at `target` and
 /// trusting `ca_pem` (PEM; `None` leaves `caBundle` out, for a deployment that patches it in
 /// later, see [`crate::ManagedCertificate`]): failurePolicy Fail, admissionReviewVersions
@@ -163,22 +175,33 @@ pub fn configurations(
     ca_pem: Option<&str>,
 ) -> (MutatingWebhookConfiguration, ValidatingWebhookConfiguration) {
     let meta = ObjectMeta { name: Some(CONFIGURATION.into()), ..Default::default() };
+    let mutate = |name: &str, operation: &str| MutatingWebhook {
+        name: name.into(),
+        client_config: target.client_config("/mutate", ca_pem),
+        rules: Some(rules(&[operation], &[])),
+        namespace_selector: Some(tenant_namespaces()),
+        failure_policy: Some("Fail".into()),
+        side_effects: "None".into(),
+        timeout_seconds: Some(TIMEOUT_SECONDS),
+        admission_review_versions: vec!["v1".into()],
+        match_policy: Some("Equivalent".into()),
+        reinvocation_policy: Some("Never".into()),
+        match_conditions: Some(vec![lacks_defaults()]),
+        ..Default::default()
+    };
     let mutating = MutatingWebhookConfiguration {
         metadata: meta.clone(),
-        webhooks: Some(vec![MutatingWebhook {
-            name: "mutate.slipway.dev".into(),
-            client_config: target.client_config("/mutate", ca_pem),
-            rules: Some(rules(&["CREATE", "UPDATE"], &[])),
-            namespace_selector: Some(tenant_namespaces()),
-            failure_policy: Some("Fail".into()),
-            side_effects: "None".into(),
-            timeout_seconds: Some(TIMEOUT_SECONDS),
-            admission_review_versions: vec!["v1".into()],
-            match_policy: Some("Equivalent".into()),
-            reinvocation_policy: Some("Never".into()),
-            match_conditions: Some(vec![lacks_defaults()]),
-            ..Default::default()
-        }]),
+        webhooks: Some(vec![
+            // CREATEs labelled as complete never reach it (see `DEFAULTS_LABEL`): kube-apiserver
+            // matches labels before it prepares the request a match condition needs, which
+            // measured as the larger cost (issue 13). UPDATEs have their own entry: the label
+            // stays on the object, and a member's later change still gets its author.
+            MutatingWebhook {
+                object_selector: Some(not_labelled_complete()),
+                ..mutate("mutate.slipway.dev", "CREATE")
+            },
+            mutate("mutate-update.slipway.dev", "UPDATE"),
+        ]),
     };
     let webhook = |name: &str, operations: &[&str], subresources: &[&str], failure_policy: &str| ValidatingWebhook {
         name: name.into(),

@@ -24,7 +24,9 @@ use kube::{
     },
 };
 use serde::{Serialize, de::DeserializeOwned};
-use slipway_crds::{Kind, TENANT_LABEL, revision::CHANGED_BY_ANNOTATION, tenant_namespace};
+use slipway_crds::{
+    DEFAULTS_FILLED, DEFAULTS_LABEL, Kind, TENANT_LABEL, revision::CHANGED_BY_ANNOTATION, tenant_namespace,
+};
 use slipway_policies::Spec;
 
 pub use crate::cluster::FIELD_MANAGER as MANAGER;
@@ -137,8 +139,8 @@ pub fn already_exists(kind: Kind, name: &str, tenant: &str) -> ApiError {
 
 /// Creates `object` in `tenant` as [`MANAGER`], labelled `slipway.dev/tenant: <tenant>` and
 /// annotated with `user` as its author ([`CHANGED_BY_ANNOTATION`]): what the mutating webhook
-/// would add, so that, with the spec's defaults filled in (see [`super::preview::preview`]),
-/// kube-apiserver does not call it.
+/// would add. With the spec's defaults filled in (see [`super::preview::preview`]), it is
+/// labelled [`DEFAULTS_LABEL`] too, so kube-apiserver does not call that webhook.
 ///
 /// # Errors
 /// 409 when the name is taken; 422 for schema, CEL and admission webhook (plan) denials; the
@@ -152,6 +154,7 @@ pub async fn create<K: TenantObject>(
 ) -> Result<Created<K>, ApiError> {
     let name = object.name_any();
     object.labels_mut().insert(TENANT_LABEL.to_string(), tenant.to_string());
+    object.labels_mut().insert(DEFAULTS_LABEL.to_string(), DEFAULTS_FILLED.to_string());
     // The requester as kube-apiserver knows them: the API impersonates users by their email.
     object.annotations_mut().insert(CHANGED_BY_ANNOTATION.to_string(), user.email.clone());
     let params = PostParams { field_manager: Some(MANAGER.into()), ..Default::default() };
