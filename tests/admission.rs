@@ -836,6 +836,7 @@ async fn a_create_that_carries_the_defaults_skips_the_mutating_webhook() {
 ///   lifetime, when everything the dead holder admitted would be in its caches.
 /// - Shut down (`release_leases`), the holder writes what it admitted from memory and returns
 ///   the lease: a third replica takes over at once and counts those admissions.
+/// - A holder started again at its address is not sent its own reviews.
 #[tokio::test]
 async fn a_tenants_lease_admits_from_memory_on_one_replica_and_outlives_a_killed_holder() {
     use slipway_webhook::{Claim, Lease, Ledger, Observed, Reserved};
@@ -923,4 +924,11 @@ async fn a_tenants_lease_admits_from_memory_on_one_replica_and_outlives_a_killed
         Reserved::Judged(vec!["c".to_string(), "d".to_string()]),
         "a third replica takes over at once, counting what the second admitted"
     );
+
+    // Killed and started again at the same address: the earlier process is known to be gone, so
+    // nothing is sent to it (nor to itself); what it admitted still counts for the TTL.
+    drop(third);
+    let restarted = replica("192.0.2.3:8443");
+    let message = reserve(&restarted, "f").await.expect_err("not taken while e may be unseen").to_string();
+    assert!(message.contains("stopped renewing its lease") && message.contains("retry"), "{message}");
 }

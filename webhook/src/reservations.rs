@@ -136,6 +136,8 @@ pub enum Reserved<T> {
 struct Holder {
     id: String,
     address: String,
+    /// When this process started holding leases (Unix milliseconds).
+    since: u64,
 }
 
 /// The ledger key of an object: `apps.<name>`, `databases.<name>`, `workspaces.<name>`.
@@ -376,7 +378,7 @@ impl Ledger {
     #[must_use]
     pub fn holding_leases_at(mut self, address: String) -> Self {
         let id = format!("{:016x}", rand::random::<u64>());
-        self.holder = Some(Holder { id, address });
+        self.holder = Some(Holder { id, address, since: now_ms() });
         tokio::spawn(tend_leases(Arc::downgrade(&self.tenants), self.api.clone(), self.ttl, self.holder.clone()));
         self
     }
@@ -442,10 +444,15 @@ impl Ledger {
                 let own = lease.as_ref().filter(|l| self.holder.as_ref().is_some_and(|h| h.id == l.holder));
                 let in_memory = own.is_some_and(|l| at_ms + millis(LEASE_MARGIN) < l.until) && !shared.releasing;
                 if let Some(other) = lease.as_ref().filter(|_| own.is_none() && !dry_run) {
-                    if at_ms < other.until {
+                    // A holder at this replica's own address was an earlier process here, gone
+                    // since this one started listening: nothing to send to it, and it admitted
+                    // nothing after that.
+                    let earlier_self = self.holder.as_ref().filter(|h| h.address == other.address);
+                    if at_ms < other.until && earlier_self.is_none() {
                         return Ok(Reserved::HeldBy(other.address.clone()));
                     }
-                    let lapses = other.until.saturating_add(millis(self.ttl));
+                    let last_admission = earlier_self.map_or(other.until, |h| other.until.min(h.since));
+                    let lapses = last_admission.saturating_add(millis(self.ttl));
                     if at_ms < lapses {
                         if !fresh {
                             // It may have been returned or renewed since: read the current one.
@@ -536,7 +543,9 @@ impl Ledger {
                 self.start_write(&state);
             }
             loop {
-                let settled = state.settled.notified();
+                // Registered before the check, so the writer's end cannot slip in between.
+                let mut settled = std::pin::pin!(state.settled.notified());
+                settled.as_mut().enable();
                 if !state.lock().flushing {
                     break;
                 }
