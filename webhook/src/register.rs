@@ -162,8 +162,9 @@ fn not_labelled_complete() -> LabelSelector {
 /// UPDATEs of the App. A second validating webhook, `audit.slipway.dev`, sees DELETEs for the
 /// audit trail only.
 ///
-/// The mutating webhook has `sideEffects: None`, and is called only for objects it would change
-/// ([`lacks_defaults`]). The validating one declares `NoneOnDryRun`:
+/// The mutating webhook (one entry for CREATE, one for UPDATE) has `sideEffects: None`, and is
+/// called only for objects it would change ([`lacks_defaults`]), never for CREATEs labelled as
+/// complete ([`slipway_crds::DEFAULTS_LABEL`]). The validating one declares `NoneOnDryRun`:
 /// on a real CREATE, or an UPDATE that grows a footprint, it records a reservation (see
 /// [`crate::Ledger`]), a side effect that it skips for dry runs, which is exactly what that
 /// value promises.
