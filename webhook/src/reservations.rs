@@ -299,11 +299,16 @@ impl Shared {
         lease_in(known_data(&self.known)).filter(|l| holder.is_some_and(|h| h.id == l.holder))
     }
 
+    /// Drops the held reservations the caches now cover, or that lapsed by `at` (Unix seconds).
+    fn prune_held(&mut self, at: u64, observed: &Observed) {
+        self.held.retain(|k, r| r.expires > at && parse_key(k).is_some_and(|(kind, name)| !observed(kind, name, r)));
+    }
+
     /// Everything a judge counts, at `at` (Unix seconds): the known version's pending
     /// reservations, then this replica's written, queued and held ones (newer, so they win).
     /// Held reservations the caches now cover, or that lapsed, are dropped for good.
     fn entries(&mut self, at: u64, observed: &Observed) -> BTreeMap<String, Reservation> {
-        self.held.retain(|k, r| r.expires > at && parse_key(k).is_some_and(|(kind, name)| !observed(kind, name, r)));
+        self.prune_held(at, observed);
         let mut entries = pending(known_data(&self.known), at, observed.as_ref());
         entries.extend(self.writing.iter().map(|(k, r)| (k.clone(), r.clone())));
         entries.extend(self.queued.iter().map(|q| (q.key.clone(), q.reservation.clone())));
@@ -627,7 +632,7 @@ impl Ledger {
                     shared.writing = batch.iter().map(|q| (q.key.clone(), q.reservation.clone())).collect();
                     Write::Batch(batch)
                 } else if shared.releasing {
-                    shared.entries(now(), &observed);
+                    shared.prune_held(now(), &observed);
                     Write::Release(shared.held.clone())
                 } else if shared.renewing {
                     Write::Renew
