@@ -66,9 +66,24 @@ slipway_log_report() {
   done
   return 0
 }
+# Printed last, so that a log shortened to its end still says why: each failed test's panic
+# (its first lines; libtest prints them in the middle of its output, and CI may keep only the
+# head and the tail), and the real node's pressure conditions and free disk.
+failure_summary() {
+  log "why the suite failed, in short"
+  [[ -s "$SLIPWAY_TEST_LOGS/cargo-test.out" ]] &&
+    awk '/ panicked at /{n=4} n>0{print substr($0,1,240); n--}' "$SLIPWAY_TEST_LOGS/cargo-test.out" | tail -n 12
+  local dir="$SLIPWAY_STATE/clusters/$real" kubectl
+  if [[ -f "$dir/kubeconfig" ]] && kubectl="$(tool_path kubectl)"; then
+    echo "real node: $("$kubectl" --kubeconfig "$dir/kubeconfig" get nodes -l slipway.dev/node=real -o \
+      jsonpath='{range .items[*].status.conditions[*]}{.type}={.status} {end}' 2>&1 | cut -c1-200)"
+  fi
+  echo "free disk in $SLIPWAY_STATE: $(df -h --output=avail "$SLIPWAY_STATE" 2>/dev/null | tail -n 1 | tr -d ' ')"
+  return 0
+}
 cleanup() {
   local rc=$?
-  ((rc == 0)) || { slipway_log_report; real_node_report; }
+  ((rc == 0)) || { slipway_log_report; real_node_report; failure_summary; }
   rm -rf "$SLIPWAY_TEST_LOGS"
   hack/cluster.sh down "$real" >/dev/null 2>&1 || true
   hack/stack.sh down "$name" >/dev/null 2>&1 || true
@@ -102,7 +117,8 @@ SLIPWAY_CHART_POSTGRES_URL="$(sed -n "s/^export SLIPWAY_TEST_POSTGRES_URL='\(.*\
 [[ -n "$SLIPWAY_CHART_POSTGRES_URL" ]] || die "no env from hack/postgres.sh up chart-$$"
 export SLIPWAY_CHART_POSTGRES_URL
 log "components of '$name' are up after $((SECONDS - started))s; running cargo test"
-cargo test --workspace --all-targets "$@"
+# libtest's report (stdout) is kept for failure_summary too.
+cargo test --workspace --all-targets "$@" | tee -a "$SLIPWAY_TEST_LOGS/cargo-test.out"
 # The real node's end-to-end tests again, against Slipway installed by its chart (two replicas
 # of everything, the API on PostgreSQL, reached through its node port): tests/support/mod.rs.
 # Only for the whole suite: arguments select a part of it.
@@ -124,5 +140,5 @@ if (($# == 0)); then
   wait_for "the first pass's tenant namespaces to go" 300 tenant_namespaces_gone \
     || die "tenant namespaces are left: $(real_kubectl get namespaces -l slipway.dev/tenant -o name | tr '\n' ' ')"
   log "tests/workloads.rs again, against Slipway installed by its chart"
-  SLIPWAY_UNDER_TEST=chart cargo test --test workloads
+  SLIPWAY_UNDER_TEST=chart cargo test --test workloads | tee -a "$SLIPWAY_TEST_LOGS/cargo-test.out"
 fi
