@@ -932,3 +932,198 @@ async fn a_tenants_lease_admits_from_memory_on_one_replica_and_outlives_a_killed
     let message = reserve(&restarted, "f").await.expect_err("not taken while e may be unseen").to_string();
     assert!(message.contains("stopped renewing its lease") && message.contains("retry"), "{message}");
 }
+
+/// A holder asked to stop returns its lease while it still serves, as `Server::serve` does, so
+/// that reviews sent to it meanwhile are not lost, and the others take over at once:
+///
+/// - `release_leases` writes what the holder admitted from memory and removes the lease;
+/// - another replica that still knows the old lease sends the tenant's reviews there until it
+///   reads the ledger again (`distrust_holder`, what it does when the holder does not answer),
+///   then judges them itself and takes the lease;
+/// - the stopping replica, still judging what reaches it, is sent on to the new holder, and once
+///   the lease is free again it writes what it admits and takes no lease.
+#[tokio::test]
+async fn a_stopping_holder_returns_its_lease_while_it_still_serves_and_takes_none_again() {
+    use slipway_webhook::{Claim, Lease, Ledger, Observed, Reserved};
+    const LEDGERS: &str = "slipway-system";
+    let ttl = std::time::Duration::from_secs(10);
+    let (tenant, _) = new_tenant("handover", "free").await;
+    let admin = kube_admin().await;
+    let tenant: slipway_crds::Tenant = Api::all(admin.clone()).get(&tenant).await.unwrap();
+    let ledger_name = format!("slipway-reservations-{}", tenant.uid().unwrap());
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(admin.clone(), LEDGERS);
+    let stored = || async {
+        let data = configmaps.get(&ledger_name).await.unwrap().data.unwrap_or_default();
+        let lease = data.get("lease").map(|l| serde_json::from_str::<Lease>(l).unwrap().address);
+        (data.keys().filter(|k| k.starts_with("apps.")).cloned().collect::<Vec<_>>(), lease)
+    };
+    let nothing_observed: Observed = std::sync::Arc::new(|_, _, _| false);
+    let replica = |address: &str| Ledger::new(admin.clone(), LEDGERS, ttl).holding_leases_at(address.to_string());
+    let (stopping, other) = (replica("192.0.2.11:8443"), replica("192.0.2.12:8443"));
+    let reserve = |ledger: &Ledger, name: &str| {
+        let claim = Claim {
+            kind: slipway_crds::Kind::App,
+            name: name.into(),
+            uid: Some(uuid::Uuid::new_v4().to_string()),
+            generation: 1,
+            footprint: Default::default(),
+        };
+        let (ledger, observed, tenant) = (ledger.clone(), nothing_observed.clone(), tenant.clone());
+        async move {
+            let counted = |inventory: slipway_policies::Inventory| {
+                (true, inventory.names().map(|(_, name)| name.to_string()).collect::<Vec<_>>())
+            };
+            ledger.reserve(&tenant, &claim, false, observed, counted).await.unwrap()
+        }
+    };
+    let sent_to = |address: &str| Reserved::HeldBy(address.to_string());
+    let counting = |names: &[&str]| Reserved::Judged(names.iter().map(ToString::to_string).collect::<Vec<_>>());
+
+    assert_eq!(reserve(&stopping, "a").await, counting(&[]));
+    assert_eq!(reserve(&stopping, "b").await, counting(&["a"]));
+    assert_eq!(reserve(&other, "c").await, sent_to("192.0.2.11:8443"));
+
+    stopping.release_leases().await;
+    assert_eq!(stored().await, (vec!["apps.a".into(), "apps.b".into()], None), "b written, the lease returned");
+    assert_eq!(
+        reserve(&other, "c").await,
+        sent_to("192.0.2.11:8443"),
+        "nothing tells the other replica: it still sends the tenant's reviews to the stopping one"
+    );
+    other.distrust_holder("192.0.2.11:8443");
+    assert_eq!(reserve(&other, "c").await, counting(&["a", "b"]), "read again, it judges, counting b");
+    assert_eq!(stored().await.1.as_deref(), Some("192.0.2.12:8443"), "and holds the lease");
+
+    assert_eq!(
+        reserve(&stopping, "d").await,
+        sent_to("192.0.2.12:8443"),
+        "the stopping replica sends on what still reaches it"
+    );
+    other.release_leases().await;
+    stopping.distrust_holder("192.0.2.12:8443");
+    assert_eq!(reserve(&stopping, "d").await, counting(&["a", "b", "c"]));
+    let (written, lease) = stored().await;
+    assert_eq!(
+        written,
+        ["apps.a", "apps.b", "apps.c", "apps.d"],
+        "d is written: nothing is held by a stopping replica"
+    );
+    assert_eq!(lease, None, "and it takes no lease");
+}
+
+/// End to end, over HTTPS, with two webhook replicas on the real API server: a replica that
+/// still knows a stopped holder's lease sends it the next review, finds nobody there, reads the
+/// ledger again and judges the review itself, instead of answering 503. The holder returned
+/// its lease before it stopped serving (`Server::serve`), writing what it admitted from memory.
+#[tokio::test]
+async fn a_review_for_a_holder_that_stopped_is_judged_by_the_replica_it_reached() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use slipway_webhook::tls::{ReloadingCert, same_certificate_client};
+    slipway();
+    let (tenant, email) = new_tenant("stopped", "pro").await;
+    let admin = kube_admin().await;
+    let tenant_uid = Api::<slipway_crds::Tenant>::all(admin.clone()).get(&tenant).await.unwrap().uid().unwrap();
+    let certs = slipway_webhook::certs::generate(&["127.0.0.1".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("slipway-it-handover-{}", uuid::Uuid::new_v4().simple()));
+    slipway_webhook::certs::write(&dir, &certs).unwrap();
+    let plans = std::sync::Arc::new(slipway_policies::PlanCatalog::embedded());
+    let start = |shutdown: tokio::sync::oneshot::Receiver<()>| {
+        let (admin, plans, dir) = (admin.clone(), plans.clone(), dir.clone());
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let address = listener.local_addr().unwrap();
+            let config = slipway_webhook::WebhookConfig {
+                tls_cert: dir.join("tls.crt"),
+                tls_key: dir.join("tls.key"),
+                namespace: "slipway-system".into(),
+                platform: support::platform(),
+                reservation_ttl: support::RESERVATION_TTL,
+                advertise: Some(address),
+            };
+            let server = slipway_webhook::Server::start(admin, plans, &config, None).await.unwrap();
+            let served = tokio::spawn(server.serve(listener, async move { shutdown.await.unwrap_or_default() }));
+            (address, served)
+        }
+    };
+    let (stop_holder, holder_stops) = tokio::sync::oneshot::channel();
+    let (_keep_other, other_stops) = tokio::sync::oneshot::channel();
+    let (holder, holder_served) = start(holder_stops).await;
+    let (other, _) = start(other_stops).await;
+
+    // A CREATE of App `name` in the tenant, with the plan's defaults, posted to `replica`.
+    let tls = tokio_rustls::TlsConnector::from(
+        same_certificate_client(ReloadingCert::load(dir.join("tls.crt"), dir.join("tls.key")).unwrap()).unwrap(),
+    );
+    let review = |replica: std::net::SocketAddr, name: &str| {
+        let policy = plans.effective("pro", None).unwrap();
+        let spec = policy.default_app(&serde_json::from_value(json!({"image": "nginx:1.27", "port": 80})).unwrap());
+        let namespace = slipway_crds::tenant_namespace(&tenant);
+        let object = json!({
+            "apiVersion": "slipway.dev/v1alpha1", "kind": "App",
+            "metadata": {
+                "name": name, "namespace": namespace, "uid": uuid::Uuid::new_v4().to_string(), "generation": 1,
+                "labels": {TENANT_LABEL: tenant},
+                "annotations": {(slipway_crds::revision::CHANGED_BY_ANNOTATION): email},
+            },
+            "spec": spec,
+        });
+        let body = json!({
+            "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {
+                "uid": uuid::Uuid::new_v4().to_string(),
+                "kind": {"group": "slipway.dev", "version": "v1alpha1", "kind": "App"},
+                "resource": {"group": "slipway.dev", "version": "v1alpha1", "resource": "apps"},
+                "name": name, "namespace": namespace, "operation": "CREATE",
+                "userInfo": {"username": email, "groups": ["system:authenticated"]},
+                "object": object, "dryRun": false,
+            }
+        });
+        let tls = tls.clone();
+        async move {
+            let tcp = tokio::net::TcpStream::connect(replica).await.unwrap();
+            let name = rustls::pki_types::ServerName::try_from("replica.slipway.invalid").unwrap();
+            let stream = tls.connect(name, tcp).await.unwrap();
+            let (mut sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .handshake(TokioIo::new(stream))
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            let request = hyper::Request::post(format!("https://{replica}/validate"))
+                .header(hyper::header::CONTENT_TYPE, "application/json")
+                .body(Full::new(axum::body::Bytes::from(body.to_string())))
+                .unwrap();
+            let answer = sender.send_request(request).await.unwrap().into_body().collect().await.unwrap();
+            let answer: serde_json::Value = serde_json::from_slice(&answer.to_bytes()).unwrap();
+            answer["response"].clone()
+        }
+    };
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(admin.clone(), "slipway-system");
+    let ledger = || async {
+        let data =
+            configmaps.get(&format!("slipway-reservations-{tenant_uid}")).await.unwrap().data.unwrap_or_default();
+        let lease = data.get("lease").map(|l| serde_json::from_str::<slipway_webhook::Lease>(l).unwrap().address);
+        (data.keys().filter(|k| k.starts_with("apps.")).cloned().collect::<Vec<_>>(), lease)
+    };
+
+    let answer = review(holder, "one").await;
+    assert_eq!(answer["allowed"], true, "{answer}");
+    assert_eq!(ledger().await.1, Some(holder.to_string()), "the first replica reached takes the lease");
+    let answer = review(other, "two").await;
+    assert_eq!(answer["allowed"], true, "sent to the holder and admitted there: {answer}");
+    assert_eq!(ledger().await.0, ["apps.one"], "the holder admitted two from memory");
+
+    stop_holder.send(()).unwrap();
+    holder_served.await.unwrap().unwrap();
+    assert_eq!(
+        ledger().await,
+        (vec!["apps.one".to_string(), "apps.two".to_string()], None),
+        "the stopped holder wrote two and returned its lease"
+    );
+    let answer = review(other, "three").await;
+    assert_eq!(answer["allowed"], true, "judged by the replica reached, not answered 503: {answer}");
+    let (written, lease) = ledger().await;
+    assert_eq!(written, ["apps.one", "apps.three", "apps.two"], "three admitted, counting two");
+    assert_eq!(lease, Some(other.to_string()), "the replica reached holds the lease now");
+    std::fs::remove_dir_all(&dir).ok();
+}

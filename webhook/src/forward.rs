@@ -29,15 +29,28 @@ use std::{
     time::Duration,
 };
 
-/// Marks a review one replica sent to another: the receiver judges it or answers 503, and
-/// never sends it on again (no loops while a lease changes hands).
+/// Marks a review one replica sent to another, with how many times it was sent (`1`, `2`).
 pub const FORWARDED_HEADER: &str = "slipway-forwarded";
 
-/// Longest wait for a peer's answer: well inside kube-apiserver's timeout for the webhook
-/// (`TIMEOUT_SECONDS` in `register`), so the user gets our 503, not a timeout.
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
-/// Longest wait for a connection to a peer (TCP and TLS).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most times a review is sent on. Two, because a lease can change hands twice before a
+/// replica learns it: the holder it knew returned it (stopping) and another replica took it;
+/// the stopping one, which still serves, sends the review to the new holder. A review sent
+/// this often is judged where it arrives, or answered 503 "retry": no loops.
+pub const MAX_HOPS: u8 = 2;
+
+/// How many times the review with these headers was sent on already (0: it came from
+/// kube-apiserver). A header that does not read as a count counts as [`MAX_HOPS`].
+pub fn hops(headers: &hyper::HeaderMap) -> u8 {
+    headers.get(FORWARDED_HEADER).map_or(0, |v| v.to_str().ok().and_then(|v| v.parse().ok()).unwrap_or(MAX_HOPS))
+}
+
+/// Longest wait for a peer's answer, connecting included. A review may be sent twice (see
+/// [`MAX_HOPS`] and `review`), and both stay inside kube-apiserver's timeout for the webhook
+/// (5 s, `TIMEOUT_SECONDS` in `register`), so the user gets our 503, not a timeout. A holder
+/// judges from memory in well under a millisecond; a second means it is gone or stalled.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for a connection to a peer (TCP and TLS), within [`FORWARD_TIMEOUT`].
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Connections to the other replicas, by address.
 pub struct Peers {
@@ -55,40 +68,42 @@ impl Peers {
         Ok(Self { tls, connections: Mutex::default() })
     }
 
-    /// Posts `body` (an AdmissionReview) to `path` of the replica at `address` and returns its
-    /// answer.
+    /// Posts `body` (an AdmissionReview, sent on for the `hop`th time) to `path` of the
+    /// replica at `address` and returns its answer.
     ///
     /// # Errors
     /// A message saying what failed: connecting, TLS (another certificate), the peer's status,
     /// an answer that is not a review.
-    pub async fn post(&self, address: &str, path: &str, body: Bytes) -> Result<AdmissionResponse, String> {
-        let mut sender = self.connection(address).await?;
-        let request = hyper::Request::post(format!("https://{address}{path}"))
-            .header(hyper::header::CONTENT_TYPE, "application/json")
-            .header(FORWARDED_HEADER, "1")
-            .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
-        let answer = async {
-            let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
-            let status = response.status();
-            let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
-            if !status.is_success() {
-                return Err(format!("it answered {status}: {}", String::from_utf8_lossy(&body)));
-            }
-            let review: AdmissionReview<DynamicObject> =
-                serde_json::from_slice(&body).map_err(|e| format!("its answer is not an AdmissionReview: {e}"))?;
-            let mut response = review.response.ok_or_else(|| "its AdmissionReview has no response".to_string())?;
-            // Not deserialized (`serde(skip)`), but what `into_review` writes as the review's own.
-            response.types = review.types;
-            Ok(response)
-        };
-        let answered = tokio::time::timeout(FORWARD_TIMEOUT, answer)
+    pub async fn post(&self, address: &str, path: &str, body: Bytes, hop: u8) -> Result<AdmissionResponse, String> {
+        let answered = tokio::time::timeout(FORWARD_TIMEOUT, self.exchange(address, path, body, hop))
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {FORWARD_TIMEOUT:?}")));
         if answered.is_err() {
             self.lock().remove(address);
         }
         answered
+    }
+
+    /// [`Peers::post`] without its deadline.
+    async fn exchange(&self, address: &str, path: &str, body: Bytes, hop: u8) -> Result<AdmissionResponse, String> {
+        let mut sender = self.connection(address).await?;
+        let request = hyper::Request::post(format!("https://{address}{path}"))
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(FORWARDED_HEADER, hop.to_string())
+            .body(Full::new(body))
+            .map_err(|e| e.to_string())?;
+        let response = sender.send_request(request).await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        if !status.is_success() {
+            return Err(format!("it answered {status}: {}", String::from_utf8_lossy(&body)));
+        }
+        let review: AdmissionReview<DynamicObject> =
+            serde_json::from_slice(&body).map_err(|e| format!("its answer is not an AdmissionReview: {e}"))?;
+        let mut response = review.response.ok_or_else(|| "its AdmissionReview has no response".to_string())?;
+        // Not deserialized (`serde(skip)`), but what `into_review` writes as the review's own.
+        response.types = review.types;
+        Ok(response)
     }
 
     /// The open connection to `address`, or a new one.
@@ -125,34 +140,40 @@ impl Peers {
     }
 }
 
-/// The holder's answer to `request` (whose review is `body`), or a 503 saying why there is
-/// none. The holder records the decision in the audit trail; this replica does not.
+/// The holder's answer to a review (`body`, sent on for the `hop`th time). The holder records
+/// the decision in the audit trail; this replica does not.
+///
+/// # Errors
+/// Why the holder did not answer (see [`Peers::post`]).
 pub async fn to_holder(
     webhook: &Webhook,
     holder: &str,
     phase: Phase,
-    request: &AdmissionRequest<DynamicObject>,
     body: Bytes,
-) -> AdmissionResponse {
+    hop: u8,
+) -> Result<AdmissionResponse, String> {
     let path = match phase {
         Phase::Mutate => "/mutate",
         Phase::Validate => "/validate",
     };
     let answered = match &webhook.peers {
-        Some(peers) => peers.post(holder, path, body).await,
+        Some(peers) => peers.post(holder, path, body, hop).await,
         None => Err("this replica has no client for its peers".to_string()),
     };
     let outcome = if answered.is_ok() { "answered" } else { "failed" };
     ::metrics::counter!(metrics::FORWARDED, "outcome" => outcome).increment(1);
-    match answered {
-        Ok(response) => response,
-        Err(e) => {
-            tracing::warn!(holder, error = %e, "could not reach the replica holding the tenant's lease");
-            deny(
-                AdmissionResponse::from(request),
-                503,
-                format!("the webhook replica judging this tenant's changes ({holder}) did not answer, retry: {e}"),
-            )
-        }
+    if let Err(e) = &answered {
+        tracing::info!(holder, error = %e, "the replica holding the tenant's lease did not answer: reading the ledger again");
     }
+    answered
+}
+
+/// The answer to a review that must be judged by `holder` and cannot be: 503 "retry", saying
+/// why (`reason`).
+pub fn unreachable(request: &AdmissionRequest<DynamicObject>, holder: &str, reason: &str) -> AdmissionResponse {
+    deny(
+        AdmissionResponse::from(request),
+        503,
+        format!("the webhook replica judging this tenant's changes ({holder}) {reason}; retry"),
+    )
 }

@@ -156,8 +156,9 @@ impl Server {
         Ok(Self { webhook, tls, _reload: reload })
     }
 
-    /// Serves over TLS on `listener` until `shutdown` resolves; then returns the tenants'
-    /// leases it holds, so the other replicas take over at once.
+    /// Serves over TLS on `listener` until `shutdown` resolves. Then, still serving, it
+    /// returns the tenants' leases it holds, so the other replicas take over at once (reviews
+    /// they send it meanwhile are judged here, written to the ledger); only then does it stop.
     ///
     /// # Errors
     /// Listener I/O errors.
@@ -167,8 +168,11 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %listener.local_addr()?, "webhook listening (TLS)");
-        let served = tls::serve(listener, self.tls, self.webhook.router(), shutdown).await;
-        self.webhook.ledger.release_leases().await;
-        served
+        let ledger = self.webhook.ledger.clone();
+        let leases_returned = async move {
+            shutdown.await;
+            ledger.release_leases().await;
+        };
+        tls::serve(listener, self.tls, self.webhook.router(), leases_returned).await
     }
 }

@@ -55,7 +55,10 @@ use slipway_crds::{Kind, TENANT_LABEL, Tenant};
 use slipway_policies::{Footprint, Inventory};
 use std::{
     collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -214,6 +217,9 @@ pub struct Ledger {
     /// This replica as a lease holder; `None`: it never holds a lease (every reservation it
     /// admits is written), though it still defers to a replica that holds one.
     holder: Option<Holder>,
+    /// Set by [`Ledger::release_leases`]: this replica is stopping and takes no lease again
+    /// (it still judges what reaches it, writing every reservation).
+    retired: Arc<AtomicBool>,
     /// Per ledger: what this replica knows of it and what it is about to write to it.
     tenants: Arc<Mutex<HashMap<String, Arc<TenantLedger>>>>,
 }
@@ -359,22 +365,30 @@ struct Target {
     owner: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>,
 }
 
-/// What one write of a ledger carries besides its pending reservations.
+/// Why a ledger is written. Every write carries the pending reservations and, when this
+/// replica can hold a lease (it has an address and is not stopping), its lease, taken or
+/// renewed; a write without the lease carries what it held in memory instead (the lease is
+/// returned with it).
 enum Write {
-    /// Queued reservations; the lease is taken or renewed with them (when this replica can hold
-    /// one).
+    /// Queued reservations.
     Batch(Vec<Queued>),
     /// Only a later end of this replica's lease.
     Renew,
-    /// The reservations held in memory; the lease is returned.
-    Release(BTreeMap<String, Reservation>),
+    /// The lease is returned.
+    Release,
 }
 
 impl Ledger {
     /// Ledgers kept as ConfigMaps in `namespace` (the webhook's own, never a tenant's). This
     /// replica never holds a lease: see [`Ledger::holding_leases_at`].
     pub fn new(client: Client, namespace: &str, ttl: Duration) -> Self {
-        Self { api: Api::namespaced(client, namespace), ttl, holder: None, tenants: Arc::default() }
+        Self {
+            api: Api::namespaced(client, namespace),
+            ttl,
+            holder: None,
+            retired: Arc::default(),
+            tenants: Arc::default(),
+        }
     }
 
     /// The same ledgers, with this replica taking tenants' leases: the other replicas reach it
@@ -384,7 +398,10 @@ impl Ledger {
     pub fn holding_leases_at(mut self, address: String) -> Self {
         let id = format!("{:016x}", rand::random::<u64>());
         self.holder = Some(Holder { id, address, since: now_ms() });
-        tokio::spawn(tend_leases(Arc::downgrade(&self.tenants), self.api.clone(), self.ttl, self.holder.clone()));
+        // The task holds the ledgers weakly: it ends when the last `Ledger` is dropped.
+        let tenants = Arc::downgrade(&self.tenants);
+        let template = Ledger { tenants: Arc::default(), ..self.clone() };
+        tokio::spawn(tend_leases(tenants, template));
         self
     }
 
@@ -447,7 +464,9 @@ impl Ledger {
                 let (at, at_ms) = (now(), now_ms());
                 let lease = lease_in(known_data(&shared.known));
                 let own = lease.as_ref().filter(|l| self.holder.as_ref().is_some_and(|h| h.id == l.holder));
-                let in_memory = own.is_some_and(|l| at_ms + millis(LEASE_MARGIN) < l.until) && !shared.releasing;
+                let in_memory = own.is_some_and(|l| at_ms + millis(LEASE_MARGIN) < l.until)
+                    && !shared.releasing
+                    && !self.retired.load(Ordering::Acquire);
                 if let Some(other) = lease.as_ref().filter(|_| own.is_none() && !dry_run) {
                     // A holder at this replica's own address was an earlier process here, gone
                     // since this one started listening: nothing to send to it, and it admitted
@@ -530,15 +549,19 @@ impl Ledger {
 
     /// Returns every lease this replica holds, writing what it holds in memory as ordinary
     /// reservations, so the other replicas take over at once instead of waiting for the leases
-    /// to end. Call it when the webhook has stopped taking reviews (shutdown); waits for the
-    /// writes, 5 s at most.
+    /// to end; from then on this replica takes no lease again, and writes every reservation it
+    /// admits. Call it when the webhook is asked to stop, *before* it stops serving: the others
+    /// may still send it reviews until they learn the lease was returned (and the ones they
+    /// cannot deliver, they judge themselves once they read the ledger again; see
+    /// [`Ledger::distrust_holder`]). Waits for the writes, 5 s at most.
     pub async fn release_leases(&self) {
+        self.retired.store(true, Ordering::Release);
         let states: Vec<_> = self.tenants.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         for state in states {
             let start = {
                 let mut shared = state.lock();
-                if shared.own_lease(self.holder.as_ref()).is_none() {
+                if shared.own_lease(self.holder.as_ref()).is_none() && shared.held.is_empty() {
                     continue;
                 }
                 shared.releasing = true;
@@ -557,6 +580,19 @@ impl Ledger {
                 if tokio::time::timeout_at(deadline, settled).await.is_err() {
                     return;
                 }
+            }
+        }
+    }
+
+    /// Stops trusting what this replica knows of the ledgers whose lease names `address`, so
+    /// the next review of those tenants reads the ledger again: for a holder that did not
+    /// answer a review sent to it, which may have returned its leases (it is stopping) or died.
+    pub fn distrust_holder(&self, address: &str) {
+        let states: Vec<_> = self.tenants.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        for state in states {
+            let mut shared = state.lock();
+            if lease_in(known_data(&shared.known)).is_some_and(|l| l.address == address) {
+                forget(&mut shared);
             }
         }
     }
@@ -619,7 +655,7 @@ impl Ledger {
         }
         let _abandoned = Abandoned(&state);
         loop {
-            let (base, write) = {
+            let (base, write, lease, held) = {
                 let mut shared = state.lock();
                 let epoch = shared.epoch;
                 let (batch, stale): (Vec<_>, Vec<_>) = shared.queued.drain(..).partition(|q| q.epoch == epoch);
@@ -632,8 +668,7 @@ impl Ledger {
                     shared.writing = batch.iter().map(|q| (q.key.clone(), q.reservation.clone())).collect();
                     Write::Batch(batch)
                 } else if shared.releasing {
-                    shared.prune_held(now(), &observed);
-                    Write::Release(shared.held.clone())
+                    Write::Release
                 } else if shared.renewing {
                     Write::Renew
                 } else {
@@ -642,21 +677,24 @@ impl Ledger {
                     shared.flushing = false;
                     return;
                 };
-                (shared.known.clone(), write)
+                let lease = match write {
+                    Write::Release => None,
+                    Write::Batch(_) | Write::Renew => self.new_lease(),
+                };
+                let held = if lease.is_none() {
+                    shared.prune_held(now(), &observed);
+                    shared.held.clone()
+                } else {
+                    BTreeMap::new()
+                };
+                (shared.known.clone(), write, lease, held)
             };
-            let mut entries = pending(known_data(&base), now(), observed.as_ref());
             // Released and lapsed entries are dropped with this write.
-            let lease = match &write {
-                Write::Batch(batch) => {
-                    entries.extend(batch.iter().map(|q| (q.key.clone(), q.reservation.clone())));
-                    self.new_lease()
-                }
-                Write::Renew => self.new_lease(),
-                Write::Release(held) => {
-                    entries.extend(held.iter().map(|(k, r)| (k.clone(), r.clone())));
-                    None
-                }
-            };
+            let mut entries = pending(known_data(&base), now(), observed.as_ref());
+            entries.extend(held.iter().map(|(k, r)| (k.clone(), r.clone())));
+            if let Write::Batch(batch) = &write {
+                entries.extend(batch.iter().map(|q| (q.key.clone(), q.reservation.clone())));
+            }
             let creating = !matches!(base, Known::At(_));
             let written = self.write(&target, base, entries, lease).await;
             let mut shared = state.lock();
@@ -677,7 +715,7 @@ impl Ledger {
             };
             let outcomes: Vec<_> = match &write {
                 Write::Batch(batch) => batch.iter().map(|_| commit()).collect(),
-                Write::Renew | Write::Release(_) => Vec::new(),
+                Write::Renew | Write::Release => Vec::new(),
             };
             if let Err(e) = &written {
                 tracing::debug!(ledger = %target.name, error = %e, "ledger write failed");
@@ -686,15 +724,13 @@ impl Ledger {
                 Ok(ledger) => {
                     shared.known = Known::At(Arc::new(ledger));
                     shared.learned += 1;
-                    if let Write::Release(held) = &write {
-                        // Written: the ledger counts them now.
-                        shared.held.retain(|k, r| held.get(k) != Some(r));
-                    }
+                    // Written: the ledger counts them now.
+                    shared.held.retain(|k, r| held.get(k) != Some(r));
                 }
                 Err(_) => forget(&mut shared),
             }
             match &write {
-                Write::Release(_) => shared.releasing = false,
+                Write::Release => shared.releasing = false,
                 Write::Renew => shared.renewing = false,
                 Write::Batch(_) => {}
             }
@@ -707,8 +743,12 @@ impl Ledger {
         }
     }
 
-    /// A lease for this replica from now on, if it can hold one.
+    /// A lease for this replica from now on, if it can hold one (it has an address and is not
+    /// stopping).
     fn new_lease(&self) -> Option<Lease> {
+        if self.retired.load(Ordering::Acquire) {
+            return None;
+        }
         let holder = self.holder.as_ref()?;
         Some(Lease { holder: holder.id.clone(), address: holder.address.clone(), until: now_ms() + millis(LEASE) })
     }
@@ -755,23 +795,22 @@ impl Ledger {
 
 /// Every [`LEASE_TICK`], renews the leases of busy tenants that end within [`RENEW_BELOW`] and
 /// returns those of tenants idle for [`IDLE`]; ends when the ledgers are dropped.
-async fn tend_leases(
-    tenants: std::sync::Weak<Mutex<HashMap<String, Arc<TenantLedger>>>>,
-    api: Api<ConfigMap>,
-    ttl: Duration,
-    holder: Option<Holder>,
-) {
+async fn tend_leases(tenants: std::sync::Weak<Mutex<HashMap<String, Arc<TenantLedger>>>>, template: Ledger) {
     let mut ticker = tokio::time::interval(LEASE_TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
         let Some(tenants) = tenants.upgrade() else { return };
+        if template.retired.load(Ordering::Acquire) {
+            // Stopping: `release_leases` returns them.
+            return;
+        }
         let states: Vec<_> = tenants.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
-        let ledger = Ledger { api: api.clone(), ttl, holder: holder.clone(), tenants };
+        let ledger = Ledger { tenants, ..template.clone() };
         for state in states {
             let start = {
                 let mut shared = state.lock();
-                let Some(lease) = shared.own_lease(holder.as_ref()) else { continue };
+                let Some(lease) = shared.own_lease(ledger.holder.as_ref()) else { continue };
                 if shared.flushing {
                     continue;
                 }

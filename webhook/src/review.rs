@@ -83,19 +83,12 @@ async fn handle(webhook: Arc<Webhook>, headers: &HeaderMap, body: Bytes, phase: 
     // it is about.
     let tenant = slipway_crds::tenant_named_by(namespace).unwrap_or_default();
     let span = tracing::info_span!("admission", ?phase, %kind, operation, tenant, namespace, name = %request.name);
-    let forwarded = headers.contains_key(forward::FORWARDED_HEADER);
+    let hops = forward::hops(headers);
     let response = async {
-        let response = match respond(&webhook, &request, phase).await {
-            Verdict::Answer(response) => *response,
-            // The holder judges it, records it and answers: its answer is passed on as it is.
-            Verdict::Forward(holder) if !forwarded => {
-                return forward::to_holder(&webhook, &holder, phase, &request, body.clone()).await;
-            }
-            Verdict::Forward(holder) => deny(
-                AdmissionResponse::from(&request),
-                503,
-                format!("the tenant's admissions moved from this webhook replica to {holder} meanwhile, retry"),
-            ),
+        let response = match judge_or_forward(&webhook, &request, phase, &body, hops).await {
+            Answered::Here(response) => response,
+            // The holder judged it, recorded it and answered: its answer is passed on as it is.
+            Answered::ByHolder(response) => return response,
         };
         record(&webhook, &request, &response, phase).await;
         if response.allowed {
@@ -110,6 +103,56 @@ async fn handle(webhook: Arc<Webhook>, headers: &HeaderMap, body: Bytes, phase: 
     let verdict = if response.allowed { "allowed" } else { "denied" };
     metrics::observe(phase, kind, operation, verdict, started);
     axum::Json(response.into_review()).into_response()
+}
+
+/// Who answered a review.
+enum Answered {
+    /// This replica, which records its decision.
+    Here(AdmissionResponse),
+    /// The replica holding the review's tenant lease (see [`forward`]), which recorded it.
+    ByHolder(AdmissionResponse),
+}
+
+/// This replica's answer to a review that reached it after `hops` sends from replica to
+/// replica, or the answer of the replica that holds its tenant's lease. A holder that does not
+/// answer may have returned its lease as it stops: this replica reads the ledger again and
+/// judges, or sends the review to the holder it finds there; twice at most.
+async fn judge_or_forward(
+    webhook: &Webhook,
+    request: &AdmissionRequest<DynamicObject>,
+    phase: Phase,
+    body: &Bytes,
+    hops: u8,
+) -> Answered {
+    // The holder that did not answer, and why.
+    let mut unanswered: Option<(String, String)> = None;
+    let mut sent = 0;
+    loop {
+        let holder = match respond(webhook, request, phase).await {
+            Verdict::Answer(response) => return Answered::Here(*response),
+            Verdict::Forward(holder) => holder,
+        };
+        if hops >= forward::MAX_HOPS {
+            return Answered::Here(forward::unreachable(
+                request,
+                &holder,
+                "took over the tenant's admissions meanwhile",
+            ));
+        }
+        if let Some((gone, e)) = &unanswered
+            && (*gone == holder || sent >= 2)
+        {
+            return Answered::Here(forward::unreachable(request, gone, &format!("did not answer: {e}")));
+        }
+        sent += 1;
+        match forward::to_holder(webhook, &holder, phase, body.clone(), hops + 1).await {
+            Ok(response) => return Answered::ByHolder(response),
+            Err(e) => {
+                webhook.ledger.distrust_holder(&holder);
+                unanswered = Some((holder, e));
+            }
+        }
+    }
 }
 
 /// The operation as Kubernetes spells it (`CREATE`), for metric labels and audit actions.
