@@ -825,6 +825,21 @@ async fn a_create_that_carries_the_defaults_skips_the_mutating_webhook() {
     assert_eq!(stored.labels()[DEFAULTS_LABEL], DEFAULTS_FILLED);
 }
 
+/// The reservation ledger of the tenant with UID `tenant_uid` as stored: the keys of its Apps
+/// (`apps.<name>`, sorted) and its lease.
+async fn stored_ledger(tenant_uid: &str) -> (Vec<String>, Option<slipway_webhook::Lease>) {
+    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(kube_admin().await, "slipway-system");
+    let data = configmaps.get(&format!("slipway-reservations-{tenant_uid}")).await.unwrap().data.unwrap_or_default();
+    let lease = data.get("lease").map(|l| serde_json::from_str(l).unwrap());
+    (data.keys().filter(|k| k.starts_with("apps.")).cloned().collect(), lease)
+}
+
+/// The Apps' keys of a stored ledger and its lease holder's address.
+async fn stored_ledger_holder(tenant_uid: &str) -> (Vec<String>, Option<String>) {
+    let (apps, lease) = stored_ledger(tenant_uid).await;
+    (apps, lease.map(|l| l.address))
+}
+
 /// Two replicas' ledgers of one real tenant, as the webhook uses them (the replicas' addresses
 /// are never dialled here: forwarding is the racing tests' part).
 ///
@@ -839,19 +854,14 @@ async fn a_create_that_carries_the_defaults_skips_the_mutating_webhook() {
 /// - A holder started again at its address is not sent its own reviews.
 #[tokio::test]
 async fn a_tenants_lease_admits_from_memory_on_one_replica_and_outlives_a_killed_holder() {
-    use slipway_webhook::{Claim, Lease, Ledger, Observed, Reserved};
+    use slipway_webhook::{Claim, Ledger, Observed, Reserved};
     const LEDGERS: &str = "slipway-system";
     let ttl = std::time::Duration::from_secs(10);
     let (tenant, _) = new_tenant("lease", "free").await;
     let admin = kube_admin().await;
     let tenant: slipway_crds::Tenant = Api::all(admin.clone()).get(&tenant).await.unwrap();
-    let ledger_name = format!("slipway-reservations-{}", tenant.uid().unwrap());
-    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(admin.clone(), LEDGERS);
-    let stored = || async {
-        let data = configmaps.get(&ledger_name).await.unwrap().data.unwrap_or_default();
-        let lease = data.get("lease").map(|l| serde_json::from_str::<Lease>(l).unwrap());
-        (data.keys().filter(|k| k.starts_with("apps.")).cloned().collect::<Vec<_>>(), lease)
-    };
+    let uid = tenant.uid().unwrap();
+    let stored = || stored_ledger(&uid);
     let claim = |name: &str| Claim {
         kind: slipway_crds::Kind::App,
         name: name.into(),
@@ -944,19 +954,14 @@ async fn a_tenants_lease_admits_from_memory_on_one_replica_and_outlives_a_killed
 ///   the lease is free again it writes what it admits and takes no lease.
 #[tokio::test]
 async fn a_stopping_holder_returns_its_lease_while_it_still_serves_and_takes_none_again() {
-    use slipway_webhook::{Claim, Lease, Ledger, Observed, Reserved};
+    use slipway_webhook::{Claim, Ledger, Observed, Reserved};
     const LEDGERS: &str = "slipway-system";
     let ttl = std::time::Duration::from_secs(10);
     let (tenant, _) = new_tenant("handover", "free").await;
     let admin = kube_admin().await;
     let tenant: slipway_crds::Tenant = Api::all(admin.clone()).get(&tenant).await.unwrap();
-    let ledger_name = format!("slipway-reservations-{}", tenant.uid().unwrap());
-    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(admin.clone(), LEDGERS);
-    let stored = || async {
-        let data = configmaps.get(&ledger_name).await.unwrap().data.unwrap_or_default();
-        let lease = data.get("lease").map(|l| serde_json::from_str::<Lease>(l).unwrap().address);
-        (data.keys().filter(|k| k.starts_with("apps.")).cloned().collect::<Vec<_>>(), lease)
-    };
+    let uid = tenant.uid().unwrap();
+    let stored = || stored_ledger_holder(&uid);
     let nothing_observed: Observed = std::sync::Arc::new(|_, _, _| false);
     let replica = |address: &str| Ledger::new(admin.clone(), LEDGERS, ttl).holding_leases_at(address.to_string());
     let (stopping, other) = (replica("192.0.2.11:8443"), replica("192.0.2.12:8443"));
@@ -1098,13 +1103,7 @@ async fn a_review_for_a_holder_that_stopped_is_judged_by_the_replica_it_reached(
             answer["response"].clone()
         }
     };
-    let configmaps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(admin.clone(), "slipway-system");
-    let ledger = || async {
-        let data =
-            configmaps.get(&format!("slipway-reservations-{tenant_uid}")).await.unwrap().data.unwrap_or_default();
-        let lease = data.get("lease").map(|l| serde_json::from_str::<slipway_webhook::Lease>(l).unwrap().address);
-        (data.keys().filter(|k| k.starts_with("apps.")).cloned().collect::<Vec<_>>(), lease)
-    };
+    let ledger = || stored_ledger_holder(&tenant_uid);
 
     let answer = review(holder, "one").await;
     assert_eq!(answer["allowed"], true, "{answer}");
