@@ -840,6 +840,60 @@ async fn stored_ledger_holder(tenant_uid: &str) -> (Vec<String>, Option<String>)
     (apps, lease.map(|l| l.address))
 }
 
+/// A real tenant whose reservation ledger the lease tests drive through `Ledger`s, as webhook
+/// replicas do. No object is ever stored, so nothing a ledger holds is covered by a cache; the
+/// judge admits every App and says which Apps it counted besides the claim.
+struct LeaseTenant {
+    tenant: slipway_crds::Tenant,
+    admin: kube::Client,
+}
+
+impl LeaseTenant {
+    /// The replicas' reservation lifetime.
+    const TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// A new tenant on the plan `free`, named after `prefix`.
+    async fn new(prefix: &str) -> Self {
+        let (tenant, _) = new_tenant(prefix, "free").await;
+        let admin = kube_admin().await;
+        let tenant = Api::all(admin.clone()).get(&tenant).await.unwrap();
+        Self { tenant, admin }
+    }
+
+    /// A replica that takes the tenant's lease, reached by the others at `address`.
+    fn replica(&self, address: &str) -> slipway_webhook::Ledger {
+        slipway_webhook::Ledger::new(self.admin.clone(), "slipway-system", Self::TTL).holding_leases_at(address.into())
+    }
+
+    /// `replica` reserves room for a new App `name`: the Apps it counted, or who must judge.
+    fn reserve(
+        &self,
+        replica: &slipway_webhook::Ledger,
+        name: &str,
+    ) -> impl Future<Output = Result<slipway_webhook::Reserved<Vec<String>>, kube::Error>> + 'static {
+        let claim = slipway_webhook::Claim {
+            kind: slipway_crds::Kind::App,
+            name: name.into(),
+            uid: Some(uuid::Uuid::new_v4().to_string()),
+            generation: 1,
+            footprint: Default::default(),
+        };
+        let (replica, tenant) = (replica.clone(), self.tenant.clone());
+        async move {
+            let nothing_observed: slipway_webhook::Observed = std::sync::Arc::new(|_, _, _| false);
+            let counted = |inventory: slipway_policies::Inventory| {
+                (true, inventory.names().map(|(_, name)| name.to_string()).collect::<Vec<_>>())
+            };
+            replica.reserve(&tenant, &claim, false, nothing_observed, counted).await
+        }
+    }
+
+    /// The ledger as stored: its Apps' keys and its lease.
+    async fn stored(&self) -> (Vec<String>, Option<slipway_webhook::Lease>) {
+        stored_ledger(&self.tenant.uid().unwrap()).await
+    }
+}
+
 /// Two replicas' ledgers of one real tenant, as the webhook uses them (the replicas' addresses
 /// are never dialled here: forwarding is the racing tests' part).
 ///
@@ -854,43 +908,20 @@ async fn stored_ledger_holder(tenant_uid: &str) -> (Vec<String>, Option<String>)
 /// - A holder started again at its address is not sent its own reviews.
 #[tokio::test]
 async fn a_tenants_lease_admits_from_memory_on_one_replica_and_outlives_a_killed_holder() {
-    use slipway_webhook::{Claim, Ledger, Observed, Reserved};
-    const LEDGERS: &str = "slipway-system";
-    let ttl = std::time::Duration::from_secs(10);
-    let (tenant, _) = new_tenant("lease", "free").await;
-    let admin = kube_admin().await;
-    let tenant: slipway_crds::Tenant = Api::all(admin.clone()).get(&tenant).await.unwrap();
-    let uid = tenant.uid().unwrap();
-    let stored = || stored_ledger(&uid);
-    let claim = |name: &str| Claim {
-        kind: slipway_crds::Kind::App,
-        name: name.into(),
-        uid: Some(uuid::Uuid::new_v4().to_string()),
-        generation: 1,
-        footprint: Default::default(),
-    };
-    // No object is ever stored: nothing the ledgers hold is covered by a cache.
-    let nothing_observed: Observed = std::sync::Arc::new(|_, _, _| false);
-    // Judges by the App count alone, and says which Apps it counted besides the claim.
-    let names = |inventory: slipway_policies::Inventory| {
-        inventory.names().map(|(_, name)| name.to_string()).collect::<Vec<_>>()
-    };
-    let replica = |address: &str| Ledger::new(admin.clone(), LEDGERS, ttl).holding_leases_at(address.to_string());
+    use slipway_webhook::Reserved;
+    let fixture = LeaseTenant::new("lease").await;
+    let (ttl, stored) = (LeaseTenant::TTL, || fixture.stored());
+    let replica = |address| fixture.replica(address);
     let (first, second) = (replica("192.0.2.1:8443"), replica("192.0.2.2:8443"));
 
-    let reserve = |ledger: &Ledger, name: &str| {
-        let (ledger, claim, observed) = (ledger.clone(), claim(name), nothing_observed.clone());
-        let tenant = tenant.clone();
-        async move { ledger.reserve(&tenant, &claim, false, observed, |inventory| (true, names(inventory))).await }
-    };
-    assert_eq!(reserve(&first, "a").await.unwrap(), Reserved::Judged(vec![]));
+    assert_eq!(fixture.reserve(&first, "a").await.unwrap(), Reserved::Judged(vec![]));
     let (written, lease) = stored().await;
     assert_eq!(written, ["apps.a"], "the first reservation is written, with the lease");
     let lease = lease.expect("the first write takes the lease");
     assert_eq!(lease.address, "192.0.2.1:8443");
-    assert_eq!(reserve(&first, "b").await.unwrap(), Reserved::Judged(vec!["a".to_string()]));
+    assert_eq!(fixture.reserve(&first, "b").await.unwrap(), Reserved::Judged(vec!["a".to_string()]));
     assert_eq!(stored().await.0, ["apps.a"], "the holder admits from memory: b is not written");
-    assert_eq!(reserve(&second, "c").await.unwrap(), Reserved::HeldBy("192.0.2.1:8443".into()));
+    assert_eq!(fixture.reserve(&second, "c").await.unwrap(), Reserved::HeldBy("192.0.2.1:8443".into()));
 
     // Killed: its lease stays in the ledger, b is known to nobody else.
     drop(first);
@@ -900,7 +931,7 @@ async fn a_tenants_lease_admits_from_memory_on_one_replica_and_outlives_a_killed
     let (mut sent_to_holder, mut told_to_retry) = (0, 0);
     let counted = loop {
         assert!(std::time::Instant::now() < deadline, "the second replica never took over");
-        match reserve(&second, "c").await {
+        match fixture.reserve(&second, "c").await {
             Ok(Reserved::Judged(counted)) => break counted,
             Ok(Reserved::HeldBy(holder)) => {
                 assert_eq!(holder, "192.0.2.1:8443");
@@ -923,14 +954,14 @@ async fn a_tenants_lease_admits_from_memory_on_one_replica_and_outlives_a_killed
     assert_eq!(stored().await.1.map(|l| l.address), Some("192.0.2.2:8443".into()), "the second holds it now");
 
     // Shut down: what it admitted from memory is written, the lease returned.
-    assert_eq!(reserve(&second, "d").await.unwrap(), Reserved::Judged(vec!["c".to_string()]));
+    assert_eq!(fixture.reserve(&second, "d").await.unwrap(), Reserved::Judged(vec!["c".to_string()]));
     second.release_leases().await;
     let (written, lease) = stored().await;
     assert_eq!(lease, None, "the lease is returned");
     assert_eq!(written, ["apps.c", "apps.d"], "d, admitted from memory, is written on the way out");
     let third = replica("192.0.2.3:8443");
     assert_eq!(
-        reserve(&third, "e").await.unwrap(),
+        fixture.reserve(&third, "e").await.unwrap(),
         Reserved::Judged(vec!["c".to_string(), "d".to_string()]),
         "a third replica takes over at once, counting what the second admitted"
     );
@@ -939,7 +970,7 @@ async fn a_tenants_lease_admits_from_memory_on_one_replica_and_outlives_a_killed
     // nothing is sent to it (nor to itself); what it admitted still counts for the TTL.
     drop(third);
     let restarted = replica("192.0.2.3:8443");
-    let message = reserve(&restarted, "f").await.expect_err("not taken while e may be unseen").to_string();
+    let message = fixture.reserve(&restarted, "f").await.expect_err("not taken while e may be unseen").to_string();
     assert!(message.contains("stopped renewing its lease") && message.contains("retry"), "{message}");
 }
 
@@ -954,59 +985,37 @@ async fn a_tenants_lease_admits_from_memory_on_one_replica_and_outlives_a_killed
 ///   the lease is free again it writes what it admits and takes no lease.
 #[tokio::test]
 async fn a_stopping_holder_returns_its_lease_while_it_still_serves_and_takes_none_again() {
-    use slipway_webhook::{Claim, Ledger, Observed, Reserved};
-    const LEDGERS: &str = "slipway-system";
-    let ttl = std::time::Duration::from_secs(10);
-    let (tenant, _) = new_tenant("handover", "free").await;
-    let admin = kube_admin().await;
-    let tenant: slipway_crds::Tenant = Api::all(admin.clone()).get(&tenant).await.unwrap();
-    let uid = tenant.uid().unwrap();
+    use slipway_webhook::Reserved;
+    let fixture = LeaseTenant::new("handover").await;
+    let uid = fixture.tenant.uid().unwrap();
     let stored = || stored_ledger_holder(&uid);
-    let nothing_observed: Observed = std::sync::Arc::new(|_, _, _| false);
-    let replica = |address: &str| Ledger::new(admin.clone(), LEDGERS, ttl).holding_leases_at(address.to_string());
-    let (stopping, other) = (replica("192.0.2.11:8443"), replica("192.0.2.12:8443"));
-    let reserve = |ledger: &Ledger, name: &str| {
-        let claim = Claim {
-            kind: slipway_crds::Kind::App,
-            name: name.into(),
-            uid: Some(uuid::Uuid::new_v4().to_string()),
-            generation: 1,
-            footprint: Default::default(),
-        };
-        let (ledger, observed, tenant) = (ledger.clone(), nothing_observed.clone(), tenant.clone());
-        async move {
-            let counted = |inventory: slipway_policies::Inventory| {
-                (true, inventory.names().map(|(_, name)| name.to_string()).collect::<Vec<_>>())
-            };
-            ledger.reserve(&tenant, &claim, false, observed, counted).await.unwrap()
-        }
-    };
+    let (stopping, other) = (fixture.replica("192.0.2.11:8443"), fixture.replica("192.0.2.12:8443"));
     let sent_to = |address: &str| Reserved::HeldBy(address.to_string());
     let counting = |names: &[&str]| Reserved::Judged(names.iter().map(ToString::to_string).collect::<Vec<_>>());
 
-    assert_eq!(reserve(&stopping, "a").await, counting(&[]));
-    assert_eq!(reserve(&stopping, "b").await, counting(&["a"]));
-    assert_eq!(reserve(&other, "c").await, sent_to("192.0.2.11:8443"));
+    assert_eq!(fixture.reserve(&stopping, "a").await.unwrap(), counting(&[]));
+    assert_eq!(fixture.reserve(&stopping, "b").await.unwrap(), counting(&["a"]));
+    assert_eq!(fixture.reserve(&other, "c").await.unwrap(), sent_to("192.0.2.11:8443"));
 
     stopping.release_leases().await;
     assert_eq!(stored().await, (vec!["apps.a".into(), "apps.b".into()], None), "b written, the lease returned");
     assert_eq!(
-        reserve(&other, "c").await,
+        fixture.reserve(&other, "c").await.unwrap(),
         sent_to("192.0.2.11:8443"),
         "nothing tells the other replica: it still sends the tenant's reviews to the stopping one"
     );
     other.distrust_holder("192.0.2.11:8443");
-    assert_eq!(reserve(&other, "c").await, counting(&["a", "b"]), "read again, it judges, counting b");
+    assert_eq!(fixture.reserve(&other, "c").await.unwrap(), counting(&["a", "b"]), "read again, it judges, counting b");
     assert_eq!(stored().await.1.as_deref(), Some("192.0.2.12:8443"), "and holds the lease");
 
     assert_eq!(
-        reserve(&stopping, "d").await,
+        fixture.reserve(&stopping, "d").await.unwrap(),
         sent_to("192.0.2.12:8443"),
         "the stopping replica sends on what still reaches it"
     );
     other.release_leases().await;
     stopping.distrust_holder("192.0.2.12:8443");
-    assert_eq!(reserve(&stopping, "d").await, counting(&["a", "b", "c"]));
+    assert_eq!(fixture.reserve(&stopping, "d").await.unwrap(), counting(&["a", "b", "c"]));
     let (written, lease) = stored().await;
     assert_eq!(
         written,
