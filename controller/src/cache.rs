@@ -8,7 +8,7 @@
 //! always finds that change in the store. A store that has not listed everything yet, or does
 //! not hold an object, is never taken for "absent": the reconciler asks the API server then.
 
-use crate::Result;
+use crate::{Result, triggers};
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::{
     apps::v1::Deployment,
@@ -26,21 +26,25 @@ use kube::{
     },
 };
 use serde::de::DeserializeOwned;
-use std::{fmt::Debug, sync::Arc, time::Duration};
+use std::{
+    fmt::Debug,
+    hash::{Hash, Hasher},
+    sync::Arc,
+    time::Duration,
+};
 
-/// A store of `K` and the watch stream that fills it, for a controller's `owns_stream`.
+/// A store of `K` and the watch events that fill it, passed on once the store holds them.
 pub fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
-) -> (Store<K>, impl Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static)
+) -> (Store<K>, impl Stream<Item = std::result::Result<watcher::Event<K>, watcher::Error>> + Send + 'static)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store();
     // Nothing here reads managedFields: keep them out of memory.
     let events = watcher(api, config).default_backoff().modify(|obj| obj.managed_fields_mut().clear());
-    let stream = reflector::reflector(writer, events).touched_objects();
-    (store, stream)
+    (store, reflector::reflector(writer, events))
 }
 
 /// The stores the reconcilers read.
@@ -160,11 +164,17 @@ pub fn watches(client: &Client, tenants: Store<slipway_crds::Tenant>) -> (Caches
     let (tenant_roles, tenant_role_events) = labelled(client, TENANT_LABEL);
     let (tenant_role_bindings, tenant_role_binding_events) = labelled(client, TENANT_LABEL);
     let (tenant_policies, tenant_policy_events) = labelled(client, &tenant_only);
-    let (app_deployments, app_deployment_events) = labelled(client, APP_LABEL);
-    let (app_services, app_service_events) = labelled(client, APP_LABEL);
-    let (app_ingresses, app_ingress_events) = labelled(client, APP_LABEL);
-    let (app_autoscalers, app_autoscaler_events) = labelled(client, APP_LABEL);
-    let (app_policies, app_policy_events) = labelled(client, APP_LABEL);
+    // An App's status reads its Deployment's rollout and its Service's node port (in its spec).
+    let deployment_reads = |d: &Deployment| {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (triggers::owned_intent(d), crate::app::progress(d)).hash(&mut hasher);
+        hasher.finish()
+    };
+    let (app_deployments, app_deployment_events) = of_apps(client, deployment_reads);
+    let (app_services, app_service_events) = of_apps(client, triggers::owned_intent);
+    let (app_ingresses, app_ingress_events) = of_apps(client, triggers::owned_intent);
+    let (app_autoscalers, app_autoscaler_events) = of_apps(client, triggers::owned_intent);
+    let (app_policies, app_policy_events) = of_apps(client, triggers::owned_intent);
     let (database_policies, database_policy_events) = labelled(client, DATABASE_LABEL);
     let caches = Caches {
         namespaces,
@@ -201,13 +211,25 @@ pub fn watches(client: &Client, tenants: Store<slipway_crds::Tenant>) -> (Caches
     (caches, streams)
 }
 
-/// [`reflect`] of every `K` in the cluster that matches the label `selector`.
+/// [`reflect`] of every `K` in the cluster that matches the label `selector`; every object an
+/// event touches is passed on.
 fn labelled<K>(client: &Client, selector: &str) -> (Store<K>, Events<K>)
 where
     K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
 {
     let (store, events) = reflect(Api::<K>::all(client.clone()), watcher::Config::default().labels(selector));
-    (store, events.boxed())
+    (store, events.touched_objects().boxed())
+}
+
+/// [`reflect`] of every `K` that an App owns (labelled `slipway.dev/app`); passed on are only
+/// the changes [`triggers::owner_wakes`] tells apart with `reads`.
+fn of_apps<K>(client: &Client, reads: fn(&K) -> u64) -> (Store<K>, Events<K>)
+where
+    K: Resource<DynamicType = ()> + Clone + Debug + DeserializeOwned + Send + Sync + 'static,
+{
+    let config = watcher::Config::default().labels(slipway_crds::APP_LABEL);
+    let (store, events) = reflect(Api::<K>::all(client.clone()), config);
+    (store, triggers::owner_wakes(events, reads).boxed())
 }
 
 type Events<K> = futures::stream::BoxStream<'static, std::result::Result<K, watcher::Error>>;

@@ -9,6 +9,7 @@ mod rollout;
 mod status;
 
 pub use revisions::Recorded;
+pub use status::progress;
 
 use crate::{Context, Result, apply::apply_status, cache::delete_if_cached, notify};
 use k8s_openapi::api::{

@@ -74,9 +74,27 @@ pub async fn record(
     if let Some(number) = recorded.number(&uid, key) {
         return Ok(number);
     }
-    let number = list_or_create(api, app, &uid, tenant, key).await?;
+    // A new App (its status names no revision yet) has none as a rule: its first revision is
+    // created without a list (issue 13: the list was one uncached request per new App). One
+    // that exists already (an interrupted reconcile's, or a deleted App's of the same name)
+    // answers 409, and is looked for as before.
+    let new = app.status.as_ref().is_none_or(|s| s.revision.is_none());
+    let created = if new { create_first(api, app, tenant, key).await? } else { None };
+    let number = match created {
+        Some(number) => number,
+        None => list_or_create(api, app, &uid, tenant, key).await?,
+    };
     recorded.remember(&uid, key, number);
     Ok(number)
+}
+
+/// Creates revision 1 of `app`: `Some(1)`, or `None` when a revision of that name exists.
+async fn create_first(api: &Api<ControllerRevision>, app: &App, tenant: &str, key: &str) -> Result<Option<i64>> {
+    match api.create(&Default::default(), &new_revision(app, tenant, key, 1, None)?).await {
+        Ok(_) => Ok(Some(1)),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn list_or_create(api: &Api<ControllerRevision>, app: &App, uid: &str, tenant: &str, key: &str) -> Result<i64> {

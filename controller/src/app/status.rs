@@ -64,7 +64,7 @@ fn phase(o: &Observed<'_>) -> (AppPhase, &'static str, String) {
         return (AppPhase::Pending, "DeploymentMissing", "the Deployment is not created yet".into());
     };
     let Some(status) = d.status.as_ref() else {
-        return (AppPhase::Pending, "DeploymentPending", "the Deployment has not reported status yet".into());
+        return waiting(0, replicas, &trouble);
     };
     let conditions = status.conditions.iter().flatten();
     // Whether the Deployment controller has seen the current spec: until it has, its
@@ -105,14 +105,38 @@ fn phase(o: &Observed<'_>) -> (AppPhase, &'static str, String) {
     if observed && updated >= replicas && available >= replicas && total == replicas {
         return (AppPhase::Ready, "Available", format!("{available}/{replicas} replicas available"));
     }
-    if total == 0 && replicas > 0 {
-        return (AppPhase::Pending, "PodsPending", format!("0/{replicas} replicas created"));
+    waiting(available, replicas, &trouble)
+}
+
+/// A rollout under way, in what [`progress`] tells apart: available replicas only. How many
+/// pods exist or run the new template is left out, so that the Deployment controller's steps
+/// toward availability (observing the spec, creating the ReplicaSet and its pods) need not
+/// wake the App (issue 13: an App Ready in at most 2 reconciles).
+fn waiting(available: i32, replicas: i32, trouble: &str) -> (AppPhase, &'static str, String) {
+    let message = format!("{available}/{replicas} replicas available{trouble}");
+    match available {
+        0 => (AppPhase::Pending, "ReplicasUnavailable", message),
+        _ => (AppPhase::Progressing, "RollingOut", message),
     }
-    (
-        AppPhase::Progressing,
-        "RollingOut",
-        format!("{available}/{replicas} replicas available, {updated} updated{trouble}"),
-    )
+}
+
+/// What an App's status reads from its Deployment ([`phase`] and [`compute`]), as a value whose
+/// change is worth a reconcile of the App: whether the rollout is complete, how many replicas
+/// are available, and a failure the Deployment reports (`Progressing` false, or
+/// `ReplicaFailure`), with its words and time. Steps of the rollout that change none of these
+/// (the Deployment controller observing the spec, creating pods) are not.
+pub fn progress(d: &Deployment) -> impl std::hash::Hash + use<> {
+    let status = d.status.clone().unwrap_or_default();
+    let observed = status.observed_generation >= d.metadata.generation;
+    let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let (available, updated, total) =
+        (status.available_replicas.unwrap_or(0), status.updated_replicas.unwrap_or(0), status.replicas.unwrap_or(0));
+    let complete = observed && updated >= wanted && available >= wanted && total == wanted;
+    let failures: Vec<_> = (status.conditions.unwrap_or_default().into_iter())
+        .filter(|c| (c.type_ == "Progressing" && c.status == "False" && observed) || c.type_ == "ReplicaFailure")
+        .map(|c| (c.type_, c.status, c.reason, c.message, c.last_update_time.map(|t| t.0.to_string())))
+        .collect();
+    (complete, available, failures)
 }
 
 /// Most pods [`pod_trouble`] names.
@@ -302,6 +326,41 @@ mod tests {
         assert!(!pods_worth_reading(&deployment(0, 0, false)), "no pods reported");
         assert!(pods_worth_reading(&deployment(2, 1, false)));
         assert!(pods_worth_reading(&deployment(2, 1, true)), "a failed rollout's pods say why");
+    }
+
+    fn hash(value: &impl std::hash::Hash) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        value.hash(&mut hasher);
+        std::hash::Hasher::finish(&hasher)
+    }
+
+    /// The Deployment controller's steps from an App's new Deployment to its first available
+    /// pod change nothing the App reports, and so wake no App; availability and failures do.
+    #[test]
+    fn the_status_changes_only_with_the_deployments_progress() {
+        let mut steps = [Deployment::default(), deployment(0, 0, false), deployment(2, 0, false)];
+        for d in &mut steps {
+            d.metadata.generation = Some(1);
+            d.spec = Some(k8s_openapi::api::apps::v1::DeploymentSpec { replicas: Some(2), ..Default::default() });
+        }
+        let spec = node_port_spec();
+        let prev = AppStatus::default();
+        let first = observe(&spec, Some(&steps[0]), None, &prev);
+        assert_eq!((first.phase, first.conditions[0].message.as_str()), (AppPhase::Pending, "0/2 replicas available"));
+        for d in &steps[1..] {
+            assert_eq!(hash(&progress(d)), hash(&progress(&steps[0])), "{:?}", d.status);
+            assert_eq!(observe(&spec, Some(d), None, &first), first, "{:?}", d.status);
+        }
+        let mut available = deployment(2, 1, false);
+        available.spec = steps[0].spec.clone();
+        let mut failed = deployment(2, 0, true);
+        failed.spec = steps[0].spec.clone();
+        let mut complete = deployment(2, 2, false);
+        complete.spec = steps[0].spec.clone();
+        for d in [&available, &failed, &complete] {
+            assert_ne!(hash(&progress(d)), hash(&progress(&steps[0])), "{:?}", d.status);
+            assert_ne!(observe(&spec, Some(d), None, &first), first, "{:?}", d.status);
+        }
     }
 
     #[test]
