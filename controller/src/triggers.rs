@@ -81,12 +81,14 @@ where
                 Some(Ok(obj))
             }
             Ok(watcher::Event::Apply(obj)) => {
-                let before = seen.insert(ObjectRef::from_obj(&obj), reads(&obj));
-                before.is_some_and(|hash| hash != reads(&obj)).then_some(Ok(obj))
+                let now = reads(&obj);
+                let before = seen.insert(ObjectRef::from_obj(&obj), now);
+                before.is_some_and(|hash| hash != now).then_some(Ok(obj))
             }
             Ok(watcher::Event::InitApply(obj)) => {
-                let before = seen.insert(ObjectRef::from_obj(&obj), reads(&obj));
-                (before != Some(reads(&obj))).then_some(Ok(obj))
+                let now = reads(&obj);
+                let before = seen.insert(ObjectRef::from_obj(&obj), now);
+                (before != Some(now)).then_some(Ok(obj))
             }
             Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
         };
