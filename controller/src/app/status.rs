@@ -100,9 +100,7 @@ fn phase(o: &Observed<'_>) -> (AppPhase, &'static str, String) {
         );
         return (phase, reason, message);
     }
-    let updated = status.updated_replicas.unwrap_or(0);
-    let total = status.replicas.unwrap_or(0);
-    if observed && updated >= replicas && available >= replicas && total == replicas {
+    if rolled_out(d, replicas) {
         return (AppPhase::Ready, "Available", format!("{available}/{replicas} replicas available"));
     }
     waiting(available, replicas, &trouble)
@@ -125,18 +123,25 @@ fn waiting(available: i32, replicas: i32, trouble: &str) -> (AppPhase, &'static 
 /// are available, and a failure the Deployment reports (`Progressing` false, or
 /// `ReplicaFailure`), with its words and time. Steps of the rollout that change none of these
 /// (the Deployment controller observing the spec, creating pods) are not.
-pub fn progress(d: &Deployment) -> impl std::hash::Hash + use<> {
-    let status = d.status.clone().unwrap_or_default();
-    let observed = status.observed_generation >= d.metadata.generation;
+pub fn progress(d: &Deployment) -> impl std::hash::Hash + '_ {
+    let status = d.status.as_ref();
+    let observed = status.is_some_and(|s| s.observed_generation >= d.metadata.generation);
     let wanted = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let available = status.and_then(|s| s.available_replicas).unwrap_or(0);
+    let failures: Vec<_> = (status.and_then(|s| s.conditions.as_ref()).into_iter().flatten())
+        .filter(|c| (c.type_ == "Progressing" && c.status == "False" && observed) || c.type_ == "ReplicaFailure")
+        .map(|c| (&c.type_, &c.status, &c.reason, &c.message, c.last_update_time.as_ref().map(|t| t.0)))
+        .collect();
+    (rolled_out(d, wanted), available, failures)
+}
+
+/// Whether `d` has rolled out its current spec (`status.observedGeneration` caught up) to
+/// exactly `wanted` replicas, every one updated and available: the App is Ready.
+fn rolled_out(d: &Deployment, wanted: i32) -> bool {
+    let Some(status) = d.status.as_ref() else { return false };
     let (available, updated, total) =
         (status.available_replicas.unwrap_or(0), status.updated_replicas.unwrap_or(0), status.replicas.unwrap_or(0));
-    let complete = observed && updated >= wanted && available >= wanted && total == wanted;
-    let failures: Vec<_> = (status.conditions.unwrap_or_default().into_iter())
-        .filter(|c| (c.type_ == "Progressing" && c.status == "False" && observed) || c.type_ == "ReplicaFailure")
-        .map(|c| (c.type_, c.status, c.reason, c.message, c.last_update_time.map(|t| t.0.to_string())))
-        .collect();
-    (complete, available, failures)
+    status.observed_generation >= d.metadata.generation && updated >= wanted && available >= wanted && total == wanted
 }
 
 /// Most pods [`pod_trouble`] names.
