@@ -27,13 +27,15 @@ use kube::{
 };
 use serde::de::DeserializeOwned;
 use std::{
+    collections::HashMap,
     fmt::Debug,
     hash::{Hash, Hasher},
     sync::Arc,
     time::Duration,
 };
 
-/// A store of `K` and the watch events that fill it, passed on once the store holds them.
+/// A store of `K` and the watch events that fill it, passed on once the store holds them, with
+/// the deletions a relist reveals (see [`with_relist_deletions`]).
 pub fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
@@ -44,7 +46,53 @@ where
     let (store, writer) = reflector::store();
     // Nothing here reads managedFields: keep them out of memory.
     let events = watcher(api, config).default_backoff().modify(|obj| obj.managed_fields_mut().clear());
-    (store, reflector::reflector(writer, events))
+    let events = reflector::reflector(writer, events);
+    (store.clone(), with_relist_deletions(store, events))
+}
+
+/// `events` (a reflector's, writing `store`), each followed after a relist by a
+/// `Delete` of every object the store held before it and the relist no longer shows.
+///
+/// Why: a watch that lost its place (its `resourceVersion` too old, "410 Gone", after the API
+/// server was away longer than etcd keeps history) lists again, and kube-runtime's watcher
+/// reports that list as `Init`, `InitApply`… and `InitDone`, never as deletions: the reflector
+/// drops objects deleted meanwhile from its store, and nothing else learns of them. Their owners
+/// were never woken, so an App whose Deployment was deleted while its controller's watch was
+/// away stayed without one until something else changed it. client-go's informers report
+/// such objects as deletions (`DeletedFinalStateUnknown`); this does the same.
+///
+/// The store still holds the previous list until `InitDone` (kube-runtime's `Writer` buffers a
+/// relist and swaps it in at its end), so the objects gone are read from it at `Init` and
+/// reported, as their last known state, after `InitDone`: like a watch's `Delete`, once the
+/// store no longer holds them.
+pub fn with_relist_deletions<K>(
+    store: Store<K>,
+    events: impl Stream<Item = std::result::Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+) -> impl Stream<Item = std::result::Result<watcher::Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    // The objects the store held when the current relist began, less those it has shown since.
+    let mut unlisted: Option<HashMap<ObjectRef<K>, Arc<K>>> = None;
+    events.flat_map(move |event| {
+        let mut gone = Vec::new();
+        match &event {
+            Ok(watcher::Event::Init) => {
+                unlisted = Some(store.state().into_iter().map(|obj| (ObjectRef::from_obj(&*obj), obj)).collect());
+            }
+            Ok(watcher::Event::InitApply(obj)) => {
+                if let Some(unlisted) = &mut unlisted {
+                    unlisted.remove(&ObjectRef::from_obj(obj));
+                }
+            }
+            Ok(watcher::Event::InitDone) => {
+                let deleted = unlisted.take().into_iter().flat_map(HashMap::into_values);
+                gone.extend(deleted.map(|obj| Ok(watcher::Event::Delete(Arc::unwrap_or_clone(obj)))));
+            }
+            _ => {}
+        }
+        futures::stream::iter(std::iter::once(event).chain(gone))
+    })
 }
 
 /// The stores the reconcilers read.
@@ -261,6 +309,45 @@ mod tests {
             metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() },
             ..Default::default()
         }
+    }
+
+    #[tokio::test]
+    async fn a_relist_reports_what_was_deleted_while_the_watch_was_away() {
+        let events = [
+            // The first list: nothing was known before it, so nothing is gone.
+            Event::Init,
+            Event::InitApply(namespace("tenant-a")),
+            Event::InitApply(namespace("tenant-b")),
+            Event::InitDone,
+            Event::Apply(namespace("tenant-c")),
+            // The watch lost its place; its relist is cut short and starts over.
+            Event::Init,
+            Event::InitApply(namespace("tenant-a")),
+            Event::Init,
+            Event::InitApply(namespace("tenant-a")),
+            Event::InitApply(namespace("tenant-c")),
+            Event::InitDone,
+            // Once more, after tenant-c went too.
+            Event::Init,
+            Event::InitApply(namespace("tenant-a")),
+            Event::InitDone,
+        ];
+        let (store, writer) = reflector::store();
+        let reflected = reflector::reflector(writer, futures::stream::iter(events.map(Ok)));
+        let passed: Vec<_> = with_relist_deletions(store.clone(), reflected)
+            .map(|event| match event.unwrap() {
+                Event::Delete(ns) => {
+                    assert!(store.get(&ObjectRef::from_obj(&ns)).is_none(), "reported once the store has let it go");
+                    format!("delete {}", ns.name_any())
+                }
+                Event::InitDone => "listed".into(),
+                _ => String::new(),
+            })
+            .filter(|said| futures::future::ready(!said.is_empty()))
+            .collect()
+            .await;
+        assert_eq!(passed, ["listed", "listed", "delete tenant-b", "listed", "delete tenant-c"]);
+        assert_eq!(store.state().iter().map(|ns| ns.name_any()).collect::<Vec<_>>(), ["tenant-a"]);
     }
 
     #[test]

@@ -59,8 +59,9 @@ pub fn intent<K: Resource>(obj: &K) -> Option<u64> {
 }
 
 /// The owned objects whose change can matter to their owner's reconcile, from their watch's
-/// events (after its reflector, so the store already holds what a wake shows): every deletion,
-/// and every change of what [`owned_intent`] and `reads` hash. Not an object's creation: the
+/// events (after its reflector, so the store already holds what a wake shows): every deletion
+/// (those a relist reveals included: [`crate::cache::with_relist_deletions`]), and every change
+/// of what [`owned_intent`] and `reads` hash. Not an object's creation: the
 /// owner's reconcile created it and read what its apply returned (issue 13: the watch event of
 /// an App's own new Deployment, Service and NetworkPolicy each woke the App once more, for
 /// nothing). Objects a list shows (the first, or after the watch lost its place) wake their
