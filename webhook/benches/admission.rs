@@ -387,6 +387,36 @@ impl Bench {
         Ok(())
     }
 
+    /// [`create_batch`] of `count` Apps named `batch`, with kube-apiserver's CPU profile taken
+    /// during it at 8 in flight ([`profile_apiserver`]); logs the batch's wall-clock window as
+    /// `mode`, so a system-wide profile can be cut to it (hack/profile-admission.sh). How long
+    /// the creates took, and the latency of each.
+    async fn profiled_batch<F>(
+        &self,
+        apps: &Api<App>,
+        mode: &str,
+        batch: &str,
+        count: usize,
+        concurrency: usize,
+        make: F,
+    ) -> anyhow::Result<(Duration, Histogram<u64>)>
+    where
+        F: Fn(&str) -> App + Clone + Send + 'static,
+    {
+        let profile = if concurrency == 8 { profile_apiserver(&self.client, batch) } else { None };
+        let (started, from) = (Instant::now(), unix_seconds());
+        let latency = create_batch(apps, batch, count, concurrency, make).await?;
+        let (elapsed, to) = (started.elapsed(), unix_seconds());
+        if let Some(profile) = profile {
+            profile.await?.with_context(|| format!("profiling kube-apiserver during {batch}"))?;
+        }
+        eprintln!(
+            "  {mode:<18} c={concurrency}: {count} Apps in {:.1} s (window {from:.3},{to:.3})",
+            elapsed.as_secs_f64()
+        );
+        Ok((elapsed, latency))
+    }
+
     /// Phase 2: Apps created through kube-apiserver without Slipway's webhooks, with the
     /// validating one alone, and with both.
     async fn phase_apiserver(&self, settings: &Settings, running: &Running) -> anyhow::Result<()> {
@@ -415,29 +445,17 @@ impl Bench {
             create_batch(&apps, &format!("{label}-warm"), 20, 1, bare_app).await?;
             for concurrency in [1, 8] {
                 let batch = format!("{label}-c{concurrency}");
-                let profile = if concurrency == 8 { profile_apiserver(&self.client, &batch) } else { None };
-                let (started, from) = (Instant::now(), unix_seconds());
-                let latency = create_batch(&apps, &batch, settings.apps, concurrency, bare_app).await?;
-                let elapsed = started.elapsed();
-                if let Some(profile) = profile {
-                    profile.await?.with_context(|| format!("profiling kube-apiserver during {batch}"))?;
-                }
-                // The batch's wall-clock window, so a system-wide profile can be cut to it
-                // (hack/profile-admission.sh).
-                eprintln!(
-                    "  {mode:<18} c={concurrency}: {} Apps in {:.1} s (window {from:.3},{:.3})",
-                    settings.apps,
-                    elapsed.as_secs_f64(),
-                    unix_seconds()
-                );
+                let (elapsed, latency) =
+                    self.profiled_batch(&apps, mode, &batch, settings.apps, concurrency, bare_app).await?;
                 rows.push((mode, concurrency, elapsed, latency));
             }
             if let Some(complete_mode) = registered.complete_mode() {
                 for concurrency in [1, 8] {
                     let batch = format!("{label}-complete-c{concurrency}");
-                    let started = Instant::now();
-                    let latency = create_batch(&apps, &batch, settings.apps, concurrency, complete.clone()).await?;
-                    rows.push((complete_mode, concurrency, started.elapsed(), latency));
+                    let make = complete.clone();
+                    let (elapsed, latency) =
+                        self.profiled_batch(&apps, complete_mode, &batch, settings.apps, concurrency, make).await?;
+                    rows.push((complete_mode, concurrency, elapsed, latency));
                 }
             }
             // The same Apps given a new image: the webhooks are called, no reservation is

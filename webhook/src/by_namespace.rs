@@ -19,28 +19,34 @@ use kube::{
 use slipway_policies::{Footprint, Footprints, Inventory, Spec, TenantPolicy};
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    sync::{Arc, Mutex, PoisonError, RwLock},
-    time::{Duration, Instant},
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
 };
 use tokio::sync::watch;
 
 /// UIDs of objects the watches saw deleted, with the generation they had, for as long as a
 /// reservation of theirs could still be live.
-#[derive(Default)]
 pub struct Deleted {
-    seen: Mutex<HashMap<String, (i64, Instant)>>,
+    // moka forgets each entry `keep` after it was recorded, a few at a time, so a deletion
+    // costs O(1) amortised (issue 13: scanning them all on each one made deleting a
+    // namespace's thousands of Apps quadratic, and `Instant::elapsed` the webhook's
+    // second-hottest symbol).
+    seen: moka::sync::Cache<String, i64>,
 }
 
 impl Deleted {
-    fn record(&self, uid: String, generation: i64, keep: Duration) {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.retain(|_, (_, at)| at.elapsed() < keep);
-        seen.insert(uid, (generation, Instant::now()));
+    /// Deletions remembered for `keep` each.
+    pub fn new(keep: Duration) -> Self {
+        Self { seen: moka::sync::Cache::builder().time_to_live(keep).build() }
+    }
+
+    fn record(&self, uid: String, generation: i64) {
+        self.seen.insert(uid, generation);
     }
 
     /// Whether the object `uid` was seen deleted at `generation` or later.
     pub fn at_least(&self, uid: &str, generation: i64) -> bool {
-        self.seen.lock().unwrap_or_else(PoisonError::into_inner).get(uid).is_some_and(|(g, _)| *g >= generation)
+        self.seen.get(uid).is_some_and(|g| g >= generation)
     }
 }
 
@@ -129,8 +135,8 @@ impl<K: Watched> ByNamespace<K> {
         }
     }
 
-    /// Starts watching `api` in a task. Deletions are recorded in `deleted` and kept for `keep`.
-    pub fn start(api: Api<K>, deleted: Arc<Deleted>, keep: Duration) -> Arc<Self> {
+    /// Starts watching `api` in a task. Deletions are recorded in `deleted`.
+    pub fn start(api: Api<K>, deleted: Arc<Deleted>) -> Arc<Self> {
         let this = Arc::new(Self::empty());
         let cache = this.clone();
         tokio::spawn(async move {
@@ -138,7 +144,7 @@ impl<K: Watched> ByNamespace<K> {
             let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
             while let Some(event) = stream.next().await {
                 match event {
-                    Ok(event) => cache.apply(event, &deleted, keep),
+                    Ok(event) => cache.apply(event, &deleted),
                     Err(e) => tracing::warn!(error = %e, "watch error; retrying"),
                 }
             }
@@ -146,7 +152,7 @@ impl<K: Watched> ByNamespace<K> {
         this
     }
 
-    fn apply(&self, event: watcher::Event<K>, deleted: &Deleted, keep: Duration) {
+    fn apply(&self, event: watcher::Event<K>, deleted: &Deleted) {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
         match event {
             watcher::Event::Init => state.relisting = Some(HashMap::new()),
@@ -176,7 +182,7 @@ impl<K: Watched> ByNamespace<K> {
                     state.remove(&ns, &object.name_any());
                 }
                 if let Some(uid) = object.uid() {
-                    deleted.record(uid, object.meta().generation.unwrap_or(0), keep);
+                    deleted.record(uid, object.meta().generation.unwrap_or(0));
                 }
             }
         }
@@ -298,7 +304,7 @@ mod tests {
 
     #[test]
     fn reviews_read_their_namespace_and_their_host_only() {
-        let (cache, deleted, keep) = (ByNamespace::<App>::empty(), Deleted::default(), Duration::from_secs(60));
+        let (cache, deleted) = (ByNamespace::<App>::empty(), Deleted::new(Duration::from_secs(60)));
         for event in [
             watcher::Event::Init,
             watcher::Event::InitApply(app("t1", "web", 1, Some("Web.t1.example"))),
@@ -306,7 +312,7 @@ mod tests {
             watcher::Event::InitDone,
             watcher::Event::Apply(app("t1", "db-ui", 2, None)),
         ] {
-            cache.apply(event, &deleted, keep);
+            cache.apply(event, &deleted);
         }
         assert_eq!(names(&cache, "t1"), ["db-ui", "web"]);
         assert_eq!(names(&cache, "t2"), ["api"]);
@@ -314,10 +320,10 @@ mod tests {
         assert_eq!(cache.version("t1", "db-ui"), Some((Some("t1/db-ui".into()), 2)));
 
         // A new host replaces the old one; a deletion forgets the object and remembers its UID.
-        cache.apply(watcher::Event::Apply(app("t1", "web", 2, Some("www.t1.example"))), &deleted, keep);
+        cache.apply(watcher::Event::Apply(app("t1", "web", 2, Some("www.t1.example"))), &deleted);
         assert!(cache.holders("web.t1.example").is_empty());
         assert_eq!(cache.holders("www.t1.example").len(), 1);
-        cache.apply(watcher::Event::Delete(app("t1", "web", 2, Some("www.t1.example"))), &deleted, keep);
+        cache.apply(watcher::Event::Delete(app("t1", "web", 2, Some("www.t1.example"))), &deleted);
         assert!(cache.holders("www.t1.example").is_empty());
         assert_eq!(names(&cache, "t1"), ["db-ui"]);
         assert!(deleted.at_least("t1/web", 2) && !deleted.at_least("t1/web", 3));
@@ -325,7 +331,7 @@ mod tests {
 
     #[test]
     fn counted_footprints_follow_the_watch_and_the_policy() {
-        let (cache, deleted, keep) = (ByNamespace::<App>::empty(), Deleted::default(), Duration::from_secs(60));
+        let (cache, deleted) = (ByNamespace::<App>::empty(), Deleted::new(Duration::from_secs(60)));
         let catalog = PlanCatalog::embedded();
         let (free, standard) = (catalog.effective("free", None).unwrap(), catalog.effective("standard", None).unwrap());
         let usage = |policy: &TenantPolicy| {
@@ -336,7 +342,7 @@ mod tests {
         for event in
             [watcher::Event::Init, watcher::Event::InitApply(app("t1", "a", 1, None)), watcher::Event::InitDone]
         {
-            cache.apply(event, &deleted, keep);
+            cache.apply(event, &deleted);
         }
         // A spec silent on replicas and limits counts the plan's defaults: each plan its own.
         let one = |policy: &TenantPolicy| policy.default_app(&app("t1", "x", 1, None).spec).footprint(policy).unwrap();
@@ -346,44 +352,45 @@ mod tests {
             cache.add_to(&mut inventory, "t1", &free);
             inventory
         };
-        cache.apply(watcher::Event::Apply(app("t1", "b", 1, None)), &deleted, keep);
+        cache.apply(watcher::Event::Apply(app("t1", "b", 1, None)), &deleted);
         assert_eq!(usage(&free), (2, one(&free).plus(&one(&free))), "a new object is counted as it arrives");
         assert_eq!(held.count(slipway_crds::Kind::App), 1, "a review's inventory does not change under it");
         assert_ne!(one(&free), one(&standard));
         assert_eq!(usage(&standard), (2, one(&standard).plus(&one(&standard))), "another policy counts again");
-        cache.apply(watcher::Event::Delete(app("t1", "a", 1, None)), &deleted, keep);
+        cache.apply(watcher::Event::Delete(app("t1", "a", 1, None)), &deleted);
         assert_eq!(usage(&standard), (1, one(&standard)));
-        cache.apply(watcher::Event::Delete(app("t1", "b", 1, None)), &deleted, keep);
+        cache.apply(watcher::Event::Delete(app("t1", "b", 1, None)), &deleted);
         assert_eq!(usage(&standard).0, 0);
     }
 
     #[test]
     fn a_relist_replaces_everything_only_when_complete() {
-        let (cache, deleted, keep) = (ByNamespace::<App>::empty(), Deleted::default(), Duration::from_secs(60));
+        let (cache, deleted) = (ByNamespace::<App>::empty(), Deleted::new(Duration::from_secs(60)));
         assert!(!*cache.ready.borrow());
         for event in [watcher::Event::Init, watcher::Event::InitApply(app("t1", "old", 1, Some("old.t1.example")))] {
-            cache.apply(event, &deleted, keep);
+            cache.apply(event, &deleted);
         }
         assert!(names(&cache, "t1").is_empty(), "nothing is served before the first list is complete");
-        cache.apply(watcher::Event::InitDone, &deleted, keep);
+        cache.apply(watcher::Event::InitDone, &deleted);
         assert!(*cache.ready.borrow());
 
-        cache.apply(watcher::Event::Init, &deleted, keep);
-        cache.apply(watcher::Event::InitApply(app("t1", "new", 1, None)), &deleted, keep);
+        cache.apply(watcher::Event::Init, &deleted);
+        cache.apply(watcher::Event::InitApply(app("t1", "new", 1, None)), &deleted);
         assert_eq!(names(&cache, "t1"), ["old"], "the previous list serves until the new one is complete");
-        cache.apply(watcher::Event::InitDone, &deleted, keep);
+        cache.apply(watcher::Event::InitDone, &deleted);
         assert_eq!(names(&cache, "t1"), ["new"]);
         assert!(cache.holders("old.t1.example").is_empty(), "hosts follow the new list");
     }
 
     #[test]
     fn deletions_are_remembered_for_a_while_at_their_generation() {
-        let deleted = Deleted::default();
-        deleted.record("u1".into(), 3, Duration::from_secs(60));
+        let deleted = Deleted::new(Duration::from_secs(60));
+        deleted.record("u1".into(), 3);
         assert!(deleted.at_least("u1", 3) && deleted.at_least("u1", 1));
         assert!(!deleted.at_least("u1", 4), "a reservation of a later generation is not covered");
         assert!(!deleted.at_least("u2", 1));
-        deleted.record("u2".into(), 1, Duration::ZERO);
-        assert!(!deleted.at_least("u1", 1), "older entries are pruned");
+        let forgetful = Deleted::new(Duration::ZERO);
+        forgetful.record("u1".into(), 3);
+        assert!(!forgetful.at_least("u1", 1), "entries older than `keep` are forgotten");
     }
 }

@@ -57,11 +57,11 @@ impl Index {
     /// # Errors
     /// A watch task ended before its first list (the client was dropped).
     pub async fn start(client: Client, keep: Duration) -> anyhow::Result<Self> {
-        let deleted = Arc::new(Deleted::default());
+        let deleted = Arc::new(Deleted::new(keep));
         let index = Self {
-            apps: ByNamespace::start(Api::all(client.clone()), deleted.clone(), keep),
-            databases: ByNamespace::start(Api::all(client.clone()), deleted.clone(), keep),
-            workspaces: ByNamespace::start(Api::all(client.clone()), deleted.clone(), keep),
+            apps: ByNamespace::start(Api::all(client.clone()), deleted.clone()),
+            databases: ByNamespace::start(Api::all(client.clone()), deleted.clone()),
+            workspaces: ByNamespace::start(Api::all(client.clone()), deleted.clone()),
             namespaces: reflect(Api::all(client.clone()), watcher::Config::default().labels(TENANT_LABEL)),
             tenants: reflect(Api::all(client), watcher::Config::default()),
             deleted,
