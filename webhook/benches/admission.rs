@@ -64,6 +64,7 @@ use slipway_crds::{
 };
 use slipway_policies::PlanCatalog;
 use std::{
+    collections::BTreeMap,
     net::SocketAddr,
     process::ExitCode,
     sync::{
@@ -404,15 +405,24 @@ impl Bench {
         F: Fn(&str) -> App + Clone + Send + 'static,
     {
         let profile = if concurrency == 8 { profile_apiserver(&self.client, batch) } else { None };
+        let ledgers_before = config_map_requests(&self.client).await?;
         let (started, from) = (Instant::now(), unix_seconds());
         let latency = create_batch(apps, batch, count, concurrency, make).await?;
         let (elapsed, to) = (started.elapsed(), unix_seconds());
+        let ledgers = config_map_requests(&self.client).await?;
         if let Some(profile) = profile {
             profile.await?.with_context(|| format!("profiling kube-apiserver during {batch}"))?;
         }
+        let ledger_requests: Vec<String> = ledgers
+            .iter()
+            .map(|(verb, n)| (verb, n - ledgers_before.get(verb).copied().unwrap_or(0.0)))
+            .filter(|(_, n)| *n > 0.0)
+            .map(|(verb, n)| format!("{n} {verb}"))
+            .collect();
         eprintln!(
-            "  {mode:<18} c={concurrency}: {count} Apps in {:.1} s (window {from:.3},{to:.3})",
-            elapsed.as_secs_f64()
+            "  {mode:<18} c={concurrency}: {count} Apps in {:.1} s (window {from:.3},{to:.3}); ConfigMap requests: {}",
+            elapsed.as_secs_f64(),
+            if ledger_requests.is_empty() { "none".to_string() } else { ledger_requests.join(", ") }
         );
         Ok((elapsed, latency))
     }
@@ -678,6 +688,22 @@ fn profile_apiserver(client: &Client, batch: &str) -> Option<tokio::task::JoinHa
         std::fs::write(path, response.into_body().collect().await?.to_bytes())?;
         Ok(())
     }))
+}
+
+/// kube-apiserver's `apiserver_request_total` for ConfigMaps, by verb: the reservation
+/// ledgers' reads and writes (and the few of kube-controller-manager's root CA publisher).
+async fn config_map_requests(client: &Client) -> anyhow::Result<BTreeMap<String, f64>> {
+    let request = hyper::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(request).await?;
+    let mut by_verb = BTreeMap::new();
+    for line in
+        text.lines().filter(|l| l.starts_with("apiserver_request_total{") && l.contains("resource=\"configmaps\""))
+    {
+        let verb = line.split("verb=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or("?");
+        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
+        *by_verb.entry(verb.to_string()).or_insert(0.0) += value;
+    }
+    Ok(by_verb)
 }
 
 /// Now, in seconds since the Unix epoch (the clock `perf record -k CLOCK_REALTIME` stamps samples with).
