@@ -28,7 +28,11 @@
 //! image (an UPDATE that reserves nothing: the webhooks' round trips alone, so each webhook's
 //! round trip is a difference of two rows); last as many ConfigMaps of a small ledger's size,
 //! the floor of the one write each admitted create adds (its tenant's ledger), so the overhead
-//! can be read as "webhook round trips + one write".
+//! can be read as "webhook round trips + one write". Each create batch also prints what it
+//! cost, from kube-apiserver's `/metrics` and the webhook's own, scraped before and after it:
+//! every request kube-apiserver served (so a write per create would show), its own time per
+//! create, each webhook's calls as kube-apiserver timed them, and the same reviews as the
+//! webhook timed them; the difference of the last two is the wire, TLS and encoding.
 //!
 //! Tuning by environment: `SLIPWAY_BENCH_REQUESTS` (requests per phase-1 scenario, 20000),
 //! `SLIPWAY_BENCH_CREATES` (real CREATEs per concurrency, 1000), `SLIPWAY_BENCH_CONCURRENCY`
@@ -57,6 +61,7 @@ use kube::{
     Api, Client, Resource, ResourceExt,
     api::{DeleteParams, ListParams, PostParams},
 };
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 use slipway_crds::{
     App, AppSpec, DEFAULTS_FILLED, DEFAULTS_LABEL, Expose, ExposeType, LimitOverrides, TENANT_LABEL, Tenant,
@@ -74,6 +79,10 @@ use std::{
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 use tokio::sync::Barrier;
+
+#[path = "support/scrape.rs"]
+mod scrape;
+use scrape::{Growth, Metrics};
 
 /// Namespace of the bench's webhook (its reservation ledgers); deleted at the end.
 const WEBHOOK_NAMESPACE: &str = "slipway-bench";
@@ -162,17 +171,25 @@ async fn run() -> anyhow::Result<()> {
     let client = Client::try_default().await.context("connecting to the cluster from KUBECONFIG")?;
     slipway_crds::install(&client).await.context("installing the CRDs")?;
     let id = suffix();
-    let bench = Bench { client: client.clone(), id: id.clone() };
+    // The webhook records to the process-wide recorder; histograms with buckets (not the
+    // exporter's default summaries), so their `_sum` and `_count` only ever grow.
+    let recorder = PrometheusBuilder::new()
+        .set_buckets(&[0.001, 0.01, 0.1, 1.0])?
+        .install_recorder()
+        .context("installing a metrics recorder")?;
+    let bench = Bench { client: client.clone(), id: id.clone(), recorder };
     let result = bench.run(&settings).await;
     eprintln!("cleaning up");
     bench.cleanup(&settings).await;
     result
 }
 
-/// One bench run: its cluster client and the id in every name it creates.
+/// One bench run: its cluster client, the id in every name it creates, and the metrics
+/// recorder the in-process webhook records to.
 struct Bench {
     client: Client,
     id: String,
+    recorder: PrometheusHandle,
 }
 
 /// A started webhook: where it listens and the CA its certificate chains to.
@@ -390,8 +407,8 @@ impl Bench {
 
     /// [`create_batch`] of `count` Apps named `batch`, with kube-apiserver's CPU profile taken
     /// during it at 8 in flight ([`profile_apiserver`]); logs the batch's wall-clock window as
-    /// `mode`, so a system-wide profile can be cut to it (hack/profile-admission.sh). How long
-    /// the creates took, and the latency of each.
+    /// `mode`, so a system-wide profile can be cut to it (hack/profile-admission.sh), and what
+    /// the batch cost ([`BatchCosts`]). How long the creates took, and the latency of each.
     async fn profiled_batch<F>(
         &self,
         apps: &Api<App>,
@@ -405,26 +422,27 @@ impl Bench {
         F: Fn(&str) -> App + Clone + Send + 'static,
     {
         let profile = if concurrency == 8 { profile_apiserver(&self.client, batch) } else { None };
-        let ledgers_before = config_map_requests(&self.client).await?;
+        let before = self.scrape().await?;
         let (started, from) = (Instant::now(), unix_seconds());
         let latency = create_batch(apps, batch, count, concurrency, make).await?;
         let (elapsed, to) = (started.elapsed(), unix_seconds());
-        let ledgers = config_map_requests(&self.client).await?;
+        let after = self.scrape().await?;
         if let Some(profile) = profile {
             profile.await?.with_context(|| format!("profiling kube-apiserver during {batch}"))?;
         }
-        let ledger_requests: Vec<String> = ledgers
-            .iter()
-            .map(|(verb, n)| (verb, n - ledgers_before.get(verb).copied().unwrap_or(0.0)))
-            .filter(|(_, n)| *n > 0.0)
-            .map(|(verb, n)| format!("{n} {verb}"))
-            .collect();
         eprintln!(
-            "  {mode:<18} c={concurrency}: {count} Apps in {:.1} s (window {from:.3},{to:.3}); ConfigMap requests: {}",
-            elapsed.as_secs_f64(),
-            if ledger_requests.is_empty() { "none".to_string() } else { ledger_requests.join(", ") }
+            "  {mode:<18} c={concurrency}: {count} Apps in {:.1} s (window {from:.3},{to:.3})",
+            elapsed.as_secs_f64()
         );
+        eprint!("{}", BatchCosts::between(&before, &after));
         Ok((elapsed, latency))
+    }
+
+    /// kube-apiserver's metrics and the in-process webhook's, now.
+    async fn scrape(&self) -> anyhow::Result<(Metrics, Metrics)> {
+        let request = hyper::Request::get("/metrics").body(Vec::new())?;
+        let apiserver = self.client.request_text(request).await.context("scraping kube-apiserver's /metrics")?;
+        Ok((Metrics::parse(&apiserver)?, Metrics::parse(&self.recorder.render())?))
     }
 
     /// Phase 2: Apps created through kube-apiserver without Slipway's webhooks, with the
@@ -690,20 +708,72 @@ fn profile_apiserver(client: &Client, batch: &str) -> Option<tokio::task::JoinHa
     }))
 }
 
-/// kube-apiserver's `apiserver_request_total` for ConfigMaps, by verb: the reservation
-/// ledgers' reads and writes (and the few of kube-controller-manager's root CA publisher).
-async fn config_map_requests(client: &Client) -> anyhow::Result<BTreeMap<String, f64>> {
-    let request = hyper::Request::get("/metrics").body(Vec::new())?;
-    let text = client.request_text(request).await?;
-    let mut by_verb = BTreeMap::new();
-    for line in
-        text.lines().filter(|l| l.starts_with("apiserver_request_total{") && l.contains("resource=\"configmaps\""))
-    {
-        let verb = line.split("verb=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap_or("?");
-        let value: f64 = line.rsplit(' ').next().and_then(|v| v.parse().ok()).unwrap_or(0.0);
-        *by_verb.entry(verb.to_string()).or_insert(0.0) += value;
+/// What one batch cost, from [`Metrics`] scraped before and after it.
+struct BatchCosts {
+    /// kube-apiserver's `apiserver_request_total`, by `VERB resource[/subresource]`: every
+    /// request it served during the batch, whoever sent it (the creates, the webhook's ledger
+    /// and lease writes, kube-controller-manager's watches and writes).
+    requests: Growth,
+    /// kube-apiserver's own time per App create (`apiserver_request_duration_seconds`, POST
+    /// of `apps`): `(creates, mean seconds)`.
+    create: Option<(f64, f64)>,
+    /// Each webhook's calls as kube-apiserver timed them
+    /// (`apiserver_admission_webhook_admission_duration_seconds`, which includes encoding the
+    /// review, the HTTPS round trip and decoding the answer), by webhook name.
+    calls: BTreeMap<String, (f64, f64)>,
+    /// The same reviews as the webhook timed them (`slipway_admission_duration_seconds`, from
+    /// the decoded review to the answer), by phase.
+    reviews: BTreeMap<String, (f64, f64)>,
+}
+
+impl BatchCosts {
+    fn between(before: &(Metrics, Metrics), after: &(Metrics, Metrics)) -> Self {
+        let ((apiserver_before, webhook_before), (apiserver, webhook)) = (before, after);
+        let request = |l: &prometheus_parse::Labels| {
+            let resource = l.get("resource").filter(|r| !r.is_empty())?;
+            let subresource = l.get("subresource").filter(|s| !s.is_empty()).map(|s| format!("/{s}"));
+            Some(format!("{} {resource}{}", l.get("verb")?, subresource.unwrap_or_default()))
+        };
+        let apps_post = |l: &prometheus_parse::Labels| {
+            (l.get("verb") == Some("POST")
+                && l.get("resource") == Some("apps")
+                && l.get("subresource").is_none_or(str::is_empty))
+            .then(|| "POST apps".to_string())
+        };
+        let label = |name: &'static str| move |l: &prometheus_parse::Labels| l.get(name).map(str::to_owned);
+        Self {
+            requests: apiserver.growth_by(apiserver_before, "apiserver_request_total", request),
+            create: apiserver
+                .mean_by(apiserver_before, "apiserver_request_duration_seconds", apps_post)
+                .remove("POST apps"),
+            calls: apiserver.mean_by(
+                apiserver_before,
+                "apiserver_admission_webhook_admission_duration_seconds",
+                label("name"),
+            ),
+            reviews: webhook.mean_by(webhook_before, slipway_webhook::metrics::DURATION, label("phase")),
+        }
     }
-    Ok(by_verb)
+}
+
+impl std::fmt::Display for BatchCosts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "    kube-apiserver served: {}", self.requests.describe())?;
+        if let Some((creates, mean)) = self.create {
+            writeln!(f, "    kube-apiserver's time per create: {:.3} ms over {creates}", mean * 1e3)?;
+        }
+        for (name, (calls, mean)) in &self.calls {
+            writeln!(f, "    {name}: {calls} calls, {:.3} ms each as kube-apiserver times them", mean * 1e3)?;
+        }
+        for (phase, (reviews, mean)) in &self.reviews {
+            writeln!(
+                f,
+                "    webhook /{phase}: {reviews} reviews, {:.3} ms each as the webhook times them",
+                mean * 1e3
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Now, in seconds since the Unix epoch (the clock `perf record -k CLOCK_REALTIME` stamps samples with).

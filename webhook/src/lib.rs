@@ -23,7 +23,7 @@ pub mod certs;
 mod forward;
 mod index;
 mod managed_certificate;
-mod metrics;
+pub mod metrics;
 mod register;
 mod reservations;
 mod review;
