@@ -5,7 +5,7 @@
 use crate::{Amount, Spec, TenantPolicy};
 use serde::{Deserialize, Serialize};
 use slipway_crds::Kind;
-use std::{collections::BTreeMap, sync::Arc};
+use std::collections::BTreeMap;
 
 /// One of the plan's tenant totals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,16 +64,121 @@ impl Footprint {
         }
     }
 
+    /// The exact sum of two footprints, or `None` when a total leaves `i128`'s range.
+    pub fn checked_plus(&self, other: &Footprint) -> Option<Footprint> {
+        Some(Footprint {
+            cpu: self.cpu.checked_plus(&other.cpu)?,
+            memory: self.memory.checked_plus(&other.memory)?,
+            storage: self.storage.checked_plus(&other.storage)?,
+        })
+    }
+
+    /// The exact difference `self - other`, or `None` when a total leaves `i128`'s range.
+    pub fn checked_minus(&self, other: &Footprint) -> Option<Footprint> {
+        Some(Footprint {
+            cpu: self.cpu.checked_minus(&other.cpu)?,
+            memory: self.memory.checked_minus(&other.memory)?,
+            storage: self.storage.checked_minus(&other.storage)?,
+        })
+    }
+
     /// Whether any total of `self` is above that of `other`.
     pub fn exceeds(&self, other: &Footprint) -> bool {
         Total::ALL.into_iter().any(|t| self.get(t) > other.get(t))
     }
 }
 
-/// One kind's objects of a namespace, by name, with their footprints: a map the webhook's
-/// caches keep up to date from their watches and share with every review, so a review does
-/// not copy (or recompute) what the namespace holds.
-pub type Footprints = Arc<BTreeMap<String, Footprint>>;
+/// One kind's objects of a namespace, by name, with their footprints and the sum of them all:
+/// what the webhook's caches keep per namespace from their watches and hand to every review.
+///
+/// The map is persistent (imbl's B-tree: clones share their structure), so handing a review a
+/// clone costs O(1) however many objects the namespace holds, and a watch event that changes
+/// one object while reviews hold the previous version costs O(log n), not a copy of the map.
+/// Each insert and removal keeps the sum current, so a review reads the namespace's usage
+/// without adding it up (issue 13: the copies and the additions made the webhook's time per
+/// review grow with the namespace, from 0.16 ms at 500 Apps to 0.43 ms at 2,500).
+#[derive(Clone, Debug)]
+pub struct Footprints {
+    by_name: imbl::OrdMap<String, Footprint>,
+    /// The exact sum of `by_name`; `None` once a sum left `i128`'s range, which only hostile,
+    /// near-maximal amounts can make (each is at most 10^18 units times an `i32` of
+    /// replicas), after which [`Footprints::total`] adds every footprint up again.
+    total: Option<Footprint>,
+}
+
+impl Default for Footprints {
+    fn default() -> Self {
+        Self { by_name: imbl::OrdMap::new(), total: Some(Footprint::default()) }
+    }
+}
+
+impl Footprints {
+    /// Records `name` with `footprint`, replacing what was recorded for it.
+    pub fn insert(&mut self, name: String, footprint: Footprint) {
+        let total = self.total.take().and_then(|total| total.checked_plus(&footprint));
+        let replaced = self.by_name.insert(name, footprint);
+        self.total = match replaced {
+            Some(replaced) => total.and_then(|total| total.checked_minus(&replaced)),
+            None => total,
+        };
+    }
+
+    /// Forgets `name`.
+    pub fn remove(&mut self, name: &str) {
+        if let Some(removed) = self.by_name.remove(name) {
+            self.total = self.total.take().and_then(|total| total.checked_minus(&removed));
+        }
+    }
+
+    /// The footprint recorded for `name`.
+    pub fn get(&self, name: &str) -> Option<&Footprint> {
+        self.by_name.get(name)
+    }
+
+    /// Whether `name` is recorded.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.by_name.contains_key(name)
+    }
+
+    /// How many objects are recorded.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// Every name and footprint, in order of name.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Footprint)> {
+        self.by_name.iter()
+    }
+
+    /// The exact sum of every footprint, in O(1), unless a sum left `i128`'s range.
+    fn exact_total(&self) -> Option<&Footprint> {
+        self.total.as_ref()
+    }
+
+    /// The sum of every footprint (saturating): kept as they change, so O(1), unless a sum
+    /// left `i128`'s range, then added up again.
+    pub fn total(&self) -> Footprint {
+        match &self.total {
+            Some(total) => total.clone(),
+            None => self.by_name.values().fold(Footprint::default(), |sum, f| sum.plus(f)),
+        }
+    }
+}
+
+impl FromIterator<(String, Footprint)> for Footprints {
+    fn from_iter<T: IntoIterator<Item = (String, Footprint)>>(iter: T) -> Self {
+        let mut footprints = Footprints::default();
+        for (name, footprint) in iter {
+            footprints.insert(name, footprint);
+        }
+        footprints
+    }
+}
 
 /// Everything a tenant holds besides the object under review, stored or reserved, by kind and
 /// name.
@@ -81,9 +186,9 @@ pub type Footprints = Arc<BTreeMap<String, Footprint>>;
 /// Two layers: maps shared with a cache, one per kind at most ([`Inventory::share`]), and the
 /// entries recorded on top of them ([`Inventory::insert`], [`Inventory::remove`],
 /// [`Inventory::overlay`]), which win. Looking an object up costs O(log n); [`Inventory::usage`]
-/// adds up every footprint once, without allocating, so a review costs no copy of the tenant's
-/// objects (issue 13: building that copy took more than half of the webhook's CPU with 1,000
-/// Apps in a namespace).
+/// starts from the shared maps' running sums and corrects them for the recorded entries, so a
+/// review costs neither a copy of the tenant's objects nor a pass over them (issue 13: building
+/// that copy took more than half of the webhook's CPU with 1,000 Apps in a namespace).
 #[derive(Clone, Debug, Default)]
 pub struct Inventory {
     shared: BTreeMap<Kind, Footprints>,
@@ -104,7 +209,8 @@ impl Inventory {
         self.insert(S::KIND, name, spec.footprint(policy).unwrap_or_default());
     }
 
-    /// Holds every object of `footprints` as objects of `kind`, without copying them. Entries
+    /// Holds every object of `footprints` as objects of `kind` (a clone, which shares their
+    /// structure: O(1)). Entries
     /// recorded for `kind` before or after still win; a second shared map of the same kind is
     /// copied in as recorded entries.
     pub fn share(&mut self, kind: Kind, footprints: Footprints) {
@@ -185,8 +291,31 @@ impl Inventory {
         self.entries().map(|(kind, name, _)| (kind, name))
     }
 
-    /// The sum of every object's footprint.
+    /// The sum of every object's footprint (saturating). O(recorded entries): each shared
+    /// map's running sum, less the shared footprints that recorded entries replace or remove,
+    /// plus the recorded ones; a full pass only when an exact sum leaves `i128`'s range.
     pub fn usage(&self) -> Footprint {
+        self.exact_usage().unwrap_or_else(|| self.added_up())
+    }
+
+    fn exact_usage(&self) -> Option<Footprint> {
+        let mut sum = Footprint::default();
+        for (kind, shared) in &self.shared {
+            sum = sum.checked_plus(shared.exact_total()?)?;
+            for name in self.changes.get(kind).into_iter().flat_map(|c| c.keys()) {
+                if let Some(replaced) = shared.get(name) {
+                    sum = sum.checked_minus(replaced)?;
+                }
+            }
+        }
+        for footprint in self.changes.values().flat_map(|c| c.values()).flatten() {
+            sum = sum.checked_plus(footprint)?;
+        }
+        Some(sum)
+    }
+
+    /// Every footprint added up one by one, each sum saturating.
+    fn added_up(&self) -> Footprint {
         let mut sum = Footprint::default();
         for (kind, shared) in &self.shared {
             let changes = self.changes.get(kind);
@@ -249,9 +378,8 @@ mod tests {
 
     #[test]
     fn recorded_entries_win_over_a_shared_map() {
-        let apps: BTreeMap<String, Footprint> =
+        let apps: Footprints =
             [("a".into(), footprint("1", "1Gi", "0")), ("b".into(), footprint("2", "1Gi", "0"))].into_iter().collect();
-        let apps = Arc::new(apps);
         let mut layered = Inventory::default();
         layered.share(Kind::App, apps.clone());
         layered.insert(Kind::Database, "pg", footprint("500m", "256Mi", "1Gi"));
@@ -283,12 +411,71 @@ mod tests {
         // A second map of a kind already shared is copied in under the recorded entries.
         layered.share(
             Kind::App,
-            Arc::new(
-                [("c".into(), footprint("9", "0", "0")), ("d".into(), footprint("1", "0", "0"))].into_iter().collect(),
-            ),
+            [("c".into(), footprint("9", "0", "0")), ("d".into(), footprint("1", "0", "0"))].into_iter().collect(),
         );
         assert_eq!(layered.get(Kind::App, "c"), Some(&footprint("1", "0", "0")));
         assert_eq!(layered.count(Kind::App), 3);
+    }
+
+    /// Every footprint added up one by one, as the sum kept as they change must equal.
+    fn added_up(footprints: &Footprints) -> Footprint {
+        footprints.iter().fold(Footprint::default(), |sum, (_, f)| sum.plus(f))
+    }
+
+    #[test]
+    fn the_kept_sum_follows_inserts_replacements_and_removals() {
+        let mut footprints = Footprints::default();
+        let before_any_change = footprints.clone();
+        footprints.insert("a".into(), footprint("1", "1Gi", "0"));
+        footprints.insert("b".into(), footprint("250m", "128Mi", "1Gi"));
+        let held = footprints.clone();
+        footprints.insert("a".into(), footprint("3", "2Gi", "0"));
+        footprints.remove("b");
+        footprints.remove("nobody");
+        footprints.insert("c".into(), footprint("500m", "0", "5Gi"));
+        assert_eq!(footprints.total(), footprint("3500m", "2Gi", "5Gi"));
+        assert_eq!(footprints.total(), added_up(&footprints));
+        assert_eq!(held.total(), footprint("1250m", "1152Mi", "1Gi"), "a clone keeps its own contents and sum");
+        assert_eq!((held.len(), before_any_change.total()), (2, Footprint::default()));
+    }
+
+    #[test]
+    fn sums_beyond_i128_saturate_as_before() {
+        // The largest amount one object can have: 10^18 cores times the most replicas.
+        let huge = || Footprint { cpu: Amount::parse("1E").unwrap().times(i32::MAX), ..Footprint::default() };
+        let mut footprints: Footprints = (0..100).map(|i| (format!("app-{i}"), huge())).collect();
+        footprints.insert("small".into(), footprint("1", "1Gi", "0"));
+        assert_eq!(footprints.total(), added_up(&footprints), "saturated, and the other totals exact");
+        assert_eq!(footprints.total().memory, Amount::parse("1Gi").unwrap());
+
+        let mut inventory = Inventory::default();
+        inventory.share(Kind::App, footprints.clone());
+        inventory.remove(Kind::App, "small");
+        assert_eq!(inventory.usage().memory, Amount::zero());
+        assert_eq!(inventory.usage().cpu, footprints.total().cpu);
+
+        // Back in range, the sum is right again (added up: the kept one was lost for good).
+        for i in 1..100 {
+            footprints.remove(&format!("app-{i}"));
+        }
+        assert_eq!(footprints.total(), huge().plus(&footprint("1", "1Gi", "0")));
+    }
+
+    #[test]
+    fn usage_from_kept_sums_equals_adding_every_entry_up() {
+        let shared: Footprints =
+            (0..50).map(|i| (format!("app-{i}"), footprint(&format!("{i}m"), "1Mi", "0"))).collect();
+        let mut inventory = Inventory::default();
+        inventory.share(Kind::App, shared);
+        inventory.remove(Kind::App, "app-3");
+        inventory.insert(Kind::App, "app-4", footprint("1", "0", "0"));
+        inventory.insert(Kind::App, "new", footprint("2", "0", "0"));
+        inventory.remove(Kind::App, "never-stored");
+        inventory.insert(Kind::Database, "pg", footprint("0", "1Gi", "10Gi"));
+        let added_up = inventory.entries().fold(Footprint::default(), |sum, (_, _, f)| sum.plus(f));
+        assert_eq!(inventory.usage(), added_up);
+        // 0..50 millicores is 1225m; less 3m and 4m, plus 1 and 2 cores.
+        assert_eq!(inventory.usage().cpu, Amount::parse("4218m").unwrap());
     }
 
     #[test]

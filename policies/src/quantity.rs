@@ -166,6 +166,17 @@ impl Amount {
         Self::from_nanos(self.nanos.saturating_add(other.nanos))
     }
 
+    /// The exact sum of two amounts, or `None` when it leaves `i128`'s range (only sums of
+    /// hostile, near-maximal amounts can).
+    pub fn checked_plus(&self, other: &Amount) -> Option<Self> {
+        self.nanos.checked_add(other.nanos).map(Self::from_nanos)
+    }
+
+    /// The exact difference `self - other`, or `None` when it leaves `i128`'s range.
+    pub fn checked_minus(&self, other: &Amount) -> Option<Self> {
+        self.nanos.checked_sub(other.nanos).map(Self::from_nanos)
+    }
+
     /// `self - other`, or zero when `other` is larger.
     pub fn saturating_minus(&self, other: &Amount) -> Self {
         Self::from_nanos((self.nanos - other.nanos).max(0))

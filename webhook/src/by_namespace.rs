@@ -201,8 +201,8 @@ impl<K: Watched> ByNamespace<K> {
     ///
     /// Shares the namespace's footprints rather than copying them: they are counted once per
     /// policy (the first review after a plan change counts them all again) and then kept up to
-    /// date by the watch, one object per event. A review neither copies nor parses them again:
-    /// what still grows with the namespace is one pass adding its footprints up.
+    /// date by the watch, one object per event, with their sum. A review neither copies nor
+    /// parses nor adds them up: its cost does not grow with the namespace.
     pub fn add_to(&self, inventory: &mut Inventory, ns: &str, policy: &TenantPolicy) {
         {
             let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
@@ -215,14 +215,13 @@ impl<K: Watched> ByNamespace<K> {
             }
         }
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
-        let footprints: BTreeMap<String, Footprint> = state
+        let footprints: Footprints = state
             .objects
             .get(ns)
             .into_iter()
             .flatten()
             .map(|(name, entry)| (name.clone(), footprint(policy, &entry.spec)))
             .collect();
-        let footprints = Arc::new(footprints);
         state.counted.insert(ns.to_string(), Counted { policy: policy.clone(), footprints: footprints.clone() });
         inventory.share(K::Spec::KIND, footprints);
     }
@@ -253,8 +252,8 @@ impl<S: Spec> State<S> {
             self.hosts.entry(host.clone()).or_default().insert((ns.clone(), name.clone()));
         }
         if let Some(counted) = self.counted.get_mut(&ns) {
-            // Copies the map only while a review still holds the previous one.
-            Arc::make_mut(&mut counted.footprints).insert(name.clone(), footprint(&counted.policy, &entry.spec));
+            // O(log n) even while reviews hold the previous version: the map is persistent.
+            counted.footprints.insert(name.clone(), footprint(&counted.policy, &entry.spec));
         }
         self.objects.entry(ns).or_default().insert(name, entry);
     }
@@ -267,7 +266,7 @@ impl<S: Spec> State<S> {
             self.objects.remove(ns);
             self.counted.remove(ns);
         } else if let Some(counted) = self.counted.get_mut(ns) {
-            Arc::make_mut(&mut counted.footprints).remove(name);
+            counted.footprints.remove(name);
         }
         let Some(host) = removed.host else { return };
         if let Some(holders) = self.hosts.get_mut(&host) {

@@ -159,7 +159,7 @@ mod tests {
         // The other way round, and from a map shared with a cache.
         let mut others = Inventory::default();
         let databases = [("orders".to_string(), Footprint::default())].into_iter().collect();
-        others.share(Kind::Database, std::sync::Arc::new(databases));
+        others.share(Kind::Database, databases);
         let clash = |others: &Inventory, kind, name: &str| {
             let mut out = Outcome::default();
             review_unique_services(kind, name, others, &mut out);
