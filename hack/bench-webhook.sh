@@ -9,7 +9,7 @@
 # Phase 1 drives the webhook directly over HTTPS (UPDATE, CREATE dryRun, CREATE with the
 # ledger write) at fixed concurrency; phase 2 creates Apps through kube-apiserver with and
 # without the webhook registered. Tuning: SLIPWAY_BENCH_REQUESTS, SLIPWAY_BENCH_CREATES,
-# SLIPWAY_BENCH_CONCURRENCY, SLIPWAY_BENCH_SEED_APPS, SLIPWAY_BENCH_APPS, SLIPWAY_BENCH_PHASES
+# SLIPWAY_BENCH_CONCURRENCY, SLIPWAY_BENCH_SEED_APPS, SLIPWAY_BENCH_APPS, SLIPWAY_BENCH_ROUNDS, SLIPWAY_BENCH_PHASES
 # (see the bench's docs). Set SLIPWAY_BENCH_KEEP=1 to leave the stack running.
 set -euo pipefail
 cd "$(dirname "$0")/.."

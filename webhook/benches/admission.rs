@@ -38,6 +38,8 @@
 //! `SLIPWAY_BENCH_CREATES` (real CREATEs per concurrency, 1000), `SLIPWAY_BENCH_CONCURRENCY`
 //! (comma-separated in-flight counts, `8,32`), `SLIPWAY_BENCH_SEED_APPS` (Apps stored in the
 //! tenant before phase 1, 20), `SLIPWAY_BENCH_APPS` (Apps per phase-2 batch, 200),
+//! `SLIPWAY_BENCH_ROUNDS` (phase-2 rounds, 2: the modes run forwards, then backwards, and each
+//! mode's batches are pooled, so the cluster's slowing down over a run is shared fairly),
 //! `SLIPWAY_BENCH_PHASES` (`webhook,apiserver`).
 //!
 //! Run by `cargo test --all-targets` (without `--bench`) it only prints how to run it.
@@ -102,6 +104,7 @@ struct Settings {
     concurrency: Vec<usize>,
     seed_apps: usize,
     apps: usize,
+    rounds: usize,
     phases: String,
 }
 
@@ -126,6 +129,7 @@ impl Settings {
             concurrency,
             seed_apps: env_or("SLIPWAY_BENCH_SEED_APPS", 20)?,
             apps: env_or("SLIPWAY_BENCH_APPS", 200)?,
+            rounds: env_or("SLIPWAY_BENCH_ROUNDS", 2)?,
             phases: std::env::var("SLIPWAY_BENCH_PHASES").unwrap_or_else(|_| "webhook,apiserver".into()),
         })
     }
@@ -454,10 +458,18 @@ impl Bench {
         // Apps as Slipway's API creates them: carrying the labels, the defaults and their author,
         // so the mutating webhook's object selector keeps them from it.
         let complete = complete_app(&tenant, &username(&self.client).await?);
-        let mut rows = vec![];
+        let mut rows = Rows::default();
         let modes =
             [Registered::Neither, Registered::ValidatingOnly, Registered::ValidatingAndPolicy, Registered::Both];
-        for registered in modes {
+        // Rounds run the modes forwards, then backwards (A B C D, D C B A, …): the cluster slows
+        // down as a run goes on (etcd's history and kube-apiserver's heap grow with every batch),
+        // and a mode always measured after the floor would be charged for that drift.
+        let schedule = (0..settings.rounds).flat_map(|round| {
+            let order: Vec<Registered> =
+                if round % 2 == 0 { modes.to_vec() } else { modes.iter().rev().copied().collect() };
+            order.into_iter().map(move |registered| (round, registered))
+        });
+        for (round, registered) in schedule {
             if registered == Registered::Neither {
                 self.unregister().await?;
             } else {
@@ -470,12 +482,13 @@ impl Bench {
             set_defaults_policy(&self.client, registered == Registered::ValidatingAndPolicy).await?;
             wait_for_webhooks(&apps, registered).await?;
             let (mode, label, update_mode) = registered.names();
+            let label = format!("{label}-r{round}");
             create_batch(&apps, &format!("{label}-warm"), 20, 1, bare_app).await?;
             for concurrency in [1, 8] {
                 let batch = format!("{label}-c{concurrency}");
                 let (elapsed, latency) =
                     self.profiled_batch(&apps, mode, &batch, settings.apps, concurrency, bare_app).await?;
-                rows.push((mode, concurrency, elapsed, latency));
+                rows.add(mode, concurrency, elapsed, &latency)?;
             }
             if let Some(complete_mode) = registered.complete_mode() {
                 for concurrency in [1, 8] {
@@ -483,7 +496,7 @@ impl Bench {
                     let make = complete.clone();
                     let (elapsed, latency) =
                         self.profiled_batch(&apps, complete_mode, &batch, settings.apps, concurrency, make).await?;
-                    rows.push((complete_mode, concurrency, elapsed, latency));
+                    rows.add(complete_mode, concurrency, elapsed, &latency)?;
                 }
             }
             // The same Apps given a new image: the webhooks are called, no reservation is
@@ -492,7 +505,7 @@ impl Bench {
                 let started = Instant::now();
                 let image = format!("nginx:1.27-c{concurrency}");
                 let latency = update_batch(&apps, &format!("{label}-c1"), settings.apps, concurrency, &image).await?;
-                rows.push((update_mode, concurrency, started.elapsed(), latency));
+                rows.add(update_mode, concurrency, started.elapsed(), &latency)?;
             }
             let lp = ListParams::default().labels(BATCH_LABEL);
             apps.delete_collection(&DeleteParams::default(), &lp).await?;
@@ -507,15 +520,18 @@ impl Bench {
             let batch = format!("ledger-c{concurrency}");
             let latency =
                 create_batch(&config_maps, &batch, settings.apps, concurrency, ledger_sized_config_map).await?;
-            rows.push(("ConfigMap alone", concurrency, started.elapsed(), latency));
+            rows.add("ConfigMap alone", concurrency, started.elapsed(), &latency)?;
         }
         config_maps.delete_collection(&DeleteParams::default(), &ListParams::default().labels(BATCH_LABEL)).await?;
-        println!("\nPhase 2: {} App creates through kube-apiserver (kube client), per batch", settings.apps);
+        println!(
+            "\nPhase 2: App creates through kube-apiserver (kube client), {} per batch, {} rounds pooled",
+            settings.apps, settings.rounds
+        );
         println!(
             "{:<18} {:>5} {:>8} {:>10} {:>8} {:>8} {:>8}",
             "mode", "conc", "Apps", "creates/s", "p50 ms", "p90 ms", "p99 ms"
         );
-        for (mode, concurrency, elapsed, latency) in &rows {
+        for (mode, concurrency, elapsed, latency) in rows.iter() {
             println!(
                 "{:<18} {:>5} {:>8} {:>10.1} {:>8.2} {:>8.2} {:>8.2}",
                 mode,
@@ -706,6 +722,35 @@ fn profile_apiserver(client: &Client, batch: &str) -> Option<tokio::task::JoinHa
         std::fs::write(path, response.into_body().collect().await?.to_bytes())?;
         Ok(())
     }))
+}
+
+/// Each mode's creates or updates at each concurrency, in the order first seen, with the time
+/// they took and their latencies pooled over the rounds.
+#[derive(Default)]
+struct Rows(Vec<(&'static str, usize, Duration, Histogram<u64>)>);
+
+impl Rows {
+    /// Pools a batch of `mode` at `concurrency` into its row.
+    fn add(
+        &mut self,
+        mode: &'static str,
+        concurrency: usize,
+        took: Duration,
+        latency: &Histogram<u64>,
+    ) -> anyhow::Result<()> {
+        match self.0.iter_mut().find(|row| row.0 == mode && row.1 == concurrency) {
+            Some(row) => {
+                row.2 += took;
+                row.3.add(latency)?;
+            }
+            None => self.0.push((mode, concurrency, took, latency.clone())),
+        }
+        Ok(())
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &(&'static str, usize, Duration, Histogram<u64>)> {
+        self.0.iter()
+    }
 }
 
 /// What one batch cost, from [`Metrics`] scraped before and after it.
