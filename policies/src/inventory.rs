@@ -291,9 +291,11 @@ impl Inventory {
         self.entries().map(|(kind, name, _)| (kind, name))
     }
 
-    /// The sum of every object's footprint (saturating). O(recorded entries): each shared
-    /// map's running sum, less the shared footprints that recorded entries replace or remove,
-    /// plus the recorded ones; a full pass only when an exact sum leaves `i128`'s range.
+    /// The sum of every object's footprint (saturating), plus the recorded ones, in
+    /// O(recorded + min(recorded, shared) · log): each shared map's running sum less the
+    /// footprints that recorded entries replace or remove, or, where the recorded entries are
+    /// the more, the shared footprints they leave added up; a full pass only when an exact sum
+    /// leaves `i128`'s range.
     pub fn usage(&self) -> Footprint {
         self.exact_usage().unwrap_or_else(|| self.added_up())
     }
@@ -301,10 +303,23 @@ impl Inventory {
     fn exact_usage(&self) -> Option<Footprint> {
         let mut sum = Footprint::default();
         for (kind, shared) in &self.shared {
-            sum = sum.checked_plus(shared.exact_total()?)?;
-            for name in self.changes.get(kind).into_iter().flat_map(|c| c.keys()) {
-                if let Some(replaced) = shared.get(name) {
-                    sum = sum.checked_minus(replaced)?;
+            let changes = self.changes.get(kind);
+            if changes.is_none_or(|c| c.len() <= shared.len()) {
+                // The usual case, a few reservations on a large namespace: its kept sum, less
+                // what the recorded entries replace.
+                sum = sum.checked_plus(shared.exact_total()?)?;
+                for name in changes.into_iter().flat_map(|c| c.keys()) {
+                    if let Some(replaced) = shared.get(name) {
+                        sum = sum.checked_minus(replaced)?;
+                    }
+                }
+            } else {
+                // More recorded entries than shared ones (a tenant's reservations outnumber
+                // what the cache holds yet): cheaper to add up the shared ones they leave.
+                for (name, footprint) in shared.iter() {
+                    if changes.is_none_or(|c| !c.contains_key(name)) {
+                        sum = sum.checked_plus(footprint)?;
+                    }
                 }
             }
         }
@@ -472,10 +487,18 @@ mod tests {
         inventory.insert(Kind::App, "new", footprint("2", "0", "0"));
         inventory.remove(Kind::App, "never-stored");
         inventory.insert(Kind::Database, "pg", footprint("0", "1Gi", "10Gi"));
-        let added_up = inventory.entries().fold(Footprint::default(), |sum, (_, _, f)| sum.plus(f));
-        assert_eq!(inventory.usage(), added_up);
+        let added_up =
+            |inventory: &Inventory| inventory.entries().fold(Footprint::default(), |sum, (_, _, f)| sum.plus(f));
+        assert_eq!(inventory.usage(), added_up(&inventory));
         // 0..50 millicores is 1225m; less 3m and 4m, plus 1 and 2 cores.
         assert_eq!(inventory.usage().cpu, Amount::parse("4218m").unwrap());
+
+        // More recorded entries than shared ones: the shared ones left are added up instead.
+        for i in 0..60 {
+            inventory.insert(Kind::App, format!("reserved-{i}"), footprint("1m", "0", "0"));
+        }
+        assert_eq!(inventory.usage(), added_up(&inventory));
+        assert_eq!(inventory.usage().cpu, Amount::parse("4278m").unwrap());
     }
 
     #[test]
