@@ -710,13 +710,8 @@ async fn a_missing_ledger_namespace_fails_the_reservation_and_names_it() {
 async fn creates_kept_from_mutation() -> u64 {
     let request = http::Request::get("/metrics").body(vec![]).unwrap();
     let metrics = kube_admin().await.request_text(request).await.expect("kube-apiserver serves /metrics to an admin");
-    let skipped: f64 = metrics
-        .lines()
-        .filter(|l| l.starts_with("apiserver_admission_match_condition_exclusions_total{"))
-        .filter(|l| l.contains(r#"name="mutate.slipway.dev""#) && l.contains(r#"operation="CREATE""#))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    skipped as u64
+    let labels = [("name", "mutate.slipway.dev"), ("operation", "CREATE")];
+    support::metric_sum(&metrics, "apiserver_admission_match_condition_exclusions_total", &labels) as u64
 }
 
 /// A create that already carries what the mutating webhook adds (the tenant label, every field

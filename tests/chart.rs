@@ -36,7 +36,7 @@ use std::{
 use support::{
     Client,
     chart::{NAMESPACE, RELEASE, Release, Topology, api_base, kubectl},
-    eventually, kube_admin, mails_at, member_api, required_env, unique,
+    eventually, kube_admin, mails_at, member_api, metric_sum, required_env, unique,
 };
 
 /// The example web App (hack/images.sh).
@@ -78,16 +78,6 @@ async fn scrape(component: &str) -> Vec<(String, String)> {
     }
     assert!(!scraped.is_empty(), "no running {component} pod to scrape");
     scraped
-}
-
-/// The sum of the samples of `metric` (Prometheus text format) whose labels include every
-/// `labels` pair.
-fn sample(text: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|line| line.strip_prefix(metric).is_some_and(|rest| rest.starts_with(['{', ' '])))
-        .filter(|line| labels.iter().all(|(k, v)| line.contains(&format!("{k}=\"{v}\""))))
-        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
-        .sum()
 }
 
 /// SIGKILLs the `slipway` process of `pod` on this machine, which is the real node: a crash
@@ -207,22 +197,22 @@ async fn slipway_installed_by_the_chart_serves_its_users_and_survives_losing_its
     // Every component's metrics tell what happened, on each pod's port 9090.
     let api = scrape("api").await;
     let created = [("method", "POST"), ("route", "/api/v1/tenants"), ("status", "201")];
-    assert_eq!(sample(&api[0].1, "slipway_api_requests_total", &created), 1.0, "{}", api[0].1);
-    assert!(sample(&api[0].1, "slipway_api_request_duration_seconds_count", &created[..2]) >= 1.0);
-    assert!(sample(&api[0].1, "slipway_emails_total", &[("result", "sent")]) >= 1.0, "the verification email");
+    assert_eq!(metric_sum(&api[0].1, "slipway_api_requests_total", &created), 1.0, "{}", api[0].1);
+    assert!(metric_sum(&api[0].1, "slipway_api_request_duration_seconds_count", &created[..2]) >= 1.0);
+    assert!(metric_sum(&api[0].1, "slipway_emails_total", &[("result", "sent")]) >= 1.0, "the verification email");
     let webhooks = scrape("webhook").await;
     let reviews = |labels: &[(&str, &str)]| -> f64 {
-        webhooks.iter().map(|(_, text)| sample(text, "slipway_admission_requests_total", labels)).sum()
+        webhooks.iter().map(|(_, text)| metric_sum(text, "slipway_admission_requests_total", labels)).sum()
     };
     assert!(reviews(&[("phase", "validate"), ("kind", "App"), ("verdict", "denied")]) >= 1.0, "the 4-replica App");
     assert!(reviews(&[("phase", "mutate"), ("kind", "App"), ("operation", "CREATE"), ("verdict", "allowed")]) >= 1.0);
     let controllers = scrape("controller").await;
     let leaders: Vec<_> =
-        controllers.iter().filter(|(_, text)| sample(text, "slipway_controller_leader", &[]) == 1.0).collect();
+        controllers.iter().filter(|(_, text)| metric_sum(text, "slipway_controller_leader", &[]) == 1.0).collect();
     assert_eq!(leaders.len(), 1, "one controller reports leading: {controllers:?}");
     let (leader_pod, leader_metrics) = leaders[0];
     assert!(successor.starts_with(&format!("{leader_pod}_")), "{successor} leads, {leader_pod} says it does");
-    let reconciled = sample(leader_metrics, "slipway_reconciles_total", &[("kind", "app"), ("result", "ok")]);
+    let reconciled = metric_sum(leader_metrics, "slipway_reconciles_total", &[("kind", "app"), ("result", "ok")]);
     assert!(reconciled >= 1.0, "the new leader reconciled the App: {leader_metrics}");
 
     // The owner deletes the tenant; its namespace goes with it.

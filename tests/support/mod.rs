@@ -23,6 +23,24 @@ pub fn required_env(name: &str) -> String {
         .unwrap_or_else(|_| panic!("{name} is not set: run the suite with hack/test.sh, which starts the components"))
 }
 
+/// The sum of the samples of `metric` in Prometheus text `text` (a counter's, a gauge's, or a
+/// histogram's `_sum` or `_count`) whose labels include every `labels` pair.
+pub fn metric_sum(text: &str, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|line| Ok(line.to_owned())))
+        .expect("reading lines from a string cannot fail");
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .filter_map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+        .sum()
+}
+
 /// The clusters hack/test.sh starts.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Cluster {
