@@ -156,11 +156,6 @@ impl Footprints {
         self.by_name.iter()
     }
 
-    /// The exact sum of every footprint, in O(1), unless a sum left `i128`'s range.
-    fn exact_total(&self) -> Option<&Footprint> {
-        self.total.as_ref()
-    }
-
     /// The sum of every footprint (saturating): kept as they change, so O(1), unless a sum
     /// left `i128`'s range, then added up again.
     pub fn total(&self) -> Footprint {
@@ -307,7 +302,7 @@ impl Inventory {
             if changes.is_none_or(|c| c.len() <= shared.len()) {
                 // The usual case, a few reservations on a large namespace: its kept sum, less
                 // what the recorded entries replace.
-                sum = sum.checked_plus(shared.exact_total()?)?;
+                sum = sum.checked_plus(shared.total.as_ref()?)?;
                 for name in changes.into_iter().flat_map(|c| c.keys()) {
                     if let Some(replaced) = shared.get(name) {
                         sum = sum.checked_minus(replaced)?;
