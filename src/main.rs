@@ -12,6 +12,21 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing_subscriber::{EnvFilter, fmt};
 
+/// The process's allocator: mimalloc (Microsoft's, through the `mimalloc` crate) instead of
+/// glibc's malloc.
+///
+/// Why (issue 13): under `perf`, glibc's `malloc`, `free` and `malloc_consolidate` took about a
+/// fifth of the CPU of each admission review at 8 connections, with its arena locks contended
+/// across the runtime's threads (`__lll_lock_wait_private`). With mimalloc's per-thread free
+/// lists, the admission bench's scale-up UPDATEs went from 12,955 and 13,737 to 18,560 and
+/// 17,972 reviews/s (interleaved runs of `SLIPWAY_BENCH_PHASES=webhook
+/// SLIPWAY_BENCH_REQUESTS=200000 SLIPWAY_BENCH_CONCURRENCY=8 hack/bench-webhook.sh`).
+/// The price is resident memory that mimalloc keeps for reuse: `slipway all` holds 120–123 MB
+/// after bursts of 60 logins (82–85 MB with glibc) and 141–147 MB after `loadtest/run.sh
+/// reads` (98 MB), within issue 13's 300 MB.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

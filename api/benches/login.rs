@@ -7,6 +7,10 @@
 //! run sends every attempt from one address at one account, the way a guessing attacker
 //! would: it shows how fast the limits turn the excess away (429s) and what gets through.
 
+/// The allocator `slipway` runs with (see its `src/main.rs`), so this bench measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use axum::{
     Router,
     body::Body,

@@ -44,6 +44,10 @@
 //!
 //! Run by `cargo test --all-targets` (without `--bench`) it only prints how to run it.
 
+/// The allocator `slipway` runs with (see its `src/main.rs`), so this bench measures what ships.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use anyhow::{Context as _, bail};
 use bytes::Bytes;
 use hdrhistogram::Histogram;
