@@ -21,9 +21,10 @@ use tracing_subscriber::{EnvFilter, fmt};
 /// lists, the admission bench's scale-up UPDATEs went from 12,955 and 13,737 to 18,560 and
 /// 17,972 reviews/s (interleaved runs of `SLIPWAY_BENCH_PHASES=webhook
 /// SLIPWAY_BENCH_REQUESTS=200000 SLIPWAY_BENCH_CONCURRENCY=8 hack/bench-webhook.sh`).
-/// The price is resident memory that mimalloc keeps for reuse: `slipway all` holds 120–123 MB
-/// after bursts of 60 logins (82–85 MB with glibc) and 141–147 MB after `loadtest/run.sh
-/// reads` (98 MB), within issue 13's 300 MB.
+/// The price is resident memory that mimalloc keeps for reuse. `slipway all` holds 119–123 MB
+/// after bursts of 60 logins (82–85 MB with glibc; issue 13 allows 300 MB), 141–147 MB after
+/// `loadtest/run.sh reads` (98 MB) and 191–202 MB after `loadtest/run.sh tenants` at 8 users
+/// (151 MB).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
