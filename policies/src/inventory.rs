@@ -286,7 +286,7 @@ impl Inventory {
         self.entries().map(|(kind, name, _)| (kind, name))
     }
 
-    /// The sum of every object's footprint (saturating), plus the recorded ones, in
+    /// The sum of every object's footprint, shared or recorded (saturating), in
     /// O(recorded + min(recorded, shared) · log): each shared map's running sum less the
     /// footprints that recorded entries replace or remove, or, where the recorded entries are
     /// the more, the shared footprints they leave added up; a full pass only when an exact sum
@@ -298,22 +298,24 @@ impl Inventory {
     fn exact_usage(&self) -> Option<Footprint> {
         let mut sum = Footprint::default();
         for (kind, shared) in &self.shared {
-            let changes = self.changes.get(kind);
-            if changes.is_none_or(|c| c.len() <= shared.len()) {
-                // The usual case, a few reservations on a large namespace: its kept sum, less
-                // what the recorded entries replace.
-                sum = sum.checked_plus(shared.total.as_ref()?)?;
-                for name in changes.into_iter().flat_map(|c| c.keys()) {
-                    if let Some(replaced) = shared.get(name) {
-                        sum = sum.checked_minus(replaced)?;
-                    }
-                }
-            } else {
+            match self.changes.get(kind) {
                 // More recorded entries than shared ones (a tenant's reservations outnumber
                 // what the cache holds yet): cheaper to add up the shared ones they leave.
-                for (name, footprint) in shared.iter() {
-                    if changes.is_none_or(|c| !c.contains_key(name)) {
-                        sum = sum.checked_plus(footprint)?;
+                Some(changes) if changes.len() > shared.len() => {
+                    for (name, footprint) in shared.iter() {
+                        if !changes.contains_key(name) {
+                            sum = sum.checked_plus(footprint)?;
+                        }
+                    }
+                }
+                // The usual case, a few reservations on a large namespace: its kept sum, less
+                // what the recorded entries replace.
+                changes => {
+                    sum = sum.checked_plus(shared.total.as_ref()?)?;
+                    for name in changes.into_iter().flat_map(|c| c.keys()) {
+                        if let Some(replaced) = shared.get(name) {
+                            sum = sum.checked_minus(replaced)?;
+                        }
                     }
                 }
             }
